@@ -1,0 +1,191 @@
+"""Validation pipeline: from a file's bytes to one verdict per piece.
+
+Stages are small functions; each returns findings (errors are data) and the
+checks it ran. The order follows the platform's documented order (file
+controls, format detection, syntax and XSD, then business rules). Nothing
+here touches the store or the folders: `gateway validate` and the workers
+both call `evaluate_file`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from . import codes, detect, lots, xmlsafe, xsd
+from .config import Settings
+from .records import Check, Finding, Format, FlowState, Location, Part, Verdict, flow_state
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    format: Format
+    verdicts: tuple[Verdict, ...]
+    file_findings: tuple[Finding, ...] = ()
+
+    @property
+    def state(self) -> FlowState:
+        return flow_state(self.verdicts, self.file_findings)
+
+
+@dataclass
+class PieceWork:
+    """What the stages of one piece build up (mutable only inside `evaluate_part`)."""
+
+    part: Part
+    format: Format
+    tree: etree._ElementTree | None = None
+    findings: list[Finding] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return any(f.severity >= 2 for f in self.findings)
+
+    def verdict(self) -> Verdict:
+        return Verdict(index=self.part.index, name=self.part.name, format=self.format,
+                       findings=tuple(self.findings), checks=tuple(self.checks),
+                       extra=tuple(self.extra.items()))
+
+
+# Later stages (business rules, mapping, controls, PDF) register here so the
+# pipeline's order stays in one place. Each takes (work, settings) and adds
+# findings/checks; it runs only if no earlier stage rejected the piece,
+# otherwise it is recorded as skipped.
+XmlStage = Callable[[PieceWork, Settings], None]
+XML_STAGES: list[tuple[str, XmlStage]] = []
+PdfStage = Callable[[PieceWork, Settings], None]
+PDF_STAGE: list[PdfStage] = []
+
+
+def check_file(name: str, size: int, settings: Settings) -> list[Finding]:
+    """File-level controls that need no content."""
+    if size == 0:
+        return [codes.finding("IRR_VIDE_F", location=Location(member=name), value="0", stage="file")]
+    if size > settings.max_file_bytes:
+        return [codes.finding(
+            "IRR_TAILLE_F", f"File is {size} bytes; the limit is {settings.max_file_bytes}",
+            f"Le fichier fait {size} octets ; la limite est {settings.max_file_bytes}",
+            location=Location(member=name), value=str(size), stage="file")]
+    return []
+
+
+def evaluate_file(data: bytes | None, name: str, settings: Settings, *, size: int | None = None) -> Evaluation:
+    """Evaluate one deposited file. `data` may be None when the file is over
+    the size limit (it is then never read)."""
+    size = len(data) if data is not None else (size or 0)
+    refused = check_file(name, size, settings)
+    if refused or data is None:
+        fmt = detect.detect(data[:4096]) if data else Format.UNKNOWN
+        return Evaluation(fmt, (), tuple(refused))
+    fmt = detect.detect(data)
+    if fmt is Format.LOT:
+        return _evaluate_lot(data, settings)
+    verdict = evaluate_part(Part(1, name, data), settings)
+    # the PDF stage refines `pdf` into facturx / pdf-signed
+    return Evaluation(verdict.format, (verdict,))
+
+
+def _evaluate_lot(data: bytes, settings: Settings) -> Evaluation:
+    limits = lots.LotLimits(settings.max_lot_members, settings.max_lot_unpacked_bytes, settings.max_file_bytes)
+    verdicts: list[Verdict] = []
+    try:
+        for part in lots.unpack(data, limits):
+            if detect.detect(part.data) is Format.LOT:
+                verdicts.append(Verdict(part.index, part.name, Format.LOT, (codes.finding(
+                    "IRR_TYPE_F", "A lot inside a lot is not accepted", "Un lot dans un lot n'est pas accepté",
+                    location=Location(member=part.name), stage="lot"),)))
+                continue
+            verdicts.append(evaluate_part(part, settings))
+    except lots.LotError as exc:
+        # A hostile or broken archive is refused whole: nothing of it is integrated.
+        return Evaluation(Format.LOT, tuple(verdicts), (exc.finding,))
+    if not verdicts:
+        return Evaluation(Format.LOT, (), (codes.finding("IRR_VIDE_F", "The lot holds no file",
+                                                         "Le lot ne contient aucun fichier", stage="lot"),))
+    return Evaluation(Format.LOT, tuple(verdicts))
+
+
+def evaluate_part(part: Part, settings: Settings) -> Verdict:
+    member = part.name or None
+    if not part.data:
+        return Verdict(part.index, part.name, Format.UNKNOWN,
+                       (codes.finding("IRR_VIDE_F", location=Location(member=member), stage="file"),))
+    fmt = detect.detect(part.data)
+    work = PieceWork(part, fmt)
+    if fmt.is_xml:
+        _xml_stages(work, settings)
+    elif fmt is Format.PDF:
+        if PDF_STAGE:
+            PDF_STAGE[0](work, settings)
+        else:
+            work.findings.append(codes.finding(
+                "ERR_VALIDATEUR", "PDF validation is not available in this build",
+                "La validation des PDF n'est pas disponible", location=Location(member=member), stage="pdf"))
+    else:
+        _unknown(work)
+    return work.verdict()
+
+
+def _unknown(work: PieceWork) -> None:
+    data = work.part.data
+    member = work.part.name or None
+    if detect.sniff_family(data) == "xml":
+        tree, problems = xmlsafe.parse(data, member=member)
+        if problems:
+            work.findings.extend(problems)
+            work.checks.append(Check("syntax", "failed", problems[0].message))
+            return
+        root = tree.getroot()
+        q = etree.QName(root)
+        work.checks.append(Check("syntax", "passed"))
+        work.findings.append(codes.finding(
+            "IRR_TYPE_F",
+            f"XML root {{{q.namespace}}}{q.localname} is not a UBL 2.1 Invoice/CreditNote or a CII D16B invoice",
+            f"La racine XML {{{q.namespace}}}{q.localname} n'est ni une facture/avoir UBL 2.1 ni une facture CII D16B",
+            location=Location(xpath="/" + q.localname, line=root.sourceline, member=member),
+            value=q.localname, stage="format"))
+        return
+    work.findings.append(codes.finding(
+        "IRR_TYPE_F", "Not an invoice format the gateway accepts (UBL, CII, Factur-X, PDF, ZIP/tar.gz lot)",
+        "Format non accepté (UBL, CII, Factur-X, PDF, lot ZIP/tar.gz)",
+        location=Location(member=member), value=repr(data[:16])[:40], stage="format"))
+
+
+def _xml_stages(work: PieceWork, settings: Settings) -> None:
+    tree, problems = xmlsafe.parse(work.part.data, member=work.part.name or None)
+    if problems:
+        work.findings.extend(problems)
+        work.checks.append(Check("syntax", "failed", problems[0].message))
+        _skip_rest(work, "syntax")
+        return
+    work.tree = tree
+    work.checks.append(Check("syntax", "passed"))
+    run_xml_checks(work, settings)
+
+
+def run_xml_checks(work: PieceWork, settings: Settings) -> None:
+    """XSD, then the registered business stages. Also used for the CII a
+    Factur-X carries."""
+    found, check = xsd.validate(work.tree, work.format, settings.schema_dirs, member=work.part.name or None)
+    work.findings.extend(found)
+    work.checks.append(check)
+    work.extra.setdefault("schema", check.used)
+    if check.outcome != "passed":
+        _skip_rest(work, "xsd")
+        return
+    for name, stage in XML_STAGES:
+        if work.failed:
+            work.checks.append(Check(name, "skipped", "an earlier control failed"))
+            continue
+        stage(work, settings)
+
+
+def _skip_rest(work: PieceWork, failed: str) -> None:
+    if failed == "syntax":
+        work.checks.append(Check("xsd", "skipped", "the XML is not well-formed"))
+    for name, _stage in XML_STAGES:
+        work.checks.append(Check(name, "skipped", f"{failed} failed"))

@@ -1,0 +1,184 @@
+"""`gateway run`: intake, workers and channels, as a service or as a batch.
+
+The main process watches the inboxes and claims complete files; worker
+processes (spawned, so no thread or connection is inherited) evaluate and
+report. SIGTERM or Ctrl-C stops intake; workers finish the file in hand.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import db
+from .config import Settings
+from .intake import CLAIM_BATCH, Claimer, FolderWatcher, StabilityTracker, scan
+from .store import Store
+from .worker import work_once, worker_main
+
+log = logging.getLogger("gateway.service")
+
+# Channels and periodic jobs other modules add (SFTP server, remote pollers,
+# deadlines): each is a factory returning an object with start() and stop().
+CHANNELS: list[Callable[[Settings], object]] = []
+
+
+@dataclass
+class RunSummary:
+    received: int = 0
+    processed: int = 0
+    by_state: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Gateway:
+    def __init__(self, settings: Settings, *, once: bool = False, progress: Callable[[int, int], None] | None = None):
+        self.settings = settings
+        self.once = once
+        self.store = Store(settings)
+        self.claimer = Claimer(settings, self.store)
+        self.tracker = StabilityTracker(settings)
+        self.wake = threading.Event()
+        self.stop = threading.Event()
+        self.progress = progress
+        self.received = 0
+        self._channels: list[object] = []
+
+    # --- signals ---------------------------------------------------------------
+    def install_signals(self) -> None:
+        def _stop(signum, _frame):  # noqa: ANN001
+            log.info("signal %s: stopping intake; finishing the files in hand", signum)
+            self.stop.set()
+            self.wake.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+
+    # --- intake ----------------------------------------------------------------
+    def _claim_ready(self) -> int:
+        ready = self.tracker.ready(self.settings)
+        n = 0
+        for i in range(0, len(ready), CLAIM_BATCH):
+            batch = ready[i:i + CLAIM_BATCH]
+            n += len(self.claimer.claim(batch))
+            for c in batch:
+                self.tracker.forget(c.path)
+        return n
+
+    def _initial_scan(self) -> int:
+        """Claim at once what is already old enough; the rest waits for stability."""
+        old_ns = time.time_ns() - int(self.settings.stability_seconds * 1e9)
+        batch, n = [], 0
+        for c in scan(self.settings):
+            if self.stop.is_set():
+                break
+            if c.mtime_ns <= old_ns:
+                batch.append(c)
+                if len(batch) >= CLAIM_BATCH:
+                    n += len(self.claimer.claim(batch))
+                    batch = []
+                    self._drain_inline()
+            else:
+                self.tracker.observe(c)
+        if batch:
+            n += len(self.claimer.claim(batch))
+        return n
+
+    def _rescan(self) -> None:
+        for c in scan(self.settings):
+            self.tracker.observe(c)
+
+    # --- workers -----------------------------------------------------------------
+    def _drain_inline(self) -> None:
+        """With workers = 0, process in this process between intake batches."""
+        if self.settings.workers == 0:
+            while not self.stop.is_set() and work_once(self.settings, self.store, f"main-{os.getpid()}", self.stop):
+                self._report_progress()
+
+    def _start_workers(self, stop_ev, intake_done) -> list[mp.Process]:  # noqa: ANN001
+        ctx = mp.get_context("spawn")
+        procs = []
+        overrides = {"database_url": self.settings.database_url, "schema_dirs": self.settings.schema_dirs,
+                     "validation_time": self.settings.validation_time}
+        for i in range(self.settings.workers):
+            p = ctx.Process(target=worker_main, name=f"gateway-worker-{i}",
+                            args=(str(self.settings.home), f"w{i}-{os.getpid()}", stop_ev, intake_done, overrides),
+                            daemon=False)
+            p.start()
+            procs.append(p)
+        return procs
+
+    def _report_progress(self) -> None:
+        if self.progress:
+            counts = self.store.counts_by_state()
+            done = sum(v for k, v in counts.items() if k != "IN_RECU")
+            self.progress(done, done + counts.get("IN_RECU", 0))
+
+    # --- the run -------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        t0 = time.monotonic()
+        self.settings.inbox.mkdir(parents=True, exist_ok=True)
+        recovered = self.claimer.recover()
+        reaped = self.store.reap_expired() if self.once else 0
+        if recovered or reaped:
+            log.warning("recovered %d interrupted claim(s), re-queued %d flow(s)", recovered, reaped)
+        before = self.store.counts_by_state()
+
+        ctx = mp.get_context("spawn")
+        stop_ev, intake_done = ctx.Event(), ctx.Event()
+        procs = self._start_workers(stop_ev, intake_done) if self.settings.workers > 0 else []
+        watcher = None
+        if not self.once:
+            watcher = FolderWatcher(self.settings, self.tracker, self.wake)
+            watcher.start()  # before the scan, so nothing falls between the two
+            for factory in CHANNELS:
+                ch = factory(self.settings)
+                if ch is not None:
+                    ch.start()
+                    self._channels.append(ch)
+        try:
+            self.received += self._initial_scan()
+            self._drain_inline()
+            last_scan = last_reap = time.monotonic()
+            while not self.stop.is_set():
+                if self.once and len(self.tracker) == 0:
+                    break
+                self.wake.wait(0.2 if self.once else 0.5)
+                self.wake.clear()
+                self.received += self._claim_ready()
+                self._drain_inline()
+                self._report_progress()
+                now = time.monotonic()
+                if not self.once and now - last_scan >= self.settings.rescan_seconds:
+                    self._rescan()
+                    last_scan = now
+                if not self.once and now - last_reap >= 60:
+                    self.store.reap_expired()
+                    last_reap = now
+        finally:
+            intake_done.set()
+            for ch in self._channels:
+                try:
+                    ch.stop()
+                except Exception:  # noqa: BLE001
+                    log.exception("stopping channel %s", ch)
+            if watcher:
+                watcher.stop()
+            if self.stop.is_set():
+                stop_ev.set()
+            while any(p.is_alive() for p in procs):
+                self._report_progress()
+                for p in procs:
+                    p.join(timeout=0.2)
+            self._drain_inline()
+            self._report_progress()
+        after = self.store.counts_by_state()
+        by_state = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
+        processed = sum(v for k, v in by_state.items() if k != "IN_RECU")
+        db.dispose_all()
+        return RunSummary(self.received, processed, by_state, time.monotonic() - t0)

@@ -1,0 +1,294 @@
+"""Flows, pieces and the append-only event log, behind one narrow interface.
+
+A flow is one file received from a partner; a piece is one invoice in it.
+The `flow.queue` column doubles as the job queue: `queued` → `running`
+(leased to a worker) → `done`. Claims use one portable statement that is
+`FOR UPDATE SKIP LOCKED` on PostgreSQL and a single-writer `BEGIN IMMEDIATE`
+on SQLite, so several workers never take the same flow.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from sqlalchemy import Column, Index, Text, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel
+
+from . import db
+from .config import Settings
+
+
+class Flow(SQLModel, table=True):
+    __tablename__ = "flow"
+    __table_args__ = (
+        # The same bytes from the same partner make one flow; repeats are
+        # recorded as duplicates pointing at it (duplicate_of set).
+        Index("ux_flow_original", "partner", "sha256", unique=True,
+              sqlite_where=text("duplicate_of IS NULL"), postgresql_where=text("duplicate_of IS NULL")),
+        Index("ix_flow_queue", "queue", "id"),
+        Index("ix_flow_received", "received_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    partner: str = Field(max_length=64, index=True)
+    channel: str = Field(default="folder", max_length=16)
+    file_name: str = Field(max_length=1024)
+    sha256: str = Field(max_length=64)
+    size: int = 0
+    received_at: datetime
+    archive_path: str = Field(max_length=2048)
+    format: str | None = Field(default=None, max_length=32)
+    state: str = Field(default="IN_RECU", max_length=32)  # IN_RECU → IN_INTEGRE | IN_INTEGRE_PARTIEL | IN_REJETE
+    queue: str = Field(default="queued", max_length=16)  # queued | running | done
+    locked_by: str | None = Field(default=None, max_length=64)
+    locked_until: datetime | None = None
+    attempts: int = 0
+    duplicate_of: str | None = Field(default=None, max_length=40)
+    pieces_total: int = 0
+    pieces_valid: int = 0
+    report_written_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Piece(SQLModel, table=True):
+    __tablename__ = "piece"
+
+    id: str = Field(primary_key=True, max_length=48)
+    flow_id: str = Field(foreign_key="flow.id", index=True, max_length=40)
+    index: int
+    name: str = Field(max_length=1024)
+    format: str = Field(max_length=32)
+    valid: bool
+    status: str = Field(max_length=48)  # DEPOSEE ... or IRRECEVABLE when rejected at intake
+    error_codes: str = Field(default="", max_length=1024)  # comma list, for reports and queries
+    verdict_json: str = Field(default="{}", sa_column=Column(Text))
+    created_at: datetime
+
+
+class Event(SQLModel, table=True):
+    """Append-only: stage and outcome are separate axes (as Bots' ta table)."""
+
+    __tablename__ = "event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_id: str = Field(index=True, max_length=40)
+    piece_id: str | None = Field(default=None, index=True, max_length=48)
+    stage: str = Field(max_length=32)
+    outcome: str = Field(max_length=32)
+    at: datetime
+    detail_json: str = Field(default="{}", sa_column=Column(Text))
+
+
+def new_flow_id(now: datetime | None = None) -> str:
+    now = now or db.utcnow()
+    return f"F{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class NewFlow:
+    id: str
+    partner: str
+    channel: str
+    file_name: str
+    sha256: str
+    size: int
+    received_at: datetime
+    archive_path: str
+
+
+@dataclass(frozen=True)
+class ClaimedFlow:
+    id: str
+    partner: str
+    file_name: str
+    sha256: str
+    size: int
+    received_at: datetime
+    archive_path: str
+    duplicate_of: str | None
+
+
+class Store:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.engine = db.engine(settings)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # --- intake --------------------------------------------------------------
+    def record_received(self, flows: Iterable[NewFlow]) -> list[tuple[str, str | None]]:
+        """Insert flows (idempotent by id). A flow whose bytes the partner sent
+        before is recorded as a duplicate of the original. Returns (id, duplicate_of)."""
+        flows = list(flows)
+        if not flows:
+            return []
+        now = db.utcnow()
+        out: list[tuple[str, str | None]] = []
+        with self.session() as s:
+            known = set(s.execute(select(Flow.id).where(Flow.id.in_([f.id for f in flows]))).scalars())
+            keys = {(f.partner, f.sha256) for f in flows}
+            originals = {
+                (p, h): i for p, h, i in s.execute(
+                    select(Flow.partner, Flow.sha256, Flow.id).where(
+                        Flow.duplicate_of.is_(None), Flow.sha256.in_([k[1] for k in keys])))
+                if (p, h) in keys
+            }
+            rows, events = [], []
+            for f in flows:
+                if f.id in known:
+                    out.append((f.id, None))
+                    continue
+                dup = originals.get((f.partner, f.sha256))
+                if dup is None:
+                    originals[(f.partner, f.sha256)] = f.id
+                rows.append(dict(id=f.id, partner=f.partner, channel=f.channel, file_name=f.file_name,
+                                 sha256=f.sha256, size=f.size, received_at=f.received_at,
+                                 archive_path=f.archive_path, duplicate_of=dup, queue="queued",
+                                 state="IN_RECU", attempts=0, pieces_total=0, pieces_valid=0, updated_at=now))
+                events.append(dict(flow_id=f.id, stage="reception", outcome="duplicate" if dup else "received",
+                                   at=now, detail_json=json.dumps({"file": f.file_name, "sha256": f.sha256,
+                                                                   "size": f.size, "channel": f.channel,
+                                                                   "duplicate_of": dup})))
+                out.append((f.id, dup))
+            if rows:
+                try:
+                    s.execute(insert(Flow), rows)
+                    s.execute(insert(Event), events)
+                    s.commit()
+                except IntegrityError:
+                    # Another worker recorded the same bytes in between: retry one by one.
+                    s.rollback()
+                    return self._record_one_by_one(flows)
+        return out
+
+    def _record_one_by_one(self, flows: list[NewFlow]) -> list[tuple[str, str | None]]:
+        out = []
+        for f in flows:
+            for _attempt in range(3):
+                try:
+                    out.extend(self.record_received([f]))
+                    break
+                except IntegrityError:
+                    continue
+        return out
+
+    # --- the queue -------------------------------------------------------------
+    def claim(self, worker: str, limit: int = 20, lease_seconds: float = 600) -> list[ClaimedFlow]:
+        now = db.utcnow()
+        sub = (select(Flow.id).where(Flow.queue == "queued").order_by(Flow.id).limit(limit)
+               .with_for_update(skip_locked=True))
+        stmt = (update(Flow).where(Flow.id.in_(sub.scalar_subquery()))
+                .values(queue="running", locked_by=worker, locked_until=now + timedelta(seconds=lease_seconds),
+                        attempts=Flow.attempts + 1, updated_at=now)
+                .returning(Flow.id, Flow.partner, Flow.file_name, Flow.sha256, Flow.size,
+                           Flow.received_at, Flow.archive_path, Flow.duplicate_of))
+        with self.session() as s:
+            rows = s.execute(stmt).all()
+            s.commit()
+        return sorted((ClaimedFlow(*r) for r in rows), key=lambda c: c.id)
+
+    def reap_expired(self) -> int:
+        """Flows whose worker died go back to the queue."""
+        now = db.utcnow()
+        with self.session() as s:
+            res = s.execute(update(Flow).where(Flow.queue == "running", Flow.locked_until < now)
+                            .values(queue="queued", locked_by=None, locked_until=None, updated_at=now))
+            s.commit()
+            return res.rowcount or 0
+
+    def release(self, ids: list[str]) -> None:
+        """Give claimed flows back to the queue (a worker stopping early)."""
+        if not ids:
+            return
+        with self.session() as s:
+            s.execute(update(Flow).where(Flow.id.in_(ids), Flow.queue == "running")
+                      .values(queue="queued", locked_by=None, locked_until=None))
+            s.commit()
+
+    def queued(self) -> int:
+        with self.session() as s:
+            return s.execute(select(func.count()).select_from(Flow).where(Flow.queue == "queued")).scalar_one()
+
+    def pending(self) -> int:
+        with self.session() as s:
+            return s.execute(select(func.count()).select_from(Flow).where(Flow.queue != "done")).scalar_one()
+
+    # --- results ---------------------------------------------------------------
+    def complete(self, results: Iterable["FlowResult"]) -> None:
+        """Record outcomes (pieces, events, state) of processed flows in one transaction."""
+        results = list(results)
+        if not results:
+            return
+        now = db.utcnow()
+        with self.session() as s:
+            ids = [r.flow_id for r in results]
+            # A flow re-run after a crash replaces its pieces (same ids), never duplicates them.
+            s.execute(Piece.__table__.delete().where(Piece.flow_id.in_(ids)))
+            pieces, events = [], []
+            for r in results:
+                for p in r.pieces:
+                    pieces.append(dict(p, created_at=now))
+                for e in r.events:
+                    events.append(dict(e, at=now))
+            if pieces:
+                s.execute(insert(Piece), pieces)
+            if events:
+                s.execute(insert(Event), events)
+            for r in results:
+                s.execute(update(Flow).where(Flow.id == r.flow_id).values(
+                    state=r.state, format=r.format, queue="done", locked_by=None, locked_until=None,
+                    pieces_total=len(r.pieces), pieces_valid=sum(1 for p in r.pieces if p["valid"]),
+                    report_written_at=now if r.report_written else None, updated_at=now))
+            s.commit()
+
+    def add_event(self, flow_id: str, stage: str, outcome: str, detail: dict[str, Any] | None = None,
+                  piece_id: str | None = None) -> None:
+        with self.session() as s:
+            s.add(Event(flow_id=flow_id, piece_id=piece_id, stage=stage, outcome=outcome, at=db.utcnow(),
+                        detail_json=json.dumps(detail or {}, ensure_ascii=False, default=str)))
+            s.commit()
+
+    # --- reading ---------------------------------------------------------------
+    def recent_flows(self, limit: int = 50, partner: str | None = None, state: str | None = None) -> list[Flow]:
+        with self.session() as s:
+            q = select(Flow).order_by(Flow.received_at.desc(), Flow.id.desc()).limit(limit)
+            if partner:
+                q = q.where(Flow.partner == partner)
+            if state:
+                q = q.where(Flow.state == state)
+            return list(s.execute(q).scalars())
+
+    def flow(self, flow_id: str) -> Flow | None:
+        with self.session() as s:
+            return s.get(Flow, flow_id)
+
+    def pieces(self, flow_id: str) -> list[Piece]:
+        with self.session() as s:
+            return list(s.execute(select(Piece).where(Piece.flow_id == flow_id).order_by(Piece.index)).scalars())
+
+    def history(self, flow_id: str) -> list[Event]:
+        with self.session() as s:
+            return list(s.execute(select(Event).where(Event.flow_id == flow_id).order_by(Event.id)).scalars())
+
+    def flow_ids_with_report(self, ids: list[str]) -> set[str]:
+        with self.session() as s:
+            return set(s.execute(select(Flow.id).where(Flow.id.in_(ids), Flow.report_written_at.is_not(None))).scalars())
+
+    def counts_by_state(self) -> dict[str, int]:
+        with self.session() as s:
+            return dict(s.execute(select(Flow.state, func.count()).group_by(Flow.state)).all())
+
+
+@dataclass(frozen=True)
+class FlowResult:
+    flow_id: str
+    state: str
+    format: str
+    pieces: tuple[dict[str, Any], ...]
+    events: tuple[dict[str, Any], ...]
+    report_written: bool
