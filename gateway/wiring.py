@@ -20,3 +20,6 @@ def install(settings: Settings) -> None:
 
 def register_commands(app: typer.Typer) -> None:
     """Mount the sub-command groups of other modules."""
+    from . import conformance
+
+    app.command("conformance", help="Compare `gateway validate` with a corpus's EXPECTED.tsv.")(conformance.main)

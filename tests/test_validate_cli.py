@@ -1,0 +1,46 @@
+"""`gateway validate`: JSON lines, exit codes, locations, which schema was used."""
+from __future__ import annotations
+
+import json
+
+from conftest import gateway_cli
+from invoice_support import cii_invoice, ubl_invoice
+
+
+def test_validate_json_lines_and_exit_codes(tmp_path):
+    good = tmp_path / "good.xml"
+    good.write_bytes(ubl_invoice())
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(cii_invoice().replace(b"<ram:TypeCode>380</ram:TypeCode>", b"<ram:TypeCode>380</ram:TypeCode><ram:Bogus/>", 1))
+    r = gateway_cli("validate", "--json", str(good), home=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (line,) = r.stdout.splitlines()
+    obj = json.loads(line)
+    assert obj["file"] == str(good) and obj["format"] == "ubl-invoice" and obj["valid"] is True
+    assert obj["errors"] == []
+    xsd = [c for c in obj["pieces"][0]["checks"] if c["name"] == "xsd"][0]
+    assert xsd["outcome"] == "passed" and "UBL-Invoice-2.1.xsd" in xsd["used"]
+
+    r = gateway_cli("validate", "--json", str(good), str(bad), home=tmp_path)
+    assert r.returncode == 1
+    objs = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [o["valid"] for o in objs] == [True, False]
+    err = objs[1]["errors"][0]
+    assert objs[1]["format"] == "cii"
+    assert err["code"] == "IRR_SYNTAX" and "Bogus" in err["message"]
+    assert err["location"]["line"] > 1 and err["location"]["xpath"].startswith("/")
+
+
+def test_validate_usage_error(tmp_path):
+    r = gateway_cli("validate", str(tmp_path / "missing.xml"), home=tmp_path)
+    assert r.returncode == 2
+    r = gateway_cli("validate", "--no-such-flag", home=tmp_path)
+    assert r.returncode == 2
+
+
+def test_validate_creates_nothing_in_a_bare_folder(tmp_path):
+    f = tmp_path / "a.xml"
+    f.write_bytes(ubl_invoice())
+    r = gateway_cli("validate", str(f), env={"GATEWAY_HOME": ""}, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.xml"]
