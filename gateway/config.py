@@ -36,6 +36,7 @@ workers = 2                  # validation processes (0 = in the main process)
 # CI points this at ../shared/corpus/xsd and ../shared/corpus/schematron.
 schema_dirs = []
 schematron = true
+schematron_timeout_seconds = 30   # per document; on timeout the Saxon worker is restarted and the piece not accepted
 # "warn" or "reject": what an intact signature by an untrusted signer does.
 untrusted_signature = "warn"
 # ISO datetime at which signatures are validated ("" = now).

@@ -64,6 +64,12 @@ def xml_root(data: bytes) -> tuple[str, str] | None:
     return None
 
 
+def format_of_root(root) -> Format:  # noqa: ANN001
+    """The format of an already parsed document, from its root element."""
+    q = etree.QName(root)
+    return _XML_ROOTS.get((q.namespace or "", q.localname), Format.UNKNOWN)
+
+
 def detect_xml(data: bytes) -> Format:
     root = xml_root(data)
     if root is None:

@@ -110,56 +110,59 @@ class Claimer:
         return d
 
     def claim(self, cands: list[Candidate], channel: str = "folder") -> list[str]:
-        """Move each file into the archive and record it. Returns new flow ids."""
+        """Move each file into the archive and record it. Returns new flow ids.
+
+        One manifest per batch is written before any rename, so a crash in
+        between is finished by `recover()` (one small write per batch, not per file)."""
         now = db.utcnow()
         adir = self._archive_dir(now)
+        planned = [(new_flow_id(now), c) for c in cands]
+        manifest = adir / f"{planned[0][0]}.claim" if planned else None
+        if manifest is None:
+            return []
+        manifest.write_text(json.dumps([
+            {"flow_id": fid, "partner": c.partner, "name": c.path.name, "channel": channel,
+             "received_at": now.isoformat()} for fid, c in planned]), encoding="utf-8")
         flows: list[NewFlow] = []
-        notes: list[Path] = []
-        for c in cands:
-            fid = new_flow_id(now)
+        for fid, c in planned:
             dest = adir / f"{fid}.bin"
-            note = adir / f"{fid}.claim"
-            note.write_text(json.dumps({"partner": c.partner, "name": c.path.name, "channel": channel,
-                                        "received_at": now.isoformat()}), encoding="utf-8")
             try:
                 os.rename(c.path, dest)  # atomic claim: whoever renames first owns the file
             except FileNotFoundError:
-                note.unlink(missing_ok=True)
                 continue
-            sha, size = _hash(dest, self.settings.max_file_bytes)
+            sha, size = _hash(dest)
             flows.append(NewFlow(fid, c.partner, channel, c.path.name, sha, size, now, str(dest)))
-            notes.append(note)
         self.store.record_received(flows)
-        for n in notes:
-            n.unlink(missing_ok=True)
+        manifest.unlink(missing_ok=True)
         for f in flows:
             log.info("flow %s: %s/%s (%d bytes) received", f.id, f.partner, f.file_name, f.size)
         return [f.id for f in flows]
 
     def recover(self) -> int:
-        """Finish claims interrupted by a crash: a note with its file but no
-        flow row is recorded now; a note without its file was never claimed."""
+        """Finish claims interrupted by a crash: a manifest entry whose file is
+        in the archive but has no flow row is recorded now; an entry without
+        its file was never claimed (the file is still in the inbox)."""
         done = 0
-        for note in self.settings.archive.rglob("*.claim"):
-            data_path = note.with_suffix(".bin")
-            fid = note.stem
+        for manifest in self.settings.archive.rglob("*.claim"):
             try:
-                meta = json.loads(note.read_text(encoding="utf-8"))
+                entries = json.loads(manifest.read_text(encoding="utf-8"))
             except (OSError, ValueError):
-                meta = None
-            if data_path.exists() or data_path.is_symlink():
-                if meta and self.store.flow(fid) is None:
-                    sha, size = _hash(data_path, self.settings.max_file_bytes)
+                entries = []
+            for meta in entries if isinstance(entries, list) else [entries]:
+                fid = meta.get("flow_id") or manifest.stem
+                data_path = manifest.with_name(f"{fid}.bin")
+                if (data_path.exists() or data_path.is_symlink()) and self.store.flow(fid) is None:
+                    sha, size = _hash(data_path)
                     self.store.record_received([NewFlow(
                         fid, meta["partner"], meta.get("channel", "folder"), meta["name"], sha, size,
                         datetime.fromisoformat(meta["received_at"]), str(data_path))])
                     done += 1
                     log.warning("flow %s recovered after an interrupted claim", fid)
-            note.unlink(missing_ok=True)
+            manifest.unlink(missing_ok=True)
         return done
 
 
-def _hash(path: Path, limit: int) -> tuple[str, int]:
+def _hash(path: Path) -> tuple[str, int]:
     """SHA-256 and size, reading without following links."""
     h = hashlib.sha256()
     size = 0

@@ -37,6 +37,8 @@ class PieceWork:
     part: Part
     format: Format
     tree: etree._ElementTree | None = None
+    xml: bytes | None = None  # the XML under validation: the file itself, or the CII a Factur-X carries
+    xml_format: Format | None = None  # that XML's format, when it differs from the piece's (facturx → cii)
     findings: list[Finding] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -81,8 +83,7 @@ def evaluate_file(data: bytes | None, name: str, settings: Settings, *, size: in
     if refused or data is None:
         fmt = detect.detect(data[:4096]) if data else Format.UNKNOWN
         return Evaluation(fmt, (), tuple(refused))
-    fmt = detect.detect(data)
-    if fmt is Format.LOT:
+    if detect.sniff_family(data) in ("zip", "tar") and detect.is_lot(data):
         return _evaluate_lot(data, settings)
     verdict = evaluate_part(Part(1, name, data), settings)
     # the PDF stage refines `pdf` into facturx / pdf-signed
@@ -114,11 +115,12 @@ def evaluate_part(part: Part, settings: Settings) -> Verdict:
     if not part.data:
         return Verdict(part.index, part.name, Format.UNKNOWN,
                        (codes.finding("IRR_VIDE_F", location=Location(member=member), stage="file"),))
-    fmt = detect.detect(part.data)
-    work = PieceWork(part, fmt)
-    if fmt.is_xml:
+    family = detect.sniff_family(part.data)
+    if family == "xml":
+        work = PieceWork(part, Format.UNKNOWN)
         _xml_stages(work, settings)
-    elif fmt is Format.PDF:
+    elif family == "pdf":
+        work = PieceWork(part, Format.PDF)
         if PDF_STAGE:
             PDF_STAGE[0](work, settings)
         else:
@@ -126,22 +128,30 @@ def evaluate_part(part: Part, settings: Settings) -> Verdict:
                 "ERR_VALIDATEUR", "PDF validation is not available in this build",
                 "La validation des PDF n'est pas disponible", location=Location(member=member), stage="pdf"))
     else:
-        _unknown(work)
+        work = PieceWork(part, Format.UNKNOWN)
+        work.findings.append(codes.finding(
+            "IRR_TYPE_F", "Not an invoice format the gateway accepts (UBL, CII, Factur-X, PDF, ZIP/tar.gz lot)",
+            "Format non accepté (UBL, CII, Factur-X, PDF, lot ZIP/tar.gz)",
+            location=Location(member=member), value=repr(part.data[:16])[:40], stage="format"))
     return work.verdict()
 
 
-def _unknown(work: PieceWork) -> None:
-    data = work.part.data
+def _xml_stages(work: PieceWork, settings: Settings) -> None:
+    """One safe parse; the format comes from its root element."""
     member = work.part.name or None
-    if detect.sniff_family(data) == "xml":
-        tree, problems = xmlsafe.parse(data, member=member)
-        if problems:
-            work.findings.extend(problems)
-            work.checks.append(Check("syntax", "failed", problems[0].message))
-            return
-        root = tree.getroot()
+    tree, problems = xmlsafe.parse(work.part.data, member=member)
+    if problems:
+        # say what it claimed to be, if its start is readable (a truncated UBL is still UBL)
+        work.format = detect.detect_xml(work.part.data)
+        work.findings.extend(problems)
+        work.checks.append(Check("syntax", "failed", problems[0].message))
+        _skip_rest(work, "syntax")
+        return
+    root = tree.getroot()
+    work.checks.append(Check("syntax", "passed"))
+    work.format = detect.format_of_root(root)
+    if work.format is Format.UNKNOWN:
         q = etree.QName(root)
-        work.checks.append(Check("syntax", "passed"))
         work.findings.append(codes.finding(
             "IRR_TYPE_F",
             f"XML root {{{q.namespace}}}{q.localname} is not a UBL 2.1 Invoice/CreditNote or a CII D16B invoice",
@@ -149,28 +159,18 @@ def _unknown(work: PieceWork) -> None:
             location=Location(xpath="/" + q.localname, line=root.sourceline, member=member),
             value=q.localname, stage="format"))
         return
-    work.findings.append(codes.finding(
-        "IRR_TYPE_F", "Not an invoice format the gateway accepts (UBL, CII, Factur-X, PDF, ZIP/tar.gz lot)",
-        "Format non accepté (UBL, CII, Factur-X, PDF, lot ZIP/tar.gz)",
-        location=Location(member=member), value=repr(data[:16])[:40], stage="format"))
-
-
-def _xml_stages(work: PieceWork, settings: Settings) -> None:
-    tree, problems = xmlsafe.parse(work.part.data, member=work.part.name or None)
-    if problems:
-        work.findings.extend(problems)
-        work.checks.append(Check("syntax", "failed", problems[0].message))
-        _skip_rest(work, "syntax")
-        return
     work.tree = tree
-    work.checks.append(Check("syntax", "passed"))
+    work.xml = work.part.data
     run_xml_checks(work, settings)
 
 
-def run_xml_checks(work: PieceWork, settings: Settings) -> None:
+def run_xml_checks(work: PieceWork, settings: Settings, *, force: bool = False) -> None:
     """XSD, then the registered business stages. Also used for the CII a
-    Factur-X carries."""
-    found, check = xsd.validate(work.tree, work.format, settings.schema_dirs, member=work.part.name or None)
+    Factur-X carries (`force`: run the rules even if a PDF policy finding
+    already rejects the piece, so the report is complete)."""
+    failed_before = work.failed and not force
+    found, check = xsd.validate(work.tree, work.xml_format or work.format, settings.schema_dirs,
+                                member=work.part.name or None)
     work.findings.extend(found)
     work.checks.append(check)
     work.extra.setdefault("schema", check.used)
@@ -178,10 +178,14 @@ def run_xml_checks(work: PieceWork, settings: Settings) -> None:
         _skip_rest(work, "xsd")
         return
     for name, stage in XML_STAGES:
-        if work.failed:
+        if failed_before or (work.failed and not force) or _xml_failed(work):
             work.checks.append(Check(name, "skipped", "an earlier control failed"))
             continue
         stage(work, settings)
+
+
+def _xml_failed(work: PieceWork) -> bool:
+    return any(f.severity >= 2 and f.stage in ("syntax", "xsd", "facturx") for f in work.findings)
 
 
 def _skip_rest(work: PieceWork, failed: str) -> None:

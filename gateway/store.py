@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import Column, Index, Text, func, insert, select, text, update
+from sqlalchemy import Column, Index, Text, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel
 
@@ -157,8 +157,9 @@ class Store:
                 out.append((f.id, dup))
             if rows:
                 try:
-                    s.execute(insert(Flow), rows)
-                    s.execute(insert(Event), events)
+                    # Core executemany: one round trip per table, not one per row
+                    s.execute(Flow.__table__.insert(), rows)
+                    s.execute(Event.__table__.insert(), events)
                     s.commit()
                 except IntegrityError:
                     # Another worker recorded the same bytes in between: retry one by one.
@@ -236,21 +237,26 @@ class Store:
                 for e in r.events:
                     events.append(dict(e, at=now))
             if pieces:
-                s.execute(insert(Piece), pieces)
+                s.execute(Piece.__table__.insert(), pieces)
             if events:
-                s.execute(insert(Event), events)
-            for r in results:
-                s.execute(update(Flow).where(Flow.id == r.flow_id).values(
-                    state=r.state, format=r.format, queue="done", locked_by=None, locked_until=None,
-                    pieces_total=len(r.pieces), pieces_valid=sum(1 for p in r.pieces if p["valid"]),
-                    report_written_at=now if r.report_written else None, updated_at=now))
+                s.execute(Event.__table__.insert(), events)
+            t = Flow.__table__
+            s.execute(
+                t.update().where(t.c.id == bindparam("b_id")).values(
+                    state=bindparam("b_state"), format=bindparam("b_format"), queue="done", locked_by=None,
+                    locked_until=None, pieces_total=bindparam("b_total"), pieces_valid=bindparam("b_valid"),
+                    report_written_at=bindparam("b_report"), updated_at=now),
+                [dict(b_id=r.flow_id, b_state=r.state, b_format=r.format, b_total=len(r.pieces),
+                      b_valid=sum(1 for p in r.pieces if p["valid"]),
+                      b_report=now if r.report_written else None) for r in results])
             s.commit()
 
     def add_event(self, flow_id: str, stage: str, outcome: str, detail: dict[str, Any] | None = None,
                   piece_id: str | None = None) -> None:
         with self.session() as s:
-            s.add(Event(flow_id=flow_id, piece_id=piece_id, stage=stage, outcome=outcome, at=db.utcnow(),
-                        detail_json=json.dumps(detail or {}, ensure_ascii=False, default=str)))
+            s.execute(Event.__table__.insert(), [dict(
+                flow_id=flow_id, piece_id=piece_id, stage=stage, outcome=outcome, at=db.utcnow(),
+                detail_json=json.dumps(detail or {}, ensure_ascii=False, default=str))])
             s.commit()
 
     # --- reading ---------------------------------------------------------------

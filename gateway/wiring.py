@@ -3,9 +3,14 @@ steps after evaluation, channels started by `gateway run`, and sub-commands.
 """
 from __future__ import annotations
 
+from dataclasses import asdict, replace
+
 import typer
 
+from . import pipeline, xmlsafe
 from .config import Settings
+from .detect import format_of_root
+from .records import Check, Format, Location
 
 _installed = False
 
@@ -16,6 +21,85 @@ def install(settings: Settings) -> None:
     if _installed:
         return
     _installed = True
+    if settings.schematron:
+        pipeline.XML_STAGES.append(("en16931", en16931_stage))
+    pipeline.PDF_STAGE.append(pdf_stage)
+
+
+def _with_member(f, member):  # noqa: ANN001, ANN202
+    if not member:
+        return f
+    loc = f.location or Location()
+    return replace(f, location=replace(loc, member=loc.member or member))
+
+
+def en16931_stage(work: pipeline.PieceWork, settings: Settings) -> None:
+    """EN 16931 rules in the long-lived Saxon worker; if it cannot run, the
+    piece is not accepted (ERR_VALIDATEUR), never passed silently."""
+    from . import schematron
+
+    fmt = work.xml_format or work.format
+    kind = "cii" if fmt is Format.CII else "ubl"
+    # A Factur-X's CII gets the same EN 16931 rules as a CII file (issue: same XSD, rules, routing)
+    res = schematron.shared_engine(settings).check(kind, work.xml or work.part.data)
+    work.findings.extend(_with_member(f, work.part.name) for f in res.findings)
+    work.checks.append(res.as_check())
+
+
+def pdf_stage(work: pipeline.PieceWork, settings: Settings) -> None:
+    """PDF hygiene, signatures, Factur-X extraction; the embedded CII then
+    goes through the same XSD and rules as a CII file."""
+    from . import pdf
+
+    insp = pdf.inspect_pdf(work.part.data, settings)
+    work.format = insp.format
+    work.findings.extend(_with_member(f, work.part.name) for f in insp.findings)
+    work.checks.append(Check("pdf", "failed" if any(f.severity >= 2 for f in insp.findings) else "passed"))
+    if insp.signatures:
+        sig_fail = [s for s in insp.signatures if any(f.severity >= 2 for f in s.findings)]
+        work.checks.append(Check("signatures", "failed" if sig_fail else "passed",
+                                 f"{len(insp.signatures)} signature(s)"))
+        work.extra["signatures"] = [_sig_dict(s) for s in insp.signatures]
+    if insp.profile:
+        work.extra["profile"] = insp.profile
+        work.extra["profile_source"] = insp.profile_source
+    if insp.pdfa:
+        work.extra["pdfa"] = insp.pdfa
+    if insp.attachments:
+        from .attachments import check_attachments
+
+        work.findings.extend(_with_member(f, work.part.name) for f in check_attachments(
+            insp.attachments, invoice_size=len(work.part.data), settings=settings))
+        work.extra["attachments"] = [{"name": a.name, "size": len(a.data), "mime": a.mime} for a in insp.attachments]
+    if insp.invoice_xml is None:
+        if insp.format in (Format.PDF, Format.PDF_SIGNED) and not work.failed:
+            work.findings.append(_with_member(pdf.pdf_alone_finding(), work.part.name))
+        return
+    # Policy findings (poor profile, XMP/XML disagreement) do not stop the XML
+    # checks: the sender gets the whole picture in one report.
+    emb = insp.invoice_xml
+    tree, problems = xmlsafe.parse(emb.data, stage="facturx", member=f"{work.part.name}/{emb.name}")
+    if problems:
+        work.findings.extend(problems)
+        work.checks.append(Check("syntax", "failed", problems[0].message))
+        return
+    work.checks.append(Check("syntax", "passed", emb.name))
+    xml_fmt = format_of_root(tree.getroot())
+    if xml_fmt is not Format.CII:
+        q = tree.getroot().tag
+        work.findings.append(_with_member(pdf._finding(
+            "IRR_TYPE_F", f"The embedded {emb.name} is not a CII D16B invoice ({q}); ZUGFeRD 1.0 is not accepted, "
+            "send Factur-X / ZUGFeRD 2.x", f"Le {emb.name} joint n'est pas une facture CII D16B ({q}) ; ZUGFeRD 1.0 "
+            "n'est pas accepté, déposez un Factur-X / ZUGFeRD 2.x", value=q), work.part.name))
+        return
+    work.tree, work.xml, work.xml_format = tree, emb.data, Format.CII
+    pipeline.run_xml_checks(work, settings, force=True)
+
+
+def _sig_dict(s) -> dict:  # noqa: ANN001
+    d = {k: v for k, v in asdict(s).items() if k != "findings"}
+    d["findings"] = [f.as_dict() for f in s.findings]
+    return d
 
 
 def register_commands(app: typer.Typer) -> None:

@@ -1,0 +1,204 @@
+"""Attachments (pièces jointes) of an invoice: where they come from and the
+platform's rules for them (chorus-domain.md section 4).
+
+An attachment is embedded in a Factur-X PDF (/Names/EmbeddedFiles) or carried
+base64 in the invoice XML (UBL `cac:AdditionalDocumentReference`, CII
+`ram:AdditionalReferencedDocument`). The rules are the same whatever carries it.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from lxml import etree
+
+from . import codes
+from .config import MB, Settings
+from .records import Finding, Location
+
+STAGE = "attachments"
+
+# Extensions the platform accepts for an attachment (case-insensitive).
+ALLOWED_EXTENSIONS = frozenset(
+    "BMP GIF FAX ODT PPT TIFF XLS BZ2 GZ JPEG P7S RTF TXT XML CSV GZIP JPG PDF SVG "
+    "XHTML XLSX DOC HTM ODP PNG TGZ XLC ZIP DOCX HTML ODS PPS TIF XLM PPTX".split()
+)
+
+UBL_CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+UBL_CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
+CII_RAM = "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
+_NS = {"cac": UBL_CAC, "cbc": UBL_CBC, "ram": CII_RAM}
+
+# A name that could escape a folder or hide characters is refused like a too long one.
+_BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+_SPACE = re.compile(rb"\s+")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    data: bytes
+    mime: str | None
+    source: str  # "pdf" (embedded file), "ubl" or "cii" (base64 in the XML)
+    where: str | None = None  # XPath or PDF path of the attachment in its carrier
+
+
+@dataclass(frozen=True)
+class AttachmentLimits:
+    max_bytes: int = 10 * MB  # each attachment must be strictly smaller
+    max_name_chars: int = 50
+    max_total_bytes: int = 120 * MB  # invoice + attachments
+    extensions: frozenset[str] = ALLOWED_EXTENSIONS
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None) -> "AttachmentLimits":
+        """`[attachments]` keys: max_mb, max_name_chars, max_total_mb, extensions."""
+        raw: dict[str, Any] = settings.section("attachments") if settings else {}
+        exts = raw.get("extensions")
+        return cls(
+            max_bytes=int(float(raw.get("max_mb", 10)) * MB),
+            max_name_chars=int(raw.get("max_name_chars", 50)),
+            max_total_bytes=int(float(raw.get("max_total_mb", 120)) * MB),
+            extensions=frozenset(e.strip(".").upper() for e in exts) if exts else ALLOWED_EXTENSIONS,
+        )
+
+
+def _loc(att: Attachment) -> Location:
+    return Location(xpath=att.where, member=att.name or None)
+
+
+def extension(name: str) -> str:
+    """The last extension, upper case, without the dot ('' when none)."""
+    base = name.rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[1].upper() if "." in base.strip(".") else ""
+
+
+def check_one(att: Attachment, limits: AttachmentLimits) -> list[Finding]:
+    out: list[Finding] = []
+    loc = _loc(att)
+    if not att.data:
+        out.append(codes.finding(
+            "IRR_VID_PJ", f"Attachment '{att.name}' is empty", f"La pièce jointe « {att.name} » est vide",
+            location=loc, value="0", stage=STAGE))
+    elif len(att.data) >= limits.max_bytes:
+        out.append(codes.finding(
+            "IRR_TAILLE_PJ",
+            f"Attachment '{att.name}' is {len(att.data)} bytes; each attachment must be under {limits.max_bytes}",
+            f"La pièce jointe « {att.name} » fait {len(att.data)} octets ; chaque pièce doit faire moins de "
+            f"{limits.max_bytes} octets",
+            location=loc, value=str(len(att.data)), stage=STAGE))
+    if not att.name.strip() or _BAD_NAME.search(att.name) or len(att.name) > limits.max_name_chars:
+        out.append(codes.finding(
+            "IRR_NOM_PJ",
+            f"Attachment name '{att.name}' must be 1 to {limits.max_name_chars} characters including the "
+            "extension, without path separators or control characters",
+            f"Le nom de pièce jointe « {att.name} » doit faire de 1 à {limits.max_name_chars} caractères, "
+            "extension comprise, sans séparateur de chemin ni caractère de contrôle",
+            location=loc, value=att.name, stage=STAGE))
+    ext = extension(att.name)
+    if ext not in limits.extensions:
+        allowed = ", ".join(sorted(limits.extensions))
+        why_en = "has no extension" if not ext else f"has extension .{ext.lower()}, which is not accepted"
+        why_fr = "n'a pas d'extension" if not ext else f"a l'extension .{ext.lower()}, non acceptée"
+        out.append(codes.finding(
+            "IRR_EXT_DOC", f"Attachment '{att.name}' {why_en}; accepted: {allowed}",
+            f"La pièce jointe « {att.name} » {why_fr} ; acceptées : {allowed}",
+            location=loc, value=ext or None, stage=STAGE))
+    return out
+
+
+def check_attachments(
+    atts: Iterable[Attachment], *, invoice_size: int, settings: Settings | None = None
+) -> list[Finding]:
+    """Apply the attachment rules to each attachment, then the total size
+    rule (invoice + attachments) to the whole."""
+    limits = AttachmentLimits.from_settings(settings)
+    atts = list(atts)
+    out = [f for att in atts for f in check_one(att, limits)]
+    total = invoice_size + sum(len(a.data) for a in atts)
+    if total > limits.max_total_bytes:
+        out.append(codes.finding(
+            "IRR_TAILLE_F",
+            f"Invoice and attachments total {total} bytes; the limit is {limits.max_total_bytes}",
+            f"La facture et ses pièces jointes font {total} octets ; la limite est {limits.max_total_bytes}",
+            value=str(total), stage=STAGE))
+    return out
+
+
+def _root(tree: Any) -> etree._Element:
+    return tree.getroot() if hasattr(tree, "getroot") else tree
+
+
+def _readable_path(el: etree._Element) -> str:
+    """/Invoice/cac:AdditionalDocumentReference[2]/... : prefixed names and
+    1-based positions among same-named siblings, for a sender to read."""
+    prefixes = {v: k for k, v in _NS.items()}
+    steps = []
+    node = el
+    while node is not None:
+        q = etree.QName(node)
+        name = f"{prefixes[q.namespace]}:{q.localname}" if q.namespace in prefixes else q.localname
+        parent = node.getparent()
+        if parent is not None:
+            same = [c for c in parent if c.tag == node.tag]
+            if len(same) > 1:
+                name += f"[{same.index(node) + 1}]"
+        steps.append(name)
+        node = parent
+    return "/" + "/".join(reversed(steps))
+
+
+def _decode(el: etree._Element, name: str, max_bytes: int) -> tuple[bytes | None, Finding | None]:
+    where = _readable_path(el)
+    text = _SPACE.sub(b"", (el.text or "").encode("ascii", "replace"))
+    # base64 gives 3 bytes per 4 characters: refuse before decoding what would be too big
+    if len(text) // 4 * 3 > max_bytes:
+        return None, codes.finding(
+            "IRR_TAILLE_PJ", f"Attachment '{name}' decodes to more than {max_bytes} bytes",
+            f"La pièce jointe « {name} » dépasse {max_bytes} octets une fois décodée",
+            location=Location(xpath=where, line=el.sourceline, member=name or None),
+            value=str(len(text) // 4 * 3), stage=STAGE)
+    try:
+        return base64.b64decode(text, validate=True), None
+    except (binascii.Error, ValueError) as exc:
+        return None, codes.finding(
+            "IRR_SYNTAX", f"Attachment '{name}' is not valid base64 ({exc})",
+            f"La pièce jointe « {name} » n'est pas du base64 valide ({exc})",
+            location=Location(xpath=where, line=el.sourceline, member=name or None),
+            rule="xs:base64Binary", stage=STAGE)
+
+
+def extract_xml_attachments(
+    tree: Any, *, max_bytes: int = 120 * MB
+) -> tuple[list[Attachment], list[Finding]]:
+    """Attachments carried base64 in a UBL or CII invoice, and findings for
+    the ones that cannot be decoded. `max_bytes` bounds what is decoded."""
+    root = _root(tree)
+    found: list[tuple[etree._Element, str, str]] = []
+    for el in root.iterfind(".//cac:AdditionalDocumentReference/cac:Attachment/cbc:EmbeddedDocumentBinaryObject", _NS):
+        ref = el.getparent().getparent()
+        found.append((el, "ubl", el.get("filename") or (ref.findtext("cbc:ID", namespaces=_NS) or "").strip()))
+    for el in root.iterfind(".//ram:AdditionalReferencedDocument/ram:AttachmentBinaryObject", _NS):
+        ref = el.getparent()
+        name = el.get("filename") or (ref.findtext("ram:IssuerAssignedID", namespaces=_NS) or "").strip()
+        found.append((el, "cii", name))
+    atts: list[Attachment] = []
+    problems: list[Finding] = []
+    for el, source, name in found:
+        data, problem = _decode(el, name, max_bytes)
+        if problem:
+            problems.append(problem)
+            continue
+        atts.append(Attachment(name, data or b"", el.get("mimeCode"), source, _readable_path(el)))
+    return atts, problems
+
+
+def embedded_pdf(atts: Iterable[Attachment]) -> Attachment | None:
+    """The PDF an XML invoice carries (the invoice of record in a mixed flow):
+    the first attachment that is really a PDF, preferring one declared as such."""
+    pdfs = [a for a in atts if a.data.lstrip()[:5] == b"%PDF-"]
+    declared = [a for a in pdfs if (a.mime or "").lower() == "application/pdf" or a.name.lower().endswith(".pdf")]
+    return (declared or pdfs or [None])[0]

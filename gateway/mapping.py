@@ -1,0 +1,505 @@
+"""Declarative mappings: from a syntax's XML to the canonical piece.
+
+One TOML file per syntax (mappings/*.toml) says which root elements it
+applies to and, for each canonical field, XPath expressions tried in order
+(the first one giving a non-empty value wins) and a type. Adding a syntax
+is adding a file: nothing here knows UBL or CII.
+
+XPaths are compiled once when a mapping is loaded, and loaded mappings are
+cached per process, since this runs on every piece.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from lxml import etree
+
+from . import codes
+from .config import Settings
+from .piece import CADRES, Invoice, Line, Party, Source, Totals, Validator, VatLine
+from .records import Finding, Location, Severity
+
+STAGE = "mapping"
+TYPES = ("text", "date", "decimal", "int")
+
+_PARTY = {f"{p}.{a}": "text" for p in ("supplier", "recipient") for a in ("name", "siret", "id_scheme", "vat_id", "country")}
+# Canonical field -> type. "cadre.*" are inputs to the cadre decision, not Invoice attributes.
+FIELDS: dict[str, str] = {
+    "invoice_number": "text", "issue_date": "date", "type_code": "int", "currency": "text",
+    "service_code": "text", "engagement_number": "text", "contract_number": "text",
+    "buyer_reference": "text", "profile": "text", "original_invoice": "text",
+    "payment_means_code": "text", "payment_account": "text",
+    **_PARTY,
+    "validator.siret": "text", "validator.service": "text",
+    "totals.net": "decimal", "totals.tax": "decimal", "totals.gross": "decimal", "totals.payable": "decimal",
+    "cadre.bt23": "text", "cadre.extension": "text",
+}
+GROUPS: dict[str, dict[str, str]] = {
+    "lines": {"id": "text", "name": "text", "quantity": "decimal", "unit_price": "decimal",
+              "net_amount": "decimal", "vat_rate": "decimal"},
+    "vat_breakdown": {"rate": "decimal", "base": "decimal", "amount": "decimal", "category": "text"},
+    "attachments": {"name": "text", "mime": "text"},
+}
+
+# 2026 reform BT-23 codes (chorus-domain 1b) -> platform cadre. The reform table is not
+# 1:1 with the A-codes: this is a design assumption [U], overridable in gateway.toml
+# ([mapping] reform_cadres = { B1 = "A1", ... }). Codes absent here are refused.
+REFORM_CADRES: dict[str, str] = {
+    "B1": "A1", "S1": "A1", "M1": "A1",
+    "B2": "A2", "S2": "A2", "M2": "A2",
+    "S3": "A9",
+    "B4": "A1", "S4": "A1", "M4": "A1",
+    "S6": "A12",
+}
+_CHORUS_LIKE = re.compile(r"^A\d{1,3}$")
+_REFORM_LIKE = re.compile(r"^[BSM]\d{1,2}$")
+
+
+class MappingError(ValueError):
+    """A mapping file is wrong (a deployment error, raised at load time)."""
+
+
+XPaths = tuple[tuple[str, etree.XPath], ...]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str
+    xpaths: XPaths
+    # companions read relative to the matched node, e.g. the scheme of an identifier
+    also: tuple[tuple[str, XPaths], ...] = ()
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    name: str
+    xpaths: XPaths
+    fields: tuple[FieldSpec, ...]
+
+
+@dataclass(frozen=True)
+class Mapping:
+    syntax: str
+    label: str
+    path: Path
+    priority: int
+    namespaces: dict[str, str] = field(compare=False, repr=False)
+    roots: frozenset[tuple[str, str]] = frozenset()
+    requires: etree.XPath | None = field(default=None, compare=False, repr=False)
+    fields: tuple[FieldSpec, ...] = field(default=(), repr=False)
+    groups: tuple[GroupSpec, ...] = field(default=(), repr=False)
+
+    def applies_to(self, root: etree._Element) -> bool:
+        q = etree.QName(root)
+        if (q.namespace or "", q.localname) not in self.roots:
+            return False
+        return self.requires is None or bool(self.requires(root))
+
+
+# --- loading ------------------------------------------------------------------
+
+def packaged_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "mappings"
+
+
+def load_mapping(path: Path) -> Mapping:
+    """Read and compile one mapping file; MappingError says what is wrong and where."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise MappingError(f"{path}: {exc}") from exc
+    ns = {str(k): str(v) for k, v in data.get("namespaces", {}).items()}
+    syntax = data.get("syntax")
+    if not syntax or not isinstance(syntax, str):
+        raise MappingError(f"{path}: 'syntax' (the name of the syntax) is required")
+
+    def compile_all(exprs: Any, where: str) -> XPaths:
+        if isinstance(exprs, str):
+            exprs = [exprs]
+        if not exprs or not all(isinstance(e, str) for e in exprs):
+            raise MappingError(f"{path}: {where}: 'xpath' must be a string or a list of strings")
+        out = []
+        for e in exprs:
+            try:
+                out.append((e, etree.XPath(e, namespaces=ns)))
+            except etree.XPathSyntaxError as exc:
+                raise MappingError(f"{path}: {where}: bad XPath {e!r}: {exc}") from exc
+        return tuple(out)
+
+    def field_spec(name: str, spec: Any, expected: str, where: str) -> FieldSpec:
+        if not isinstance(spec, dict) or "xpath" not in spec:
+            raise MappingError(f"{path}: {where}: expected a table with 'xpath'")
+        typ = spec.get("type", expected)
+        if typ not in TYPES:
+            raise MappingError(f"{path}: {where}: type {typ!r} is not one of {', '.join(TYPES)}")
+        if typ != expected:
+            raise MappingError(f"{path}: {where}: type {typ!r}, but the canonical field is {expected!r}")
+        also = []
+        for other, exprs in spec.get("also", {}).items():
+            if other not in FIELDS:
+                raise MappingError(f"{path}: {where}: 'also' names unknown field {other!r}")
+            also.append((other, compile_all(exprs, f"{where}.also.{other}")))
+        return FieldSpec(name, typ, compile_all(spec["xpath"], where), tuple(also))
+
+    fields = []
+    for name, spec in _flatten(data.get("fields", {})):
+        if name not in FIELDS:
+            raise MappingError(f"{path}: unknown canonical field {name!r} (known: {', '.join(FIELDS)})")
+        fields.append(field_spec(name, spec, FIELDS[name], f"fields.{name}"))
+
+    groups = []
+    for gname, g in data.get("groups", {}).items():
+        if gname not in GROUPS:
+            raise MappingError(f"{path}: unknown group {gname!r} (known: {', '.join(GROUPS)})")
+        gfields = []
+        for name, spec in _flatten(g.get("fields", {})):
+            if name not in GROUPS[gname]:
+                raise MappingError(f"{path}: group {gname}: unknown field {name!r}")
+            gfields.append(field_spec(name, spec, GROUPS[gname][name], f"groups.{gname}.{name}"))
+        groups.append(GroupSpec(gname, compile_all(g.get("xpath"), f"groups.{gname}"), tuple(gfields)))
+
+    match = data.get("match", {})
+    roots = set()
+    for r in match.get("roots", []):
+        prefix, _, local = r.rpartition(":")
+        if prefix and prefix not in ns:
+            raise MappingError(f"{path}: match.roots: prefix {prefix!r} not in [namespaces]")
+        roots.add((ns.get(prefix, ""), local))
+    if not roots:
+        raise MappingError(f"{path}: match.roots must name at least one root element")
+    requires = None
+    if match.get("requires"):
+        requires = compile_all(match["requires"], "match.requires")[0][1]
+    return Mapping(syntax=syntax, label=str(data.get("label", syntax)), path=path,
+                   priority=int(match.get("priority", 0)), namespaces=ns, roots=frozenset(roots),
+                   requires=requires, fields=tuple(fields), groups=tuple(groups))
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """TOML dotted keys (supplier.siret = {...}) come as nested tables: flatten them."""
+    for key, val in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(val, dict) and "xpath" not in val:
+            yield from _flatten(val, name + ".")
+        else:
+            yield name, val
+
+
+@functools.lru_cache(maxsize=16)
+def load_mappings(dirs: tuple[Path, ...] = ()) -> tuple[Mapping, ...]:
+    """Every *.toml of the given folders, then the packaged ones; a syntax
+    defined in an earlier folder hides the same syntax in a later one."""
+    seen: dict[str, Mapping] = {}
+    for d in (*dirs, packaged_dir()):
+        for path in sorted(Path(d).glob("*.toml")):
+            m = load_mapping(path)
+            seen.setdefault(m.syntax, m)
+    return tuple(sorted(seen.values(), key=lambda m: -m.priority))
+
+
+def mapping_dirs(settings: Settings) -> tuple[Path, ...]:
+    """Extra mapping folders from gateway.toml: [mapping] dirs = ["..."] (relative to the home)."""
+    out = []
+    for d in settings.section("mapping").get("dirs", []):
+        p = Path(d)
+        out.append(p if p.is_absolute() else (settings.home / p).resolve())
+    return tuple(out)
+
+
+def mappings_for(settings: Settings) -> tuple[Mapping, ...]:
+    return load_mappings(mapping_dirs(settings))
+
+
+def select_mapping(tree: etree._ElementTree | etree._Element,
+                   mappings: Sequence[Mapping] | None = None) -> Mapping | None:
+    """The mapping for a document: by root element, the most specific first
+    (ubl-aife, which requires the AIFE extension, before plain UBL)."""
+    root = tree.getroot() if isinstance(tree, etree._ElementTree) else tree
+    for m in mappings if mappings is not None else load_mappings():
+        if m.applies_to(root):
+            return m
+    return None
+
+
+# --- reading a document -------------------------------------------------------
+
+def map_piece(tree: etree._ElementTree | etree._Element, settings: Settings,
+              mapping: Mapping | None = None) -> tuple[Invoice | None, list[Finding]]:
+    """Read the canonical piece from a parsed document.
+
+    Returns (None, [IRR_TYPE_F]) when no mapping applies; values that cannot be
+    read as their type are left empty and reported (REJ_SEMAN); cadre problems
+    are reported as REJ_CONT_B2G.
+    """
+    root = tree.getroot() if isinstance(tree, etree._ElementTree) else tree
+    mapping = mapping or select_mapping(root, mappings_for(settings))
+    if mapping is None:
+        q = etree.QName(root)
+        return None, [codes.finding(
+            "IRR_TYPE_F",
+            f"No mapping for root element {q.localname!r} in namespace {q.namespace or '(none)'!r}",
+            f"Aucune correspondance pour l'élément racine {q.localname!r} de l'espace de noms "
+            f"{q.namespace or '(aucun)'!r}",
+            location=Location(xpath="/*", line=root.sourceline), value=q.localname, stage=STAGE)]
+
+    findings: list[Finding] = []
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    paths = _Paths()
+    _read_fields(mapping.fields, root, "", values, sources, findings, paths)
+
+    group_values: dict[str, list[dict[str, Any]]] = {}
+    for g in mapping.groups:
+        items: list[dict[str, Any]] = []
+        for node in _group_nodes(g, root):
+            vals: dict[str, Any] = {}
+            _read_fields(g.fields, node, f"{g.name}[{len(items) + 1}].", vals, sources, findings, paths)
+            items.append({k.rsplit(".", 1)[1]: v for k, v in vals.items()})
+        group_values[g.name] = items
+
+    cadre, cadre_source, cadre_findings = resolve_cadre(values, sources, settings)
+    findings.extend(cadre_findings)
+    return _build(mapping.syntax, values, group_values, sources, cadre, cadre_source), findings
+
+
+def _group_nodes(g: GroupSpec, root: etree._Element) -> list[etree._Element]:
+    for _expr, xp in g.xpaths:
+        res = xp(root)
+        nodes = [n for n in res if isinstance(n, etree._Element)] if isinstance(res, list) else []
+        if nodes:
+            return nodes
+    return []
+
+
+def _read_fields(specs: Sequence[FieldSpec], ctx: etree._Element, prefix: str, values: dict[str, Any],
+                 sources: dict[str, Source], findings: list[Finding], paths: _Paths) -> None:
+    for spec in specs:
+        key = prefix + spec.name
+        if key in values:  # an 'also' companion already gave it
+            continue
+        hit = _first(spec.xpaths, ctx, paths)
+        if hit is None:
+            continue
+        text, src, node = hit
+        value, error = _convert(text, spec.type)
+        sources[key] = src
+        if error:
+            findings.append(codes.finding(
+                "REJ_SEMAN", f"{key}: {error[0]}", f"{key} : {error[1]}",
+                location=Location(xpath=src[0], line=src[1]), value=text, rule=f"type:{spec.type}", stage=STAGE))
+            continue
+        values[key] = value
+        for other, xps in spec.also:
+            sub = _first(xps, node, paths) if node is not None else None
+            if sub is not None and other not in values:
+                values[other], sources[other] = sub[0], sub[1]
+
+
+def _first(xpaths: XPaths, ctx: etree._Element, paths: _Paths) -> tuple[str, Source, etree._Element | None] | None:
+    """First non-empty result of the expressions, in their order."""
+    for _expr, xp in xpaths:
+        res = xp(ctx)
+        for item in res if isinstance(res, list) else [res]:
+            hit = _as_text(item, ctx, paths)
+            if hit is not None:
+                return hit
+    return None
+
+
+def _as_text(item: Any, ctx: etree._Element, paths: _Paths) -> tuple[str, Source, etree._Element | None] | None:
+    if isinstance(item, etree._Element):
+        if not isinstance(item.tag, str):  # comment or processing instruction
+            return None
+        text = "".join(item.itertext()).strip()
+        return (text, (paths.of(item), item.sourceline), item) if text else None
+    if isinstance(item, bool) or item is None:
+        return None
+    text = str(item).strip() if not isinstance(item, float) else _number(item)
+    if not text:
+        return None
+    parent = item.getparent() if hasattr(item, "getparent") else None
+    if parent is None:  # a computed string: point at the context node
+        return text, (paths.of(ctx), ctx.sourceline), None
+    path = paths.of(parent)
+    if getattr(item, "is_attribute", False):
+        path += "/@" + etree.QName(item.attrname).localname
+    return text, (path, parent.sourceline), parent
+
+
+class _Paths:
+    """Paths of nodes as lxml's getpath() writes them (/*/cac:InvoiceLine[2]/cbc:ID),
+    memoised per document: getpath() rescans the siblings of every step, which is
+    quadratic on an invoice with thousands of lines."""
+
+    def __init__(self) -> None:
+        self._paths: dict[etree._Element, str] = {}
+        self._positions: dict[etree._Element, dict[etree._Element, str]] = {}
+
+    def of(self, el: etree._Element) -> str:
+        path = self._paths.get(el)
+        if path is None:
+            parent = el.getparent()
+            if parent is None:
+                path = "/" + _step_name(el)
+            else:
+                path = f"{self.of(parent)}/{self._step(parent, el)}"
+            self._paths[el] = path
+        return path
+
+    def _step(self, parent: etree._Element, el: etree._Element) -> str:
+        steps = self._positions.get(parent)
+        if steps is None:  # one pass over the children gives every child's step
+            children = list(parent.iterchildren(etree.Element))
+            names = [_step_name(c) for c in children]
+            counts = Counter(names)
+            seen: Counter[str] = Counter()
+            steps = {}
+            for i, (child, name) in enumerate(zip(children, names), start=1):
+                # libxml2 numbers a * step among all element siblings, a named one among its namesakes
+                if name == "*":
+                    steps[child] = f"*[{i}]" if len(children) > 1 else "*"
+                else:
+                    seen[name] += 1
+                    steps[child] = f"{name}[{seen[name]}]" if counts[name] > 1 else name
+            self._positions[parent] = steps
+        return steps[el]
+
+
+def _step_name(el: etree._Element) -> str:
+    tag = el.tag
+    if tag[0] != "{":
+        return tag
+    prefix = el.prefix
+    return f"{prefix}:{tag[tag.index('}') + 1:]}" if prefix else "*"  # default namespace: libxml2 writes *
+
+
+def _number(x: float) -> str:
+    return "" if x != x else (str(int(x)) if x.is_integer() else repr(x))
+
+
+_DATE_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(Z|[+-]\d{2}:\d{2})?$")
+_DATE_102 = re.compile(r"^(\d{4})(\d{2})(\d{2})$")  # CII DateTimeString format 102
+_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+def _convert(text: str, typ: str) -> tuple[Any, tuple[str, str] | None]:
+    """(value, None) or (None, (english, french) reason)."""
+    if typ == "text":
+        return text, None
+    if typ == "int":
+        if _INT.match(text):
+            return int(text), None
+        return None, (f"{text!r} is not a whole number", f"{text!r} n'est pas un nombre entier")
+    if typ == "decimal":
+        if _DECIMAL.match(text):
+            try:
+                return Decimal(text), None
+            except InvalidOperation:
+                pass
+        return None, (f"{text!r} is not a decimal number", f"{text!r} n'est pas un nombre décimal")
+    m = _DATE_ISO.match(text) or _DATE_102.match(text)
+    if m:
+        try:
+            return date(int(m[1]), int(m[2]), int(m[3])), None
+        except ValueError:
+            pass
+    return None, (f"{text!r} is not a date (YYYY-MM-DD or YYYYMMDD)",
+                  f"{text!r} n'est pas une date (AAAA-MM-JJ ou AAAAMMJJ)")
+
+
+def resolve_cadre(values: dict[str, Any], sources: dict[str, Source],
+                  settings: Settings) -> tuple[str, str, list[Finding]]:
+    """Cadre from BT-23 when it is one, else the AIFE extension, else the default.
+
+    BT-23 often carries something else (a Peppol process id): only values that
+    look like a cadre (A-codes, reform B/S/M codes) are considered.
+    """
+    findings: list[Finding] = []
+    reform = {**REFORM_CADRES, **settings.section("mapping").get("reform_cadres", {})}
+
+    def refuse(key: str, raw: str, en: str, fr: str) -> None:
+        src = sources.get(key)
+        findings.append(codes.finding(
+            "REJ_CONT_B2G", en, fr, location=Location(xpath=src[0], line=src[1]) if src else None,
+            value=raw, rule="cadre", stage=STAGE))
+
+    chosen: tuple[str, str] | None = None
+    bt23 = values.get("cadre.bt23")
+    if bt23:
+        code = bt23.strip().upper()
+        if code in CADRES:
+            chosen = (code, "BT-23")
+        elif _CHORUS_LIKE.match(code):
+            refuse("cadre.bt23", bt23,
+                   f"BT-23 {bt23!r} is not a cadre de facturation accepted here (A1 to A25, A11 retired)",
+                   f"BT-23 {bt23!r} n'est pas un cadre de facturation accepté (A1 à A25, A11 retiré)")
+        elif _REFORM_LIKE.match(code):
+            if reform.get(code) in CADRES:
+                chosen = (reform[code], "BT-23")
+            else:
+                refuse("cadre.bt23", bt23,
+                       f"BT-23 {bt23!r} (2026 reform code) has no public-sector cadre de facturation",
+                       f"BT-23 {bt23!r} (code de la réforme 2026) n'a pas d'équivalent en cadre de facturation public")
+    ext = values.get("cadre.extension")
+    if ext:
+        code = ext.strip().upper()
+        if code not in CADRES:
+            refuse("cadre.extension", ext, f"AIFE CategoryCode {ext!r} is not a cadre de facturation (A1 to A25)",
+                   f"Le CategoryCode AIFE {ext!r} n'est pas un cadre de facturation (A1 à A25)")
+        elif chosen is None:
+            chosen = (code, "aife-extension")
+        elif chosen[0] != code:
+            src = sources.get("cadre.extension")
+            findings.append(codes.finding(
+                "REJ_COH", f"Cadre {chosen[0]} in BT-23 differs from AIFE CategoryCode {code}; BT-23 is used",
+                f"Le cadre {chosen[0]} du BT-23 diffère du CategoryCode AIFE {code} ; le BT-23 est retenu",
+                location=Location(xpath=src[0], line=src[1]) if src else None, value=ext,
+                severity=Severity.WARNING, rule="cadre", stage=STAGE))
+    return (*(chosen or (settings.default_cadre, "default")), findings)
+
+
+def _build(syntax: str, v: dict[str, Any], groups: dict[str, list[dict[str, Any]]],
+           sources: dict[str, Source], cadre: str, cadre_source: str) -> Invoice:
+    def party(p: str) -> Party:
+        return Party(**{a: v.get(f"{p}.{a}") for a in ("name", "siret", "id_scheme", "vat_id", "country")})
+
+    validator = None
+    if v.get("validator.siret") or v.get("validator.service"):
+        validator = Validator(siret=v.get("validator.siret"), service=v.get("validator.service"))
+    return Invoice(
+        syntax=syntax,
+        invoice_number=v.get("invoice_number"),
+        issue_date=v.get("issue_date"),
+        type_code=v.get("type_code"),
+        currency=v.get("currency"),
+        supplier=party("supplier"),
+        recipient=party("recipient"),
+        service_code=v.get("service_code"),
+        engagement_number=v.get("engagement_number"),
+        contract_number=v.get("contract_number"),
+        buyer_reference=v.get("buyer_reference"),
+        cadre=cadre,
+        cadre_source=cadre_source,
+        profile=v.get("profile"),
+        original_invoice=v.get("original_invoice"),
+        totals=Totals(net=v.get("totals.net"), tax=v.get("totals.tax"),
+                      gross=v.get("totals.gross"), payable=v.get("totals.payable")),
+        vat_breakdown=tuple(VatLine(**i) for i in groups.get("vat_breakdown", [])),
+        lines=tuple(Line(**i) for i in groups.get("lines", [])),
+        payment_means_code=v.get("payment_means_code"),
+        payment_account=v.get("payment_account"),
+        attachments=tuple((i["name"], i.get("mime") or "application/octet-stream")
+                          for i in groups.get("attachments", []) if i.get("name")),
+        validator=validator,
+        sources=tuple(sources.items()),
+    )

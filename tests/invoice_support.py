@@ -1,0 +1,428 @@
+"""Invoice builders for everyone's tests: UBL Invoice / CreditNote, CII, and the
+platform's legacy UBL with the AIFE extension.
+
+By default a built document is XSD-valid (UBL 2.1, Factur-X EN 16931 / EXTENDED)
+and EN 16931-consistent (totals, VAT breakdown, due date, seller VAT id), with
+SIRETs from the demo directory (gateway/demo/directory.csv). Pass None to leave
+an optional element out; pass negative quantities for negative amounts.
+
+    ubl_invoice()                                   # A1 invoice to the Commune de Valbrune
+    ubl_invoice(recipient_siret="21990001600012")   # bad Luhn key
+    cii_invoice(type_code=381, number="AV-1")       # CII credit note
+    ubl_aife_invoice(cadre="A9", validator_siret=TITULAIRE_SIRET)
+"""
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal
+
+from lxml import etree
+
+# --- demo directory values (see gateway/demo/directory.csv, services.csv) ---------------
+COMMUNE_SIRET = "21990001600011"  # service code required; services ACHATS, VOIRIE (EJ required), ANCIEN (inactive)
+HOPITAL_SIRET = "26990002300012"  # engagement required
+DEPARTEMENT_SIRET = "22990003000011"  # service code or engagement
+UNIVERSITE_SIRET = "19990004400017"  # nothing required
+SYNDICAT_SIRET = "25990005800019"  # inactive structure
+OPH_MOA_SIRET = "20990006700015"  # MOA only (public works)
+DDT_MOE_SIRET = "27990007000012"  # MOE of the OPH's works
+TITULAIRE_SIRET = "49990010800014"  # titulaire, validator of sub-contractors' invoices
+SUPPLIER_SIRET = "79990011300017"  # Fournitures Exemple SARL (not in the directory)
+SUBCONTRACTOR_SIRET = "39990012500010"  # Sous-Traitant Exemple SAS
+COTRAITANT_SIRET = "59990009900012"  # Cotraitant Exemple SARL
+LA_POSTE_SIRET = "35600000000015"  # La Poste rule: digit sum multiple of 5, Luhn key wrong
+UNKNOWN_SIRET = "28990008600017"  # valid key, not in the directory
+
+IBAN = "FR7630006000011234567890189"
+
+UBL_NS = {
+    "inv": "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
+    "cn": "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2",
+    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
+    "ext": "urn:oasis:names:specification:ubl:schema:xsd:CommonExtensionComponents-2",
+    "aife": "urn:AIFE:Facture:Extension",
+}
+CII_NS = {
+    "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
+    "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
+    "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
+    "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100",
+}
+EN16931 = "urn:cen.eu:en16931:2017"
+DEFAULT_LINES = (("Ramettes de papier A4", 10, "4.50"), ("Cartouches d'encre", 3, "32.00"))
+CENT = Decimal("0.01")
+
+LineSpec = tuple  # (name, quantity, unit price[, VAT rate percent])
+Attachment = tuple[str, str, bytes]  # (file name, mime type, content)
+
+
+def fr_vat(siret: str) -> str:
+    """French VAT number of the SIREN in a SIRET (key = (12 + 3 * (SIREN mod 97)) mod 97)."""
+    siren = int(siret[:9])
+    return f"FR{(12 + 3 * (siren % 97)) % 97:02d}{siret[:9]}"
+
+
+# --- amounts ------------------------------------------------------------------
+
+def _money(x: Decimal) -> str:
+    return str(x.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def compute(lines: Sequence[LineSpec], vat_rate: str | Decimal = "20.00") -> dict:
+    """Line amounts, VAT breakdown and totals, rounded as EN 16931 expects."""
+    out_lines = []
+    for i, spec in enumerate(lines, start=1):
+        name, qty, price = spec[0], Decimal(str(spec[1])), Decimal(str(spec[2]))
+        rate = Decimal(str(spec[3])) if len(spec) > 3 else Decimal(str(vat_rate))
+        out_lines.append({"id": str(i), "name": name, "qty": qty, "price": price, "rate": rate,
+                          "net": (qty * price).quantize(CENT, rounding=ROUND_HALF_UP)})
+    breakdown: dict[Decimal, Decimal] = {}
+    for ln in out_lines:
+        breakdown[ln["rate"]] = breakdown.get(ln["rate"], Decimal("0")) + ln["net"]
+    vat = [{"rate": r, "base": b, "amount": (b * r / 100).quantize(CENT, rounding=ROUND_HALF_UP),
+            "category": "S" if r else "Z"} for r, b in breakdown.items()]
+    net = sum((ln["net"] for ln in out_lines), Decimal("0.00"))
+    tax = sum((v["amount"] for v in vat), Decimal("0.00"))
+    return {"lines": out_lines, "vat": vat, "net": net, "tax": tax, "gross": net + tax, "payable": net + tax}
+
+
+# --- UBL ----------------------------------------------------------------------
+
+def _sub(parent: etree._Element, tag: str, text: object = None, **attrs: str) -> etree._Element:
+    prefix, local = tag.split(":")
+    ns = UBL_NS.get(prefix) or CII_NS[prefix]
+    el = etree.SubElement(parent, f"{{{ns}}}{local}", {k: v for k, v in attrs.items() if v is not None})
+    if text is not None:
+        el.text = str(text)
+    return el
+
+
+def _ubl_address(party: etree._Element, city: str, zone: str, country: str) -> None:
+    addr = _sub(party, "cac:PostalAddress")
+    _sub(addr, "cbc:StreetName", "1 rue de l'Exemple")
+    _sub(addr, "cbc:CityName", city)
+    _sub(addr, "cbc:PostalZone", zone)
+    _sub(_sub(addr, "cac:Country"), "cbc:IdentificationCode", country)
+
+
+def _ubl(
+    kind: str,
+    *,
+    number: str,
+    issue_date: str = "2024-03-15",
+    due_date: str | None = "2024-04-14",
+    type_code: int | str | None = None,
+    currency: str = "EUR",
+    supplier_siret: str | None = SUPPLIER_SIRET,
+    supplier_name: str = "Fournitures Exemple SARL",
+    supplier_country: str = "FR",
+    supplier_vat: str | None = "auto",
+    recipient_siret: str | None = COMMUNE_SIRET,
+    recipient_name: str = "Commune de Valbrune",
+    service_code: str | None = "ACHATS",
+    engagement: str | None = "EJ-2024-000123",
+    contract: str | None = None,
+    cadre: str | None = "A1",
+    profile: str = EN16931,
+    original_invoice: str | None = None,
+    lines: Sequence[LineSpec] | None = DEFAULT_LINES,
+    vat_rate: str | Decimal = "20.00",
+    attachments: Sequence[Attachment] = (),
+    payment_means: str | None = "30",
+    validator_siret: str | None = None,
+    validator_service: str | None = None,
+    payable: str | Decimal | None = None,
+    gross: str | Decimal | None = None,
+    legacy_ids: bool = False,
+    aife: bool = False,
+    aife_cadre: str | None = None,
+    note: str | None = None,
+) -> bytes:
+    credit = kind == "CreditNote"
+    root_ns = UBL_NS["cn" if credit else "inv"]
+    nsmap = {None: root_ns, "cac": UBL_NS["cac"], "cbc": UBL_NS["cbc"]}
+    if aife:
+        nsmap.update(ext=UBL_NS["ext"], aife=UBL_NS["aife"])
+    root = etree.Element(f"{{{root_ns}}}{kind}", nsmap=nsmap)
+    amounts = compute(lines or (), vat_rate)
+    cur = currency
+
+    if aife:
+        content = _sub(_sub(_sub(root, "ext:UBLExtensions"), "ext:UBLExtension"), "ext:ExtensionContent")
+        ext = _sub(content, "aife:FactureExtension")
+        if aife_cadre is not None:
+            _sub(ext, "aife:CategoryCode", aife_cadre)
+    _sub(root, "cbc:CustomizationID", profile)
+    if cadre is not None:
+        _sub(root, "cbc:ProfileID", cadre)
+    _sub(root, "cbc:ID", number)
+    _sub(root, "cbc:IssueDate", issue_date)
+    if due_date and not credit:
+        _sub(root, "cbc:DueDate", due_date)
+    _sub(root, "cbc:CreditNoteTypeCode" if credit else "cbc:InvoiceTypeCode", type_code or (381 if credit else 380))
+    if note:
+        _sub(root, "cbc:Note", note)
+    _sub(root, "cbc:DocumentCurrencyCode", cur)
+    if service_code is not None and not legacy_ids:
+        _sub(root, "cbc:BuyerReference", service_code)
+    if engagement is not None:
+        _sub(_sub(root, "cac:OrderReference"), "cbc:ID", engagement)
+    if original_invoice is not None:
+        _sub(_sub(_sub(root, "cac:BillingReference"), "cac:InvoiceDocumentReference"), "cbc:ID", original_invoice)
+    if contract is not None:
+        ref = _sub(root, "cac:ContractDocumentReference")
+        _sub(ref, "cbc:ID", contract)
+        if legacy_ids:
+            _sub(ref, "cbc:DocumentTypeCode", "Marché")
+    for ref_id, description in ((validator_siret, "VALIDEUR"), (validator_service, "SERVICE_VALIDEUR")):
+        if ref_id is not None:  # the gateway's place for the validator (mappings/ubl.toml)
+            ref = _sub(root, "cac:AdditionalDocumentReference")
+            _sub(ref, "cbc:ID", ref_id)
+            _sub(ref, "cbc:DocumentDescription", description)
+    for i, (name, mime, data) in enumerate(attachments, start=1):
+        ref = _sub(root, "cac:AdditionalDocumentReference")
+        _sub(ref, "cbc:ID", f"PJ-{i}")
+        _sub(_sub(ref, "cac:Attachment"), "cbc:EmbeddedDocumentBinaryObject",
+             base64.b64encode(data).decode(), mimeCode=mime, filename=name)
+
+    party = _sub(_sub(root, "cac:AccountingSupplierParty"), "cac:Party")
+    if supplier_siret is not None:
+        if legacy_ids:
+            _sub(_sub(party, "cac:PartyIdentification"), "cbc:ID", supplier_siret, schemeName="1")
+        else:
+            _sub(_sub(party, "cac:PartyIdentification"), "cbc:ID", supplier_siret, schemeID="0009")
+    _sub(_sub(party, "cac:PartyName"), "cbc:Name", supplier_name)
+    _ubl_address(party, "Lyon", "69001", supplier_country)
+    vat_id = fr_vat(supplier_siret) if supplier_vat == "auto" and supplier_siret else supplier_vat
+    if vat_id and vat_id != "auto":
+        pts = _sub(party, "cac:PartyTaxScheme")
+        _sub(pts, "cbc:CompanyID", vat_id)
+        _sub(_sub(pts, "cac:TaxScheme"), "cbc:ID", "VAT")
+    ple = _sub(party, "cac:PartyLegalEntity")
+    _sub(ple, "cbc:RegistrationName", supplier_name)
+    if supplier_siret is not None and len(supplier_siret) >= 9 and not legacy_ids:
+        _sub(ple, "cbc:CompanyID", supplier_siret[:9], schemeID="0002")
+
+    customer = _sub(root, "cac:AccountingCustomerParty")
+    party = _sub(customer, "cac:Party")
+    if recipient_siret is not None:
+        attrs = {"schemeName": "1"} if legacy_ids else {"schemeID": "0009"}
+        _sub(_sub(party, "cac:PartyIdentification"), "cbc:ID", recipient_siret, **attrs)
+    _sub(_sub(party, "cac:PartyName"), "cbc:Name", recipient_name)
+    _ubl_address(party, "Valbrune", "99100", "FR")
+    _sub(_sub(party, "cac:PartyLegalEntity"), "cbc:RegistrationName", recipient_name)
+    if legacy_ids and service_code is not None:
+        _sub(_sub(customer, "cac:AccountingContact"), "cbc:ID", service_code)
+
+    if payment_means is not None:
+        pm = _sub(root, "cac:PaymentMeans")
+        _sub(pm, "cbc:PaymentMeansCode", payment_means)
+        if credit and due_date:
+            _sub(pm, "cbc:PaymentDueDate", due_date)
+        if payment_means in ("30", "58"):
+            _sub(_sub(pm, "cac:PayeeFinancialAccount"), "cbc:ID", IBAN)
+    if credit or not due_date:
+        _sub(_sub(root, "cac:PaymentTerms"), "cbc:Note", "Paiement à 30 jours")
+
+    tt = _sub(root, "cac:TaxTotal")
+    _sub(tt, "cbc:TaxAmount", _money(amounts["tax"]), currencyID=cur)
+    for v in amounts["vat"]:
+        st = _sub(tt, "cac:TaxSubtotal")
+        _sub(st, "cbc:TaxableAmount", _money(v["base"]), currencyID=cur)
+        _sub(st, "cbc:TaxAmount", _money(v["amount"]), currencyID=cur)
+        cat = _sub(st, "cac:TaxCategory")
+        _sub(cat, "cbc:ID", v["category"])
+        _sub(cat, "cbc:Percent", v["rate"])
+        _sub(_sub(cat, "cac:TaxScheme"), "cbc:ID", "VAT")
+    lmt = _sub(root, "cac:LegalMonetaryTotal")
+    _sub(lmt, "cbc:LineExtensionAmount", _money(amounts["net"]), currencyID=cur)
+    _sub(lmt, "cbc:TaxExclusiveAmount", _money(amounts["net"]), currencyID=cur)
+    _sub(lmt, "cbc:TaxInclusiveAmount", _money(Decimal(str(gross)) if gross is not None else amounts["gross"]),
+         currencyID=cur)
+    _sub(lmt, "cbc:PayableAmount", _money(Decimal(str(payable)) if payable is not None else amounts["payable"]),
+         currencyID=cur)
+
+    for ln in amounts["lines"]:
+        line = _sub(root, "cac:CreditNoteLine" if credit else "cac:InvoiceLine")
+        _sub(line, "cbc:ID", ln["id"])
+        _sub(line, "cbc:CreditedQuantity" if credit else "cbc:InvoicedQuantity", ln["qty"], unitCode="C62")
+        _sub(line, "cbc:LineExtensionAmount", _money(ln["net"]), currencyID=cur)
+        item = _sub(line, "cac:Item")
+        _sub(item, "cbc:Name", ln["name"])
+        cat = _sub(item, "cac:ClassifiedTaxCategory")
+        _sub(cat, "cbc:ID", "S" if ln["rate"] else "Z")
+        _sub(cat, "cbc:Percent", ln["rate"])
+        _sub(_sub(cat, "cac:TaxScheme"), "cbc:ID", "VAT")
+        _sub(_sub(line, "cac:Price"), "cbc:PriceAmount", ln["price"], currencyID=cur)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def ubl_invoice(*, number: str = "FA-2024-0001", **kw) -> bytes:
+    """EN 16931 UBL Invoice (type 380, cadre A1 in BT-23 by default)."""
+    return _ubl("Invoice", number=number, **kw)
+
+
+def ubl_creditnote(*, number: str = "AV-2024-0001", original_invoice: str | None = "FA-2024-0001", **kw) -> bytes:
+    """EN 16931 UBL CreditNote (type 381, positive amounts, refers to the original invoice)."""
+    return _ubl("CreditNote", number=number, original_invoice=original_invoice, **kw)
+
+
+def ubl_aife_invoice(*, cadre: str | None = "A1", number: str = "FA-2024-0101", bt23: str | None = None,
+                     legacy_ids: bool = True, **kw) -> bytes:
+    """The platform's legacy UBL: cadre in the AIFE extension (aife:CategoryCode),
+    SIRETs with schemeName 1, code service in AccountingContact/cbc:ID.
+    `bt23` also writes a cbc:ProfileID (normally absent)."""
+    return _ubl("Invoice", number=number, aife=True, aife_cadre=cadre, cadre=bt23, legacy_ids=legacy_ids, **kw)
+
+
+# --- CII ----------------------------------------------------------------------
+
+def _cii_date(parent: etree._Element, tag: str, iso: str) -> None:
+    _sub(_sub(parent, tag), "udt:DateTimeString", iso.replace("-", ""), format="102")
+
+
+def cii_invoice(
+    *,
+    number: str = "FA-2024-0002",
+    issue_date: str = "2024-03-15",
+    due_date: str | None = "2024-04-14",
+    type_code: int | str = 380,
+    currency: str = "EUR",
+    supplier_siret: str | None = SUPPLIER_SIRET,
+    supplier_name: str = "Fournitures Exemple SARL",
+    supplier_country: str = "FR",
+    supplier_vat: str | None = "auto",
+    recipient_siret: str | None = COMMUNE_SIRET,
+    recipient_name: str = "Commune de Valbrune",
+    service_code: str | None = "ACHATS",
+    engagement: str | None = "EJ-2024-000123",
+    contract: str | None = None,
+    cadre: str | None = "A1",
+    profile: str = EN16931,
+    original_invoice: str | None = None,
+    lines: Sequence[LineSpec] | None = DEFAULT_LINES,
+    vat_rate: str | Decimal = "20.00",
+    attachments: Sequence[Attachment] = (),
+    payment_means: str | None = "30",
+    validator_siret: str | None = None,
+    validator_service: str | None = None,
+    payable: str | Decimal | None = None,
+    gross: str | Decimal | None = None,
+    legacy_ids: bool = False,
+) -> bytes:
+    """CII D16B (EN 16931). type_code=381 makes a credit note (positive amounts).
+    legacy_ids puts SIRETs in SpecifiedLegalOrganization/ID schemeID 1 (Chorus CII 16B),
+    which the Factur-X rules refuse (scheme not in the ISO 6523 list)."""
+    root = etree.Element(f"{{{CII_NS['rsm']}}}CrossIndustryInvoice", nsmap=dict(CII_NS))
+    amounts = compute(lines or (), vat_rate)
+    cur = currency
+
+    ctx = _sub(root, "rsm:ExchangedDocumentContext")
+    if cadre is not None:
+        _sub(_sub(ctx, "ram:BusinessProcessSpecifiedDocumentContextParameter"), "ram:ID", cadre)
+    _sub(_sub(ctx, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", profile)
+    doc = _sub(root, "rsm:ExchangedDocument")
+    _sub(doc, "ram:ID", number)
+    _sub(doc, "ram:TypeCode", type_code)
+    _cii_date(doc, "ram:IssueDateTime", issue_date)
+
+    tx = _sub(root, "rsm:SupplyChainTradeTransaction")
+    for ln in amounts["lines"]:
+        item = _sub(tx, "ram:IncludedSupplyChainTradeLineItem")
+        _sub(_sub(item, "ram:AssociatedDocumentLineDocument"), "ram:LineID", ln["id"])
+        _sub(_sub(item, "ram:SpecifiedTradeProduct"), "ram:Name", ln["name"])
+        _sub(_sub(_sub(item, "ram:SpecifiedLineTradeAgreement"), "ram:NetPriceProductTradePrice"),
+             "ram:ChargeAmount", ln["price"])
+        _sub(_sub(item, "ram:SpecifiedLineTradeDelivery"), "ram:BilledQuantity", ln["qty"], unitCode="C62")
+        settle = _sub(item, "ram:SpecifiedLineTradeSettlement")
+        tax = _sub(settle, "ram:ApplicableTradeTax")
+        _sub(tax, "ram:TypeCode", "VAT")
+        _sub(tax, "ram:CategoryCode", "S" if ln["rate"] else "Z")
+        _sub(tax, "ram:RateApplicablePercent", ln["rate"])
+        _sub(_sub(settle, "ram:SpecifiedTradeSettlementLineMonetarySummation"), "ram:LineTotalAmount",
+             _money(ln["net"]))
+
+    agr = _sub(tx, "ram:ApplicableHeaderTradeAgreement")
+    if service_code is not None:
+        _sub(agr, "ram:BuyerReference", service_code)
+    seller = _sub(agr, "ram:SellerTradeParty")
+    _sub(seller, "ram:Name", supplier_name)
+    if supplier_siret is not None:
+        _sub(_sub(seller, "ram:SpecifiedLegalOrganization"), "ram:ID", supplier_siret,
+             schemeID="1" if legacy_ids else "0009")
+    _cii_address(seller, "69001", "Lyon", supplier_country)
+    vat_id = fr_vat(supplier_siret) if supplier_vat == "auto" and supplier_siret else supplier_vat
+    if vat_id and vat_id != "auto":
+        _sub(_sub(seller, "ram:SpecifiedTaxRegistration"), "ram:ID", vat_id, schemeID="VA")
+    buyer = _sub(agr, "ram:BuyerTradeParty")
+    if recipient_siret is not None and not legacy_ids:
+        _sub(buyer, "ram:GlobalID", recipient_siret, schemeID="0009")
+    _sub(buyer, "ram:Name", recipient_name)
+    if recipient_siret is not None and legacy_ids:
+        _sub(_sub(buyer, "ram:SpecifiedLegalOrganization"), "ram:ID", recipient_siret, schemeID="1")
+    _cii_address(buyer, "99100", "Valbrune", "FR")
+    if engagement is not None:
+        _sub(_sub(agr, "ram:BuyerOrderReferencedDocument"), "ram:IssuerAssignedID", engagement)
+    if contract is not None:
+        _sub(_sub(agr, "ram:ContractReferencedDocument"), "ram:IssuerAssignedID", contract)
+    for ref_id, name in ((validator_siret, "VALIDEUR"), (validator_service, "SERVICE_VALIDEUR")):
+        if ref_id is not None:  # the gateway's place for the validator (mappings/cii.toml)
+            ref = _sub(agr, "ram:AdditionalReferencedDocument")
+            _sub(ref, "ram:IssuerAssignedID", ref_id)
+            _sub(ref, "ram:TypeCode", "916")
+            _sub(ref, "ram:Name", name)
+    for i, (name, mime, data) in enumerate(attachments, start=1):
+        ref = _sub(agr, "ram:AdditionalReferencedDocument")
+        _sub(ref, "ram:IssuerAssignedID", f"PJ-{i}")
+        _sub(ref, "ram:TypeCode", "916")
+        _sub(ref, "ram:AttachmentBinaryObject", base64.b64encode(data).decode(), mimeCode=mime, filename=name)
+
+    delivery = _sub(_sub(tx, "ram:ApplicableHeaderTradeDelivery"), "ram:ActualDeliverySupplyChainEvent")
+    _cii_date(delivery, "ram:OccurrenceDateTime", issue_date)
+    st = _sub(tx, "ram:ApplicableHeaderTradeSettlement")
+    _sub(st, "ram:InvoiceCurrencyCode", cur)
+    if payment_means is not None:
+        pm = _sub(st, "ram:SpecifiedTradeSettlementPaymentMeans")
+        _sub(pm, "ram:TypeCode", payment_means)
+        if payment_means in ("30", "58"):
+            _sub(_sub(pm, "ram:PayeePartyCreditorFinancialAccount"), "ram:IBANID", IBAN)
+    for v in amounts["vat"]:
+        tax = _sub(st, "ram:ApplicableTradeTax")
+        _sub(tax, "ram:CalculatedAmount", _money(v["amount"]))
+        _sub(tax, "ram:TypeCode", "VAT")
+        _sub(tax, "ram:BasisAmount", _money(v["base"]))
+        _sub(tax, "ram:CategoryCode", v["category"])
+        _sub(tax, "ram:RateApplicablePercent", v["rate"])
+    terms = _sub(st, "ram:SpecifiedTradePaymentTerms")
+    if due_date:
+        _cii_date(terms, "ram:DueDateDateTime", due_date)
+    else:
+        _sub(terms, "ram:Description", "Paiement à 30 jours")
+    sums = _sub(st, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
+    _sub(sums, "ram:LineTotalAmount", _money(amounts["net"]))
+    _sub(sums, "ram:TaxBasisTotalAmount", _money(amounts["net"]))
+    _sub(sums, "ram:TaxTotalAmount", _money(amounts["tax"]), currencyID=cur)
+    _sub(sums, "ram:GrandTotalAmount", _money(Decimal(str(gross)) if gross is not None else amounts["gross"]))
+    _sub(sums, "ram:DuePayableAmount", _money(Decimal(str(payable)) if payable is not None else amounts["payable"]))
+    if original_invoice is not None:
+        _sub(_sub(st, "ram:InvoiceReferencedDocument"), "ram:IssuerAssignedID", original_invoice)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _cii_address(party: etree._Element, zone: str, city: str, country: str) -> None:
+    addr = _sub(party, "ram:PostalTradeAddress")
+    _sub(addr, "ram:PostcodeCode", zone)
+    _sub(addr, "ram:LineOne", "1 rue de l'Exemple")
+    _sub(addr, "ram:CityName", city)
+    _sub(addr, "ram:CountryID", country)
+
+
+def parse(data: bytes) -> etree._ElementTree:
+    """Parse a built document the way the gateway does (gateway.xmlsafe)."""
+    from gateway import xmlsafe
+
+    tree, findings = xmlsafe.parse(data)
+    assert tree is not None, findings
+    return tree

@@ -1,0 +1,410 @@
+"""Builders for the PDF tests, all in code: plain PDFs, Factur-X, a test PKI,
+signed PDFs and the ways a signed PDF gets broken afterwards."""
+from __future__ import annotations
+
+import dataclasses
+import io
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import facturx
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.generic import pdf_name
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import fields, signers
+from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pypdf import PdfWriter
+from pypdf.generic import (ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject, NameObject,
+                           TextStringObject)
+
+from gateway import config
+
+MARKER = b"(Invoice INV-001 total 120.00 EUR)"
+
+GUIDELINES = {
+    "minimum": "urn:factur-x.eu:1p0:minimum",
+    "basicwl": "urn:factur-x.eu:1p0:basicwl",
+    "basic": "urn:cen.eu:en16931:2017#compliant#urn:factur-x.eu:1p0:basic",
+    "en16931": "urn:cen.eu:en16931:2017",
+    "extended": "urn:cen.eu:en16931:2017#conformant#urn:factur-x.eu:1p0:extended",
+}
+
+
+def settings_for(home: Path, **raw_sections) -> config.Settings:
+    """A fresh home; keyword arguments become raw TOML sections."""
+    s = config.load(home)
+    return dataclasses.replace(s, raw={**s.raw, **raw_sections}) if raw_sections else s
+
+
+# --- plain PDFs --------------------------------------------------------------
+
+def _writer(text: bytes | None = MARKER, pages: int = 1) -> PdfWriter:
+    w = PdfWriter()
+    for _ in range(pages):
+        page = w.add_blank_page(595, 842)
+        if text:
+            font = DictionaryObject({NameObject("/Type"): NameObject("/Font"),
+                                     NameObject("/Subtype"): NameObject("/Type1"),
+                                     NameObject("/BaseFont"): NameObject("/Helvetica")})
+            page[NameObject("/Resources")] = DictionaryObject(
+                {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})})
+            content = DecodedStreamObject()
+            content.set_data(b"BT /F1 14 Tf 72 770 Td " + text + b" Tj ET")
+            page.replace_contents(content)
+    return w
+
+
+def _bytes(w: PdfWriter) -> bytes:
+    out = io.BytesIO()
+    w.write(out)
+    return out.getvalue()
+
+
+def make_pdf(text: bytes | None = MARKER, pages: int = 1) -> bytes:
+    return _bytes(_writer(text, pages))
+
+
+def make_pdf_with_files(files: dict[str, bytes], text: bytes | None = MARKER) -> bytes:
+    w = _writer(text)
+    for name, data in files.items():
+        w.add_attachment(name, data)
+    return _bytes(w)
+
+
+def make_encrypted_pdf() -> bytes:
+    w = _writer()
+    w.encrypt(user_password="", owner_password="owner-secret", algorithm="AES-128")
+    return _bytes(w)
+
+
+def make_openaction_js_pdf() -> bytes:
+    w = _writer()
+    w._root_object[NameObject("/OpenAction")] = DictionaryObject({
+        NameObject("/S"): NameObject("/JavaScript"), NameObject("/JS"): TextStringObject("app.alert('hi')")})
+    return _bytes(w)
+
+
+def make_names_js_pdf() -> bytes:
+    """Document-level JavaScript in the catalog's /Names tree."""
+    w = _writer()
+    action = DictionaryObject({NameObject("/S"): NameObject("/JavaScript"),
+                               NameObject("/JS"): TextStringObject("this.print({bUI:false});")})
+    w._root_object[NameObject("/Names")] = DictionaryObject({NameObject("/JavaScript"): DictionaryObject(
+        {NameObject("/Names"): ArrayObject([TextStringObject("print"), action])})})
+    return _bytes(w)
+
+
+def make_launch_pdf() -> bytes:
+    """A link annotation whose action launches a program."""
+    w = _writer()
+    annot = DictionaryObject({
+        NameObject("/Type"): NameObject("/Annot"), NameObject("/Subtype"): NameObject("/Link"),
+        NameObject("/Rect"): ArrayObject([FloatObject(0), FloatObject(0), FloatObject(100), FloatObject(100)]),
+        NameObject("/A"): DictionaryObject({NameObject("/S"): NameObject("/Launch"),
+                                            NameObject("/F"): TextStringObject("calc.exe")}),
+    })
+    w.add_annotation(0, annot)
+    return _bytes(w)
+
+
+def make_garbage_pdf() -> bytes:
+    return b"%PDF-1.7\n" + bytes((i * 37 + 11) % 256 for i in range(4000)) + b"\n%%EOF\n"
+
+
+def raw_pdf(*objects: bytes) -> bytes:
+    """A PDF written by hand, objects numbered from 1 (object 1 the catalog),
+    with a correct xref table: for structures no library would write."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Root 1 0 R /Size %d >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def make_cyclic_pages_pdf() -> bytes:
+    """A page tree whose /Kids points back to itself."""
+    return raw_pdf(b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [2 0 R] /Count 1 >>")
+
+
+def make_deep_pdf(depth: int = 20000) -> bytes:
+    """An array nested thousands deep: the kind of input that blows recursion."""
+    return raw_pdf(b"<< /Type /Catalog /Pages 2 0 R /X " + b"[" * depth + b"]" * depth + b" >>",
+                   b"<< /Type /Pages /Kids [] /Count 0 >>")
+
+
+def make_action_loop_pdf(n: int = 300) -> bytes:
+    """/OpenAction with a /Next chain that loops: the scan must end."""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R /OpenAction 3 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"]
+    for i in range(n):
+        nxt = 3 + (i + 1) % n
+        objs.append(b"<< /S /GoTo /D [0 /Fit] /Next %d 0 R >>" % nxt)
+    return raw_pdf(*objs)
+
+
+def make_empty_field_pdf() -> bytes:
+    w = IncrementalPdfFileWriter(io.BytesIO(make_pdf()), strict=False)
+    fields.append_signature_field(w, fields.SigFieldSpec("Sig1", box=(50, 50, 250, 100)))
+    out = io.BytesIO()
+    w.write(out)
+    return out.getvalue()
+
+
+# --- Factur-X -------------------------------------------------------------------
+
+def cii(guideline: str = GUIDELINES["en16931"], number: str = "INV-001", total: str = "120.00",
+        with_line: bool = True) -> bytes:
+    """A small CII D16B invoice (EN 16931 shape); `with_line=False` for the
+    profiles that carry no lines."""
+    line = f"""
+    <ram:IncludedSupplyChainTradeLineItem>
+      <ram:AssociatedDocumentLineDocument><ram:LineID>1</ram:LineID></ram:AssociatedDocumentLineDocument>
+      <ram:SpecifiedTradeProduct><ram:Name>Consulting</ram:Name></ram:SpecifiedTradeProduct>
+      <ram:SpecifiedLineTradeAgreement><ram:NetPriceProductTradePrice><ram:ChargeAmount>100.00</ram:ChargeAmount>
+      </ram:NetPriceProductTradePrice></ram:SpecifiedLineTradeAgreement>
+      <ram:SpecifiedLineTradeDelivery><ram:BilledQuantity unitCode="C62">1</ram:BilledQuantity></ram:SpecifiedLineTradeDelivery>
+      <ram:SpecifiedLineTradeSettlement>
+        <ram:ApplicableTradeTax><ram:TypeCode>VAT</ram:TypeCode><ram:CategoryCode>S</ram:CategoryCode>
+          <ram:RateApplicablePercent>20</ram:RateApplicablePercent></ram:ApplicableTradeTax>
+        <ram:SpecifiedTradeSettlementLineMonetarySummation><ram:LineTotalAmount>100.00</ram:LineTotalAmount>
+        </ram:SpecifiedTradeSettlementLineMonetarySummation>
+      </ram:SpecifiedLineTradeSettlement>
+    </ram:IncludedSupplyChainTradeLineItem>""" if with_line else ""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<rsm:CrossIndustryInvoice xmlns:rsm="urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
+  xmlns:ram="urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
+  xmlns:udt="urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100">
+  <rsm:ExchangedDocumentContext>
+    <ram:BusinessProcessSpecifiedDocumentContextParameter><ram:ID>A1</ram:ID></ram:BusinessProcessSpecifiedDocumentContextParameter>
+    <ram:GuidelineSpecifiedDocumentContextParameter><ram:ID>{guideline}</ram:ID></ram:GuidelineSpecifiedDocumentContextParameter>
+  </rsm:ExchangedDocumentContext>
+  <rsm:ExchangedDocument>
+    <ram:ID>{number}</ram:ID><ram:TypeCode>380</ram:TypeCode>
+    <ram:IssueDateTime><udt:DateTimeString format="102">20250115</udt:DateTimeString></ram:IssueDateTime>
+  </rsm:ExchangedDocument>
+  <rsm:SupplyChainTradeTransaction>{line}
+    <ram:ApplicableHeaderTradeAgreement>
+      <ram:BuyerReference>SERVICE-42</ram:BuyerReference>
+      <ram:SellerTradeParty><ram:Name>Fournisseur SA</ram:Name>
+        <ram:SpecifiedLegalOrganization><ram:ID schemeID="0002">73282932000074</ram:ID></ram:SpecifiedLegalOrganization>
+        <ram:PostalTradeAddress><ram:CountryID>FR</ram:CountryID></ram:PostalTradeAddress>
+        <ram:SpecifiedTaxRegistration><ram:ID schemeID="VA">FR32732829320</ram:ID></ram:SpecifiedTaxRegistration>
+      </ram:SellerTradeParty>
+      <ram:BuyerTradeParty><ram:Name>Mairie de Test</ram:Name>
+        <ram:SpecifiedLegalOrganization><ram:ID schemeID="0002">21750001600019</ram:ID></ram:SpecifiedLegalOrganization>
+      </ram:BuyerTradeParty>
+    </ram:ApplicableHeaderTradeAgreement>
+    <ram:ApplicableHeaderTradeDelivery/>
+    <ram:ApplicableHeaderTradeSettlement>
+      <ram:InvoiceCurrencyCode>EUR</ram:InvoiceCurrencyCode>
+      <ram:ApplicableTradeTax><ram:CalculatedAmount>20.00</ram:CalculatedAmount><ram:TypeCode>VAT</ram:TypeCode>
+        <ram:BasisAmount>100.00</ram:BasisAmount><ram:CategoryCode>S</ram:CategoryCode>
+        <ram:RateApplicablePercent>20</ram:RateApplicablePercent></ram:ApplicableTradeTax>
+      <ram:SpecifiedTradeSettlementHeaderMonetarySummation>
+        <ram:LineTotalAmount>100.00</ram:LineTotalAmount>
+        <ram:TaxBasisTotalAmount>100.00</ram:TaxBasisTotalAmount>
+        <ram:TaxTotalAmount currencyID="EUR">20.00</ram:TaxTotalAmount>
+        <ram:GrandTotalAmount>{total}</ram:GrandTotalAmount>
+        <ram:DuePayableAmount>{total}</ram:DuePayableAmount>
+      </ram:SpecifiedTradeSettlementHeaderMonetarySummation>
+    </ram:ApplicableHeaderTradeSettlement>
+  </rsm:SupplyChainTradeTransaction>
+</rsm:CrossIndustryInvoice>
+""".encode()
+
+
+def make_facturx(level: str = "en16931", *, xml: bytes | None = None, xmp_level: str | None = None,
+                 attachments: dict[str, bytes] | None = None) -> bytes:
+    """A Factur-X made by the `facturx` package. `xmp_level` writes another
+    level into the XMP than the XML's, to build an incoherent file."""
+    xml = xml if xml is not None else cii(GUIDELINES[level], with_line=level not in ("minimum", "basicwl"))
+    atts = {name: {"filedata": data} for name, data in (attachments or {}).items()}
+    return facturx.generate_from_binary(make_pdf(), xml, flavor="factur-x", level=xmp_level or level,
+                                        check_xsd=False, attachments=atts or None)
+
+
+# --- a test PKI -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Identity:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+    @property
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass(frozen=True)
+class Pki:
+    root: Identity
+    intermediate: Identity
+    signer: Identity
+    other_root: Identity  # a CA nobody trusts
+    other_signer: Identity
+    tsa: Identity  # a time-stamping authority under the trusted root
+
+
+def _cert(subject: str, key, issuer: Identity | None, *, ca: bool, not_before: datetime,
+          not_after: datetime, tsa: bool = False) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Gateway Test PKI")])
+    b = (x509.CertificateBuilder()
+         .subject_name(name)
+         .issuer_name(issuer.cert.subject if issuer else name)
+         .public_key(key.public_key())
+         .serial_number(x509.random_serial_number())
+         .not_valid_before(not_before)
+         .not_valid_after(not_after)
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
+    if issuer:
+        b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+                            critical=False)
+    if ca:
+        b = b.add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+    elif tsa:
+        b = b.add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+    else:
+        b = b.add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
+        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+    return b.sign((issuer.key if issuer else key), hashes.SHA256())
+
+
+def make_pki(now: datetime | None = None) -> Pki:
+    """CAs valid ten years around now; signers valid from yesterday for one year."""
+    now = now or datetime.now(timezone.utc)
+    ca_from, ca_to = now - timedelta(days=3650), now + timedelta(days=3650)
+    sig_from, sig_to = now - timedelta(days=1), now + timedelta(days=365)
+
+    def ident(subject, issuer, ca, nb, na, tsa=False):
+        # pyHanko's test TSA signs with RSA only
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048) if tsa else ec.generate_private_key(
+            ec.SECP256R1())
+        return Identity(_cert(subject, key, issuer, ca=ca, not_before=nb, not_after=na, tsa=tsa), key)
+
+    root = ident("Test Root CA", None, True, ca_from, ca_to)
+    inter = ident("Test Issuing CA", root, True, ca_from, ca_to)
+    signer = ident("Alice Fournisseur", inter, False, sig_from, sig_to)
+    other_root = ident("Unknown Root CA", None, True, ca_from, ca_to)
+    other_signer = ident("Mallory", other_root, False, sig_from, sig_to)
+    tsa = ident("Test TSA", root, False, ca_from, ca_to, tsa=True)
+    return Pki(root, inter, signer, other_root, other_signer, tsa)
+
+
+def trust(settings: config.Settings, *certs: Identity) -> None:
+    """Drop CA certificates in the home's trust folder."""
+    settings.trust.mkdir(parents=True, exist_ok=True)
+    for i, ident in enumerate(certs):
+        (settings.trust / f"ca{i}.pem").write_bytes(ident.pem)
+
+
+def _asn1_cert(c: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+
+
+def _asn1_key(ident: Identity) -> asn1_keys.PrivateKeyInfo:
+    return asn1_keys.PrivateKeyInfo.load(ident.key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+def sign(pdf: bytes, signer: Identity, chain: tuple[Identity, ...] = (), field: str = "Sig1") -> bytes:
+    simple = signers.SimpleSigner(
+        signing_cert=_asn1_cert(signer.cert), signing_key=_asn1_key(signer),
+        cert_registry=SimpleCertificateStore.from_certs([_asn1_cert(c.cert) for c in chain]))
+    w = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    out = signers.sign_pdf(w, signers.PdfSignatureMetadata(field_name=field), signer=simple)
+    return out.getvalue()
+
+
+def sign_by(pki: Pki, pdf: bytes, field: str = "Sig1") -> bytes:
+    return sign(pdf, pki.signer, (pki.intermediate, pki.root), field)
+
+
+def timestamp_document(pki: Pki, pdf: bytes) -> bytes:
+    """Append a document timestamp (as PAdES B-LTA does) from the test TSA."""
+    stamper = DummyTimeStamper(tsa_cert=_asn1_cert(pki.tsa.cert), tsa_key=_asn1_key(pki.tsa),
+                               certs_to_embed=[_asn1_cert(pki.root.cert)])
+    w = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    out = signers.PdfTimeStamper(stamper).timestamp_pdf(w, "sha256", timestamper=stamper)
+    return out.getvalue()
+
+
+# --- what happens to a signed PDF afterwards --------------------------------------
+
+def flip_signed_byte(signed: bytes) -> bytes:
+    """Change one byte of the page text, which the signature covers."""
+    i = signed.index(MARKER) + len(b"(Invoice INV-00")
+    return signed[:i] + b"9" + signed[i + 1:]
+
+
+def _update(signed: bytes, change) -> bytes:
+    w = IncrementalPdfFileWriter(io.BytesIO(signed), strict=False)
+    change(w)
+    out = io.BytesIO()
+    w.write(out)
+    return out.getvalue()
+
+
+def update_info(signed: bytes) -> bytes:
+    """Harmless: a new /Info dictionary (title) in an incremental update."""
+    return _update(signed, lambda w: w.set_info(generic.DictionaryObject(
+        {pdf_name("/Title"): generic.TextStringObject("Invoice INV-001 (archived)")})))
+
+
+def update_page_content(signed: bytes) -> bytes:
+    """Harmful: a new content stream painted on page 1 after signing."""
+    def change(w):
+        stream = w.add_object(generic.StreamObject(stream_data=b"BT /F1 30 Tf 72 600 Td (PAID - 0.00 EUR) Tj ET"))
+        w.add_stream_to_page(0, stream)
+    return _update(signed, change)
+
+
+def swap_embedded_file(signed: bytes, name: str, data: bytes) -> bytes:
+    """Replace an embedded file's bytes in an incremental update."""
+    def change(w):
+        names = w.root["/Names"]["/EmbeddedFiles"]["/Names"]
+        for i in range(0, len(names), 2):
+            if str(names[i]) == name:
+                ref = names.raw_get(i + 1)
+                spec = ref.get_object()
+                new = w.add_object(generic.StreamObject(
+                    {pdf_name("/Type"): pdf_name("/EmbeddedFile")}, stream_data=data))
+                ef_raw = spec.raw_get("/EF")
+                ef = ef_raw.get_object()
+                for k in ("/F", "/UF"):
+                    if k in ef:
+                        ef[pdf_name(k)] = new
+                w.mark_update(ef_raw if isinstance(ef_raw, generic.IndirectObject) else ref)
+                return
+        raise KeyError(name)
+    return _update(signed, change)
+
+
+def add_file_after_signing(signed: bytes, name: str, data: bytes) -> bytes:
+    """An incremental update (pypdf) that embeds one more file."""
+    w = PdfWriter(io.BytesIO(signed), incremental=True)
+    w.add_attachment(name, data)
+    out = io.BytesIO()
+    w.write(out)
+    return out.getvalue()
+
+
+def corrupt_signature_value(signed: bytes) -> bytes:
+    """Zero the CMS blob in /Contents: the signature can no longer be parsed."""
+    start = signed.rindex(b"/Contents <") + len(b"/Contents <")
+    end = signed.index(b">", start)
+    return signed[:start] + b"0" * (end - start) + signed[end:]

