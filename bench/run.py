@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from invoice_support import cii_invoice, ubl_invoice  # noqa: E402
 
-from gateway import config, detect, reports, xmlsafe, xsd  # noqa: E402
+from gateway import config, detect, reports, wiring, xmlsafe, xsd  # noqa: E402
 from gateway.pipeline import evaluate_file  # noqa: E402
 from gateway.records import Format  # noqa: E402
 
@@ -47,16 +48,27 @@ def generate(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-BASELINE_RULES = False
+class InProcessRules:
+    """The bare way to run the EN 16931 rules: Saxon in this process, same rule sets."""
 
+    def __init__(self, settings):  # noqa: ANN001
+        from saxonche import PySaxonProcessor
 
-def in_process_rules(settings):  # noqa: ANN001, ANN201
-    return None
+        from gateway.rulesets import find_ruleset
+
+        self.proc = PySaxonProcessor(license=False)
+        xslt = self.proc.new_xslt30_processor()
+        self.exe = {k: xslt.compile_stylesheet(stylesheet_file=str(find_ruleset(k, settings).path))
+                    for k in ("ubl", "cii")}
+
+    def check(self, kind: str, data: bytes) -> str:
+        node = self.proc.parse_xml(xml_text=data.decode("utf-8"))
+        return self.exe[kind].transform_to_string(xdm_node=node)
 
 
 def baseline(paths: list[Path], settings) -> float:  # noqa: ANN001
     """Bare loop: read, parse, XSD (and rules when the gateway runs them)."""
-    rules = in_process_rules(settings) if BASELINE_RULES else None
+    rules = InProcessRules(settings) if settings.schematron else None
     t0 = time.perf_counter()
     for p in paths:
         data = p.read_bytes()
@@ -105,9 +117,9 @@ class RssSampler(threading.Thread):
             self.stop.wait(0.1)
 
 
-def run_gateway(home: Path, workers: int) -> tuple[float, int, str]:
+def run_gateway(home: Path, workers: int, rules: bool) -> tuple[float, int, str]:
     env = dict(os.environ, GATEWAY_HOME=str(home), GATEWAY_INTAKE_WORKERS=str(workers),
-               GATEWAY_SFTP_ENABLED="false")
+               GATEWAY_SFTP_ENABLED="false", GATEWAY_VALIDATION_SCHEMATRON=str(rules).lower())
     t0 = time.perf_counter()
     p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--once"], env=env, cwd=REPO,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -137,6 +149,12 @@ def stage_costs(paths: list[Path], settings) -> dict[str, float]:  # noqa: ANN00
     timed("detect", detect.detect)
     timed("parse", lambda d: trees.__setitem__(id(d), xmlsafe.parse(d)[0]))
     timed("xsd", lambda d: xsd.validate(trees[id(d)], detect.detect_xml(d), settings.schema_dirs, explain=False))
+    from gateway import schematron
+
+    eng = schematron.shared_engine(settings)
+    eng.check("ubl", datas[0])  # warm: start Saxon, compile
+    eng.check("cii", datas[1])
+    timed("EN 16931 rules", lambda d: eng.check("cii" if detect.detect_xml(d) is Format.CII else "ubl", d))
     timed("whole evaluation", lambda d: evaluate_file(d, "x.xml", settings))
     out = settings.home / "stage-reports"
     ev = evaluate_file(datas[0], "x.xml", settings)
@@ -155,6 +173,24 @@ def stage_costs(paths: list[Path], settings) -> dict[str, float]:  # noqa: ANN00
     return cost
 
 
+def compare(files: list[Path], out: Path, workers: int, rules: bool) -> None:
+    home = out / f"home-{'rules' if rules else 'xsd'}"
+    config.init_home(home)
+    settings = replace(config.load(home), schematron=rules)
+    base = baseline(files, settings)
+    label = "parse + XSD + EN 16931 rules" if rules else "parse + XSD"
+    print(f"[{label}]")
+    print(f"  baseline  bare loop, 1 process:             {base:8.0f} files/s")
+    inbox = home / "inbox" / "BENCH"
+    inbox.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        os.link(f, inbox / f.name)
+    secs, peak, line = run_gateway(home, workers, rules)
+    rate = len(files) / secs
+    print(f"  gateway   run --once, {workers} workers, start to exit: {rate:8.0f} files/s ({secs:.1f} s; {line})")
+    print(f"  ratio     gateway / baseline: {rate / base:.0%}   peak RSS {peak / 2**20:.0f} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=5000)
@@ -164,40 +200,29 @@ def main() -> None:
     args = ap.parse_args()
 
     shutil.rmtree(args.out, ignore_errors=True)
-    home = args.out / "home"
-    config.init_home(home)
-    settings = config.load(home)
     files = generate(args.out / "files", args.files)
     print(f"generated {len(files)} invoices (UBL and CII, about {files[0].stat().st_size // 1024} KB each)")
+    for rules in (False, True):
+        compare(files, args.out, args.workers, rules)
 
-    base = baseline(files, settings)
-    print(f"baseline  bare loop (parse + XSD{' + rules' if BASELINE_RULES else ''}, 1 process): {base:8.0f} files/s")
-
-    inbox = home / "inbox" / "BENCH"
-    inbox.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        os.link(f, inbox / f.name)
-    secs, peak, line = run_gateway(home, args.workers)
-    rate = len(files) / secs
-    print(f"gateway   run --once ({args.workers} workers), start to exit:        {rate:8.0f} files/s "
-          f"({secs:.1f} s; {line})")
-    print(f"ratio     gateway / baseline: {rate / base:.0%}   peak RSS {peak / 2**20:.0f} MB")
-
-    print("per-stage cost (ms per file, in-process):")
+    settings = config.load(args.out / "home-rules")
+    wiring.install(settings)
+    print("per-stage cost (ms per file, in-process, on a sample):")
     for name, ms in stage_costs(files, settings).items():
-        print(f"  {name:<20} {ms:7.3f}")
+        print(f"  {name:<22} {ms:7.3f}")
 
     if args.waiting:
-        mhome = args.out / "home-waiting"
-        config.init_home(mhome)
         mfiles = generate(args.out / "files-waiting", args.waiting)
-        minbox = mhome / "inbox" / "BENCH"
-        minbox.mkdir(parents=True, exist_ok=True)
-        for f in mfiles:
-            os.link(f, minbox / f.name)
-        secs, peak, line = run_gateway(mhome, args.workers)
-        print(f"memory    {args.waiting} files waiting: peak RSS {peak / 2**20:.0f} MB over the process tree "
-              f"({args.waiting / secs:.0f} files/s; {line})")
+        for rules in (False, True):
+            mhome = args.out / f"home-waiting-{rules}"
+            config.init_home(mhome)
+            minbox = mhome / "inbox" / "BENCH"
+            minbox.mkdir(parents=True, exist_ok=True)
+            for f in mfiles:
+                os.link(f, minbox / f.name)
+            secs, peak, line = run_gateway(mhome, args.workers, rules)
+            print(f"memory    {args.waiting} files waiting ({'with' if rules else 'without'} rules): peak RSS "
+                  f"{peak / 2**20:.0f} MB over the process tree ({args.waiting / secs:.0f} files/s)")
     shutil.rmtree(args.out, ignore_errors=True)
 
 

@@ -122,7 +122,8 @@ def resolve_home(home: str | os.PathLike | None = None) -> Path:
 
 def _env_overrides(raw: dict[str, Any]) -> None:
     for key, val in os.environ.items():
-        if not key.startswith("GATEWAY_") or key == "GATEWAY_HOME":
+        # GATEWAY_PARTNER_PASSWORD is an input of `gateway partner add`, not a setting
+        if not key.startswith("GATEWAY_") or key in ("GATEWAY_HOME", "GATEWAY_PARTNER_PASSWORD"):
             continue
         parts = key[len("GATEWAY_"):].lower().split("_", 1)
         if len(parts) != 2:

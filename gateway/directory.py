@@ -165,6 +165,7 @@ SERVICE_COLUMNS = (
 _TRUE = {"true", "oui", "vrai", "yes", "o", "y", "1"}
 _FALSE = {"false", "non", "faux", "no", "n", "0", ""}
 SIRET_TYPES = {"siret", "1"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 CHUNK = 1000
 
 
@@ -205,6 +206,8 @@ def _read_row(row: list[str], index: dict[str, int], columns: Sequence[Column]) 
     for col in columns:
         pos = index.get(_norm(col.header))
         raw = row[pos].strip() if pos is not None and pos < len(row) else None
+        if raw and _CONTROL.search(raw):  # would break every XML the value goes into (pivot, reports)
+            return out, f"{col.header}: control character in {raw!r}"
         if raw is None or (raw == "" and not col.required):
             out[col.attr] = col.default
             continue
@@ -233,7 +236,10 @@ def import_file(settings: Settings, path: str | Path) -> ImportReport:
         return ImportReport(str(path), "unknown", errors=((0, f"cannot read the file: {exc.strerror or exc}"),))
     first = text.split("\n", 1)[0]
     reader = csv.reader(io.StringIO(text), delimiter=_delimiter(first))
-    headers = next(reader, None)
+    try:
+        headers = next(reader, None)
+    except csv.Error as exc:
+        return ImportReport(str(path), "unknown", errors=((1, f"unreadable header: {exc}"),))
     if not headers:
         return ImportReport(str(path), "unknown", errors=((1, "empty file: a header row is expected"),))
     kind = _kind(headers)
@@ -252,8 +258,7 @@ def import_file(settings: Settings, path: str | Path) -> ImportReport:
     rows: dict[Any, dict[str, Any]] = {}  # by key: the last row of a key wins, as on a second import
     errors: list[tuple[int, str]] = []
     now = db.utcnow()
-    for row in reader:
-        line = reader.line_num
+    for line, row in _rows(reader, errors):
         if not any(cell.strip() for cell in row):
             continue
         if kind == "structures" and len(row) != len(headers):
@@ -275,6 +280,19 @@ def import_file(settings: Settings, path: str | Path) -> ImportReport:
         for start in range(0, len(batch), CHUNK):
             _upsert(conn, table, batch[start:start + CHUNK])
     return ImportReport(str(path), kind, created=created, updated=len(rows) - created, errors=tuple(errors))
+
+
+def _rows(reader: Any, errors: list[tuple[int, str]]) -> Iterable[tuple[int, list[str]]]:
+    """(line number, row), an unreadable row (NUL byte, huge field) becoming an error."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            errors.append((reader.line_num, f"unreadable row: {exc}"))
+            continue
+        yield reader.line_num, row
 
 
 def import_files(settings: Settings, paths: Iterable[str | Path]) -> list[ImportReport]:

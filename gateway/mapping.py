@@ -122,6 +122,8 @@ def load_mapping(path: Path) -> Mapping:
     if not syntax or not isinstance(syntax, str):
         raise MappingError(f"{path}: 'syntax' (the name of the syntax) is required")
 
+    probe = etree.Element("probe")
+
     def compile_all(exprs: Any, where: str) -> XPaths:
         if isinstance(exprs, str):
             exprs = [exprs]
@@ -130,9 +132,11 @@ def load_mapping(path: Path) -> Mapping:
         out = []
         for e in exprs:
             try:
-                out.append((e, etree.XPath(e, namespaces=ns)))
-            except etree.XPathSyntaxError as exc:
+                xp = etree.XPath(e, namespaces=ns)
+                xp(probe)  # unknown prefixes and functions only show when evaluated
+            except etree.XPathError as exc:
                 raise MappingError(f"{path}: {where}: bad XPath {e!r}: {exc}") from exc
+            out.append((e, xp))
         return tuple(out)
 
     def field_spec(name: str, spec: Any, expected: str, where: str) -> FieldSpec:
@@ -208,8 +212,9 @@ def load_mappings(dirs: tuple[Path, ...] = ()) -> tuple[Mapping, ...]:
 
 def mapping_dirs(settings: Settings) -> tuple[Path, ...]:
     """Extra mapping folders from gateway.toml: [mapping] dirs = ["..."] (relative to the home)."""
+    dirs = settings.section("mapping").get("dirs", [])
     out = []
-    for d in settings.section("mapping").get("dirs", []):
+    for d in [dirs] if isinstance(dirs, str) else dirs:  # GATEWAY_MAPPING_DIRS=one/folder gives a string
         p = Path(d)
         out.append(p if p.is_absolute() else (settings.home / p).resolve())
     return tuple(out)
@@ -425,7 +430,8 @@ def resolve_cadre(values: dict[str, Any], sources: dict[str, Source],
     look like a cadre (A-codes, reform B/S/M codes) are considered.
     """
     findings: list[Finding] = []
-    reform = {**REFORM_CADRES, **settings.section("mapping").get("reform_cadres", {})}
+    custom = settings.section("mapping").get("reform_cadres", {})
+    reform = {**REFORM_CADRES, **(custom if isinstance(custom, dict) else {})}
 
     def refuse(key: str, raw: str, en: str, fr: str) -> None:
         src = sources.get(key)

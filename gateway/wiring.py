@@ -24,6 +24,12 @@ def install(settings: Settings) -> None:
     if settings.schematron:
         pipeline.XML_STAGES.append(("en16931", en16931_stage))
     pipeline.PDF_STAGE.append(pdf_stage)
+    from .service import CHANNELS
+    from .sftp_poller import PollerService
+    from .sftp_server import SftpServer
+
+    CHANNELS.append(lambda s: SftpServer(s) if s.sftp_enabled else None)
+    CHANNELS.append(lambda s: PollerService(s) if s.raw.get("remote") else None)
 
 
 def _with_member(f, member):  # noqa: ANN001, ANN202
@@ -104,6 +110,8 @@ def _sig_dict(s) -> dict:  # noqa: ANN001
 
 def register_commands(app: typer.Typer) -> None:
     """Mount the sub-command groups of other modules."""
-    from . import conformance
+    from . import commands_partner, conformance
+
+    app.add_typer(commands_partner.app, name="partner", help="Partner accounts (SFTP logins, folders).")
 
     app.command("conformance", help="Compare `gateway validate` with a corpus's EXPECTED.tsv.")(conformance.main)

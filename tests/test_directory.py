@@ -114,15 +114,18 @@ def test_bad_rows_are_reported_with_their_line_and_the_rest_imported(settings, t
         row("", "SANS IDENTIFIANT"),                                # 7 empty id
         row("A1234", "STRUCTURE UE", typ="UE_HORS_FRANCE"),          # 8 ok: not a SIRET type
         row(demo.UNIVERSITE_SIRET),                                 # 9 ok
+        row(demo.DEPARTEMENT_SIRET, "DEPAR\x00TEMENT"),             # 10 control character
+        '"' + "x" * 200_000 + '"',                                  # 11 field over the csv limit
     ]
     report = import_file(settings, write(tmp_path, "bad.csv", lines))
     assert (report.created, report.updated) == (3, 0)
-    assert [n for n, _ in report.errors] == [3, 4, 5, 7]
+    assert [n for n, _ in report.errors] == [3, 4, 5, 7, 10, 11]
     messages = dict(report.errors)
     assert "not a valid SIRET" in messages[3]
     assert "RecepteurEdi" in messages[4] and "peut-être" in messages[4]
     assert "expected 21 columns, found 3" == messages[5]
     assert "Identifiant is empty" == messages[7]
+    assert "control character" in messages[10] and "unreadable row" in messages[11]
     assert directory.find_structure(settings, "A1234").type_identifiant == "UE_HORS_FRANCE"
 
 

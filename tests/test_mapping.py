@@ -273,6 +273,8 @@ def test_a_long_invoice_maps_every_line(settings):
 @pytest.mark.parametrize("body, message", [
     ('syntax = "x"\n[match]\nroots = ["Root"]\n[fields]\nnumero = { xpath = ["/Root"] }\n', "unknown canonical field"),
     ('syntax = "x"\n[match]\nroots = ["Root"]\n[fields]\ninvoice_number = { xpath = ["/Root["] }\n', "bad XPath"),
+    ('syntax = "x"\n[match]\nroots = ["Root"]\n[fields]\ninvoice_number = { xpath = ["/x:Root"] }\n', "bad XPath"),
+    ('syntax = "x"\n[match]\nroots = ["Root"]\n[fields]\ncurrency = { xpath = ["lower-case(/R)"] }\n', "bad XPath"),
     ('syntax = "x"\n[match]\nroots = ["Root"]\n[fields]\nissue_date = { type = "text", xpath = ["/Root"] }\n',
      "canonical field is 'date'"),
     ('syntax = "x"\n[match]\nroots = []\n', "match.roots"),

@@ -1,0 +1,68 @@
+"""Through the real service: a partner uploads over SFTP (OpenSSH's client),
+the upload becomes a flow only once complete, and the partner downloads the
+flow's report over SFTP."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, gateway_cli, reports
+from invoice_support import ubl_invoice
+from sftp_support import ecdsa_key, openssh_sftp, wait_until
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("sftp") is None, reason="OpenSSH sftp client not installed")
+def test_upload_over_sftp_becomes_a_flow_and_the_report_comes_back(home, tmp_path):
+    key = ecdsa_key(tmp_path)
+    pub = tmp_path / "acme.pub"
+    pub.write_text(key.pub + "\n")
+    r = gateway_cli("partner", "add", "ACME", "--key", str(pub), home=home)
+    assert r.returncode == 0, r.stdout + r.stderr
+    port = _free_port()
+    env = dict(os.environ, GATEWAY_HOME=str(home.home))
+    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--sftp-port", str(port)], cwd=REPO,
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        local = tmp_path / "up"
+        local.mkdir()
+        (local / "inv-1.xml").write_bytes(ubl_invoice(number="SFTP-1"))
+        assert wait_until(lambda: _listening(port), timeout=20)
+        # the client's own convention: upload under a temporary name, then rename
+        res = openssh_sftp(("127.0.0.1", port), "ACME", key,
+                           ["put inv-1.xml /inbox/inv-1.xml.part", "rename /inbox/inv-1.xml.part /inbox/inv-1.xml"],
+                           cwd=local)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert wait_until(lambda: len(reports(home, "ACME")) == 1, timeout=30)
+        (rep,) = reports(home, "ACME")
+        assert rep["file"] == "inv-1.xml" and rep["state"] == "IN_INTEGRE"
+        fid = rep["flow_id"]
+        res = openssh_sftp(("127.0.0.1", port), "ACME", key,
+                           [f"get /outbox/reports/{fid}.json", f"rm /outbox/reports/{fid}.xml"], cwd=local)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert (local / f"{fid}.json").exists()
+        assert not (home.reports_dir("ACME") / f"{fid}.xml").exists()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0, out
+    assert f"listening on 127.0.0.1:{port}" in out
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
