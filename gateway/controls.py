@@ -1,8 +1,9 @@
 """French public-sector controls on a canonical piece.
 
-Run in the documented order (chorus-domain 4): identities (SIRET), platform
-limits, credit-note form, reserved service, validator of the cadre, then,
-when a directory is loaded, the recipient and its routing obligations.
+Run in the documented order (chorus-domain 4): data the platform cannot do
+without, identities (SIRET), platform limits, credit-note form, reserved
+service, validator of the cadre, then, when a directory is loaded, the
+recipient and its routing obligations (docs/mapping-and-controls.md 4).
 Every control leaves a Check; one that cannot run because an earlier one
 failed is reported as skipped, never as passed.
 
@@ -11,6 +12,7 @@ duplicate check (REJ_UNI) needs the store: see `invoice_key`.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,6 +27,7 @@ STAGE = "controls"
 RULES = "French public-sector rules"
 DIRECTORY = "directory of public structures"
 RESERVED_SERVICE = "FACTURES_PUBLIQUES"
+_CURRENCY = re.compile("[A-Z]{3}")
 # Type codes the platform takes: invoices (the pivot writes them as 380) and the credit note 381 [U].
 ACCEPTED_TYPE_CODES = frozenset({380, 381, 383, 384, 385, 386, 389})
 MAX_LENGTHS = (  # field, limit, English / French name, rule (chorus-domain 4)
@@ -102,6 +105,12 @@ def _mandatory(r: _Run) -> str:
     missing = [(name, rule, en, fr) for name, rule, en, fr in MANDATORY if _value(r.invoice, name) is None]
     for _name, rule, en, fr in missing:
         r.fail("REJ_SEMAN", f"Missing or unreadable: {en}", f"Donnée absente ou illisible : {fr}", rule=rule)
+    currency = r.invoice.currency
+    if currency is not None and not _CURRENCY.fullmatch(currency):
+        r.fail("REJ_SEMAN", f"Currency {currency!r} is not an ISO 4217 code (3 capital letters)",
+               f"La devise {currency!r} n'est pas un code ISO 4217 (3 lettres majuscules)", "currency", currency,
+               "BR-CL-04")
+        return ""
     return "invoice number, date, type, currency and totals present" if not missing else ""
 
 

@@ -391,10 +391,10 @@ def _number(x: float) -> str:
     return "" if x != x else (str(int(x)) if x.is_integer() else repr(x))
 
 
-_DATE_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(Z|[+-]\d{2}:\d{2})?$")
-_DATE_102 = re.compile(r"^(\d{4})(\d{2})(\d{2})$")  # CII DateTimeString format 102
-_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-_INT = re.compile(r"^[+-]?\d+$")
+_DATE_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(Z|[+-]\d{2}:\d{2})?$", re.ASCII)
+_DATE_102 = re.compile(r"^(\d{4})(\d{2})(\d{2})$", re.ASCII)  # CII DateTimeString format 102
+_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$", re.ASCII)
+_INT = re.compile(r"^[+-]?\d+$", re.ASCII)
 
 
 def _convert(text: str, typ: str) -> tuple[Any, tuple[str, str] | None]:

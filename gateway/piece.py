@@ -62,7 +62,7 @@ def siret_error(value: str) -> tuple[str, str] | None:
     establishments (SIREN 356000000, except the head office) use a digit sum
     that is a multiple of 5 instead (python-stdnum implements both).
     """
-    if len(value) != 14 or not value.isdigit():
+    if len(value) != 14 or not (value.isascii() and value.isdigit()):
         return (f"must be 14 digits (found {len(value)} characters)",
                 f"doit comporter 14 chiffres ({len(value)} caractères trouvés)")
     if not _siret.is_valid(value):

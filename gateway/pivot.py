@@ -12,6 +12,7 @@ Element order, enumerations and lengths follow the XSD; the writer refuses
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -171,6 +172,9 @@ def _invoice_data(unit: etree._Element, inv: Invoice, piece_id: str | int, recei
     t = inv.totals
     if t.net is None:
         raise PivotError("the invoice has no total without VAT")
+    currency = (inv.currency or "EUR").strip().upper()
+    if not re.fullmatch("[A-Z]{3}", currency):
+        raise PivotError(f"the currency must be 3 letters (ISO 4217), not {inv.currency!r}")
     gross = t.gross if t.gross is not None else t.net + (t.tax or Decimal("0"))
     payable = t.payable if t.payable is not None else gross
 
@@ -189,7 +193,7 @@ def _invoice_data(unit: etree._Element, inv: Invoice, piece_id: str | int, recei
     _sub(mode, "Code", code)
     _sub(mode, "Libelle", PAYMENT_LABELS[code])
     _sub(el, "DateReception", received_at)
-    _sub(el, "Devise", (inv.currency or "EUR").upper())
+    _sub(el, "Devise", currency)
     amounts = _sub(el, "Montants")
     _sub(amounts, "MontantHT", t.net)
     _sub(amounts, "MontantTTC", gross)

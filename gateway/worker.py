@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +56,12 @@ def evaluate_flow(settings: Settings, c: ClaimedFlow) -> Evaluation:
 
 
 def process_flow(settings: Settings, c: ClaimedFlow) -> FlowResult:
+    result, write = prepare_flow(settings, c)
+    write()
+    return result
+
+
+def prepare_flow(settings: Settings, c: ClaimedFlow) -> tuple[FlowResult, Callable[[], None]]:
     """One flow, start to report. Any crash in a stage becomes a rejection
     with ERR_INTERNE; the file stays in the archive."""
     try:
@@ -85,11 +92,14 @@ def process_flow(settings: Settings, c: ClaimedFlow) -> FlowResult:
                          received_at=c.received_at, fmt=ev.format.value, state=state, verdicts=ev.verdicts,
                          file_findings=ev.file_findings, duplicate_of=c.duplicate_of, processed_at=db.utcnow())
     report["pieces"] = [dict(r, status=p["status"], piece_id=p["id"]) for r, p in zip(report["pieces"], pieces)]
-    write_flow_report(settings.reports_dir(c.partner), report,
-                      platform_id=settings.section("platform").get("id", "GTW001"))
     events.append(dict(flow_id=c.id, piece_id=None, stage="report", outcome="written",
                        detail_json=json.dumps({"dir": str(settings.reports_dir(c.partner))})))
-    return FlowResult(c.id, state.value, ev.format.value, tuple(pieces), tuple(events), True)
+
+    def write() -> None:
+        write_flow_report(settings.reports_dir(c.partner), report,
+                          platform_id=settings.section("platform").get("id", "GTW001"))
+
+    return FlowResult(c.id, state.value, ev.format.value, tuple(pieces), tuple(events), True), write
 
 
 def piece_row(flow_id: str, v) -> dict[str, Any]:  # noqa: ANN001
@@ -103,14 +113,30 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
               batch: int = 20) -> int:
     """Claim one batch and process it. Returns how many flows were done."""
     claimed = store.claim(worker_id, limit=batch)
-    results = []
+    results, writes = [], []
     for i, c in enumerate(claimed):
         if stop is not None and stop.is_set():
             store.release([x.id for x in claimed[i:]])
             break
-        results.append(process_flow(settings, c))
+        result, write = prepare_flow(settings, c)
+        results.append(result)
+        writes.append(write)
+    # Creating files costs disk latency, not CPU: write the batch's reports
+    # side by side, and record the outcome only once every report is on disk.
+    for fut in [_writers().submit(w) for w in writes]:
+        fut.result()
     store.complete(results)
     return len(results)
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _writers() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="report-writer")
+    return _pool
 
 
 def worker_main(home: str, worker_id: str, stop, intake_done, overrides: dict[str, Any] | None = None) -> None:  # noqa: ANN001

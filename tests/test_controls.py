@@ -76,6 +76,7 @@ FAILURES = {
     "recipient-letters": (lambda: cii_invoice(recipient_siret="2199000160001A"), ["recipient-siret"], ["SIRET_ERR"],
                           "recipient.siret"),
     "recipient-missing": (lambda: ubl_invoice(recipient_siret=None), ["recipient-siret"], ["SIRET_ERR"], None),
+    "currency": (lambda: cii_invoice(currency="EURO"), ["mandatory"], ["REJ_SEMAN"], "currency"),
     "number-21": (lambda: ubl_invoice(number="F" * 21), ["lengths"], ["REJ_CONT_B2G"], "invoice_number"),
     "engagement-51": (lambda: cii_invoice(engagement="E" * 51), ["lengths"], ["REJ_CONT_B2G"], "engagement_number"),
     "contract-51": (lambda: ubl_invoice(contract="M" * 51), ["lengths"], ["REJ_CONT_B2G"], "contract_number"),

@@ -155,6 +155,7 @@ def test_foreign_supplier_and_payment_aliases(settings, schema):
     ({"issue_date": None}, {}, "issue date"),
     ({"invoice_number": "N" * 21}, {}, "invoice number"),
     ({"recipient": Party(siret="123")}, {}, "recipient SIRET"),
+    ({"currency": "EURO"}, {}, "currency"),
     ({}, {"renvoi": "Oui"}, "renvoi"),
     ({}, {"emitter_id": "TOOLONGID"}, "emitter_id"),
     ({}, {"attachments": [("a.pdf", "application/pdf", b"x", "03")]}, "attachment kind"),
