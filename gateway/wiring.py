@@ -110,7 +110,9 @@ def _sig_dict(s) -> dict:  # noqa: ANN001
 
 def register_commands(app: typer.Typer) -> None:
     """Mount the sub-command groups of other modules."""
-    from . import commands_partner, conformance
+    from . import commands_directory, commands_partner, conformance
+
+    app.add_typer(commands_directory.app, name="directory", help="Directory of public structures and services.")
 
     app.add_typer(commands_partner.app, name="partner", help="Partner accounts (SFTP logins, folders).")
 
