@@ -73,7 +73,7 @@ def baseline(paths: list[Path], settings) -> float:  # noqa: ANN001
     for p in paths:
         data = p.read_bytes()
         tree, _ = xmlsafe.parse(data)
-        fmt = detect.detect_xml(data)
+        fmt = detect.format_of_root(tree.getroot())
         xsd.validate(tree, fmt, settings.schema_dirs, explain=False)
         if rules is not None:
             rules.check("ubl" if fmt is not Format.CII else "cii", data)
@@ -148,7 +148,8 @@ def stage_costs(paths: list[Path], settings) -> dict[str, float]:  # noqa: ANN00
     trees = {}
     timed("detect", detect.detect)
     timed("parse", lambda d: trees.__setitem__(id(d), xmlsafe.parse(d)[0]))
-    timed("xsd", lambda d: xsd.validate(trees[id(d)], detect.detect_xml(d), settings.schema_dirs, explain=False))
+    timed("xsd", lambda d: xsd.validate(trees[id(d)], detect.format_of_root(trees[id(d)].getroot()),
+                                        settings.schema_dirs, explain=False))
     from gateway import schematron
 
     eng = schematron.shared_engine(settings)

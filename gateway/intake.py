@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -92,7 +93,7 @@ def candidate_for(settings: Settings, path: Path) -> Candidate | None:
         st = path.lstat()
     except FileNotFoundError:
         return None
-    if not (os.path.stat.S_ISREG(st.st_mode) or os.path.stat.S_ISLNK(st.st_mode)):
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
         return None
     return Candidate(rel.parts[0], path, st.st_size, st.st_mtime_ns)
 

@@ -16,7 +16,7 @@ from lxml import etree
 
 from . import codes, detect, lots, xmlsafe, xsd
 from .config import Settings
-from .records import Check, Finding, Format, FlowState, Location, Part, Verdict, flow_state
+from .records import Check, Finding, Format, FlowState, Location, Part, Severity, Verdict, flow_state
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class PieceWork:
 
     @property
     def failed(self) -> bool:
-        return any(f.severity >= 2 for f in self.findings)
+        return any(f.severity >= Severity.ERROR for f in self.findings)
 
     def verdict(self) -> Verdict:
         return Verdict(index=self.part.index, name=self.part.name, format=self.format,
@@ -95,7 +95,7 @@ def _evaluate_lot(data: bytes, settings: Settings) -> Evaluation:
     verdicts: list[Verdict] = []
     try:
         for part in lots.unpack(data, limits):
-            if detect.detect(part.data) is Format.LOT:
+            if detect.is_lot(part.data):
                 verdicts.append(Verdict(part.index, part.name, Format.LOT, (codes.finding(
                     "IRR_TYPE_F", "A lot inside a lot is not accepted", "Un lot dans un lot n'est pas accepté",
                     location=Location(member=part.name), stage="lot"),)))
@@ -185,7 +185,7 @@ def run_xml_checks(work: PieceWork, settings: Settings, *, force: bool = False) 
 
 
 def _xml_failed(work: PieceWork) -> bool:
-    return any(f.severity >= 2 and f.stage in ("syntax", "xsd", "facturx") for f in work.findings)
+    return any(f.severity >= Severity.ERROR and f.stage in ("syntax", "xsd", "facturx") for f in work.findings)
 
 
 def _skip_rest(work: PieceWork, failed: str) -> None:

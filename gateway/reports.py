@@ -8,7 +8,6 @@ so a re-run after a crash overwrites rather than adds.
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from lxml import etree
 
 from . import codes
 from .db import iso
+from .files import atomic_write
 from .records import Finding, FlowState, Verdict
 
 REPORT_VERSION = 1
@@ -27,17 +27,6 @@ FLUX_STATUS = {
     FlowState.IN_INTEGRE_PARTIEL: "96",
     FlowState.IN_REJETE: "93",
 }
-
-
-def atomic_write(path: Path, data: bytes, *, fsync: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def report_dict(*, flow_id: str, partner: str, file_name: str, sha256: str, size: int, received_at: datetime,

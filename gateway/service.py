@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 import signal
 import threading
 import time
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from . import db
 from .config import Settings
 from .intake import CLAIM_BATCH, Claimer, FolderWatcher, StabilityTracker, scan
-from .store import Store
+from .store import Store, worker_name
 from .worker import work_once, worker_main
 
 log = logging.getLogger("gateway.service")
@@ -97,7 +96,7 @@ class Gateway:
     def _drain_inline(self) -> None:
         """With workers = 0, process in this process between intake batches."""
         if self.settings.workers == 0:
-            while not self.stop.is_set() and work_once(self.settings, self.store, f"main-{os.getpid()}", self.stop):
+            while not self.stop.is_set() and work_once(self.settings, self.store, worker_name("main"), self.stop):
                 self._report_progress()
 
     def _start_workers(self, stop_ev, intake_done) -> list[mp.Process]:  # noqa: ANN001
@@ -107,7 +106,7 @@ class Gateway:
                      "validation_time": self.settings.validation_time}
         for i in range(self.settings.workers):
             p = ctx.Process(target=worker_main, name=f"gateway-worker-{i}",
-                            args=(str(self.settings.home), f"w{i}-{os.getpid()}", stop_ev, intake_done, overrides),
+                            args=(str(self.settings.home), f"w{i}", stop_ev, intake_done, overrides),
                             daemon=False)
             p.start()
             procs.append(p)
@@ -124,7 +123,7 @@ class Gateway:
         t0 = time.monotonic()
         self.settings.inbox.mkdir(parents=True, exist_ok=True)
         recovered = self.claimer.recover()
-        reaped = self.store.reap_expired() if self.once else 0
+        reaped = self.store.reap_dead_holders() + self.store.reap_expired()
         if recovered or reaped:
             log.warning("recovered %d interrupted claim(s), re-queued %d flow(s)", recovered, reaped)
         before = self.store.counts_by_state()

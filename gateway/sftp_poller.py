@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 import paramiko
 
+from .files import fsync_dir
 from . import db, partners
 from .config import Settings
 from .sftp_server import valid_name
@@ -323,7 +324,7 @@ class RemotePoller:
                 raise ValueError(f"{name} changed while downloading ({attr.st_size} -> {size} bytes)")
             final = _free_name(self.inbox, name)
             os.replace(tmp, final)
-            _fsync_dir(self.inbox)
+            fsync_dir(self.inbox)
             return final
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -495,10 +496,3 @@ def _free_name(folder: Path, name: str) -> Path:
         path = folder / (f"{stem}.{n}.{ext}" if dot else f"{name}.{n}")
     return path
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

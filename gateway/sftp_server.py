@@ -34,6 +34,7 @@ from paramiko.sftp import CMD_CLOSE, CMD_INIT, CMD_VERSION, SFTPError, _VERSION
 from paramiko.sftp_attr import SFTPAttributes
 from paramiko.sftp_si import SFTPServerInterface
 
+from .files import fsync_dir
 from . import partners
 from .config import Settings
 
@@ -337,7 +338,7 @@ class _UploadHandle(paramiko.SFTPHandle):
             self.fd = -1
             self.jail.check_inside(self.final)  # the folder may have changed meanwhile
             os.replace(self.tmp, self.final)
-            _fsync_dir(os.path.dirname(self.final))
+            fsync_dir(os.path.dirname(self.final))
         except (OSError, Denied) as exc:
             log.error("partner %s upload %s could not be completed: %s",
                       self.jail.partner, os.path.basename(self.final), exc)
@@ -365,13 +366,6 @@ class _UploadHandle(paramiko.SFTPHandle):
         except FileNotFoundError:
             pass
 
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- the per-session jail -------------------------------------------------------

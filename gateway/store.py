@@ -9,7 +9,9 @@ on SQLite, so several workers never take the same flow.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable
@@ -83,6 +85,29 @@ class Event(SQLModel, table=True):
     detail_json: str = Field(default="{}", sa_column=Column(Text))
 
 
+def worker_name(role: str) -> str:
+    """Who holds a lease: host, process id, role."""
+    return f"{socket.gethostname()}:{os.getpid()}:{role}"
+
+
+def _alive(pid: str) -> bool:
+    """Whether a lease holder still runs. A zombie is dead: an orphaned
+    worker may never be reaped by an init that does not wait for orphans."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (ValueError, FileNotFoundError):
+        return False
+    except OSError:  # no /proc (not Linux): ask the kernel
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
 def new_flow_id(now: datetime | None = None) -> str:
     now = now or db.utcnow()
     return f"F{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
@@ -121,7 +146,7 @@ class Store:
         return Session(self.engine, expire_on_commit=False)
 
     # --- intake --------------------------------------------------------------
-    def record_received(self, flows: Iterable[NewFlow]) -> list[tuple[str, str | None]]:
+    def record_received(self, flows: Iterable[NewFlow], *, retry: bool = True) -> list[tuple[str, str | None]]:
         """Insert flows (idempotent by id). A flow whose bytes the partner sent
         before is recorded as a duplicate of the original. Returns (id, duplicate_of)."""
         flows = list(flows)
@@ -162,20 +187,12 @@ class Store:
                     s.execute(Event.__table__.insert(), events)
                     s.commit()
                 except IntegrityError:
-                    # Another worker recorded the same bytes in between: retry one by one.
+                    # Another worker recorded the same bytes in between: once more,
+                    # now that its rows are visible they become our originals.
                     s.rollback()
-                    return self._record_one_by_one(flows)
-        return out
-
-    def _record_one_by_one(self, flows: list[NewFlow]) -> list[tuple[str, str | None]]:
-        out = []
-        for f in flows:
-            for _attempt in range(3):
-                try:
-                    out.extend(self.record_received([f]))
-                    break
-                except IntegrityError:
-                    continue
+                    if not retry:
+                        raise
+                    return self.record_received(flows, retry=False)
         return out
 
     # --- the queue -------------------------------------------------------------
@@ -192,6 +209,22 @@ class Store:
             rows = s.execute(stmt).all()
             s.commit()
         return sorted((ClaimedFlow(*r) for r in rows), key=lambda c: c.id)
+
+    def reap_dead_holders(self) -> int:
+        """Flows leased by a worker of this host whose process is gone go back
+        to the queue at once (a crash must not leave them waiting for the lease
+        to expire); other hosts' leases are left to expire."""
+        prefix = f"{socket.gethostname()}:"
+        with self.session() as s:
+            holders = set(s.execute(select(Flow.locked_by).where(
+                Flow.queue == "running", Flow.locked_by.like(f"{prefix}%"))).scalars())
+            dead = [h for h in holders if not _alive(h[len(prefix):].split(":", 1)[0])]
+            if not dead:
+                return 0
+            res = s.execute(update(Flow).where(Flow.queue == "running", Flow.locked_by.in_(dead))
+                            .values(queue="queued", locked_by=None, locked_until=None, updated_at=db.utcnow()))
+            s.commit()
+            return res.rowcount or 0
 
     def reap_expired(self) -> int:
         """Flows whose worker died go back to the queue."""
@@ -251,14 +284,6 @@ class Store:
                       b_report=now if r.report_written else None) for r in results])
             s.commit()
 
-    def add_event(self, flow_id: str, stage: str, outcome: str, detail: dict[str, Any] | None = None,
-                  piece_id: str | None = None) -> None:
-        with self.session() as s:
-            s.execute(Event.__table__.insert(), [dict(
-                flow_id=flow_id, piece_id=piece_id, stage=stage, outcome=outcome, at=db.utcnow(),
-                detail_json=json.dumps(detail or {}, ensure_ascii=False, default=str))])
-            s.commit()
-
     # --- reading ---------------------------------------------------------------
     def recent_flows(self, limit: int = 50, partner: str | None = None, state: str | None = None) -> list[Flow]:
         with self.session() as s:
@@ -280,10 +305,6 @@ class Store:
     def history(self, flow_id: str) -> list[Event]:
         with self.session() as s:
             return list(s.execute(select(Event).where(Event.flow_id == flow_id).order_by(Event.id)).scalars())
-
-    def flow_ids_with_report(self, ids: list[str]) -> set[str]:
-        with self.session() as s:
-            return set(s.execute(select(Flow.id).where(Flow.id.in_(ids), Flow.report_written_at.is_not(None))).scalars())
 
     def counts_by_state(self) -> dict[str, int]:
         with self.session() as s:

@@ -7,10 +7,10 @@ from dataclasses import asdict, replace
 
 import typer
 
-from . import pipeline, xmlsafe
+from . import codes, pipeline, xmlsafe
 from .config import Settings
 from .detect import format_of_root
-from .records import Check, Format, Location
+from .records import Check, Format, Location, Severity
 
 _installed = False
 
@@ -60,9 +60,9 @@ def pdf_stage(work: pipeline.PieceWork, settings: Settings) -> None:
     insp = pdf.inspect_pdf(work.part.data, settings)
     work.format = insp.format
     work.findings.extend(_with_member(f, work.part.name) for f in insp.findings)
-    work.checks.append(Check("pdf", "failed" if any(f.severity >= 2 for f in insp.findings) else "passed"))
+    work.checks.append(Check("pdf", "failed" if any(f.severity >= Severity.ERROR for f in insp.findings) else "passed"))
     if insp.signatures:
-        sig_fail = [s for s in insp.signatures if any(f.severity >= 2 for f in s.findings)]
+        sig_fail = [s for s in insp.signatures if any(f.severity >= Severity.ERROR for f in s.findings)]
         work.checks.append(Check("signatures", "failed" if sig_fail else "passed",
                                  f"{len(insp.signatures)} signature(s)"))
         work.extra["signatures"] = [_sig_dict(s) for s in insp.signatures]
@@ -93,10 +93,10 @@ def pdf_stage(work: pipeline.PieceWork, settings: Settings) -> None:
     xml_fmt = format_of_root(tree.getroot())
     if xml_fmt is not Format.CII:
         q = tree.getroot().tag
-        work.findings.append(_with_member(pdf._finding(
+        work.findings.append(_with_member(codes.finding(
             "IRR_TYPE_F", f"The embedded {emb.name} is not a CII D16B invoice ({q}); ZUGFeRD 1.0 is not accepted, "
             "send Factur-X / ZUGFeRD 2.x", f"Le {emb.name} joint n'est pas une facture CII D16B ({q}) ; ZUGFeRD 1.0 "
-            "n'est pas accepté, déposez un Factur-X / ZUGFeRD 2.x", value=q), work.part.name))
+            "n'est pas accepté, déposez un Factur-X / ZUGFeRD 2.x", value=q, stage="facturx"), work.part.name))
         return
     work.tree, work.xml, work.xml_format = tree, emb.data, Format.CII
     pipeline.run_xml_checks(work, settings, force=True)

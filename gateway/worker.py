@@ -18,7 +18,7 @@ from .config import Settings
 from .pipeline import Evaluation, evaluate_file
 from .records import Finding, Format
 from .reports import report_dict, write_flow_report
-from .store import ClaimedFlow, FlowResult, Store
+from .store import ClaimedFlow, FlowResult, Store, worker_name
 
 log = logging.getLogger("gateway.worker")
 
@@ -55,13 +55,10 @@ def evaluate_flow(settings: Settings, c: ClaimedFlow) -> Evaluation:
     return evaluate_file(data, c.file_name, settings, size=c.size)
 
 
-def process_flow(settings: Settings, c: ClaimedFlow) -> FlowResult:
-    result, write = prepare_flow(settings, c)
-    write()
-    return result
-
-
 def prepare_flow(settings: Settings, c: ClaimedFlow) -> tuple[FlowResult, Callable[[], None]]:
+    """One flow, start to report (the report is written by the returned
+    callable). Any crash in a stage becomes a rejection with ERR_INTERNE;
+    the file stays in the archive."""
     """One flow, start to report. Any crash in a stage becomes a rejection
     with ERR_INTERNE; the file stays in the archive."""
     try:
@@ -139,7 +136,7 @@ def _writers() -> ThreadPoolExecutor:
     return _pool
 
 
-def worker_main(home: str, worker_id: str, stop, intake_done, overrides: dict[str, Any] | None = None) -> None:  # noqa: ANN001
+def worker_main(home: str, role: str, stop, intake_done, overrides: dict[str, Any] | None = None) -> None:  # noqa: ANN001
     """Entry point of a worker process."""
     # Ctrl-C goes to the whole terminal group: the parent decides; SIGTERM
     # means finish the file in hand, then leave.
@@ -149,6 +146,7 @@ def worker_main(home: str, worker_id: str, stop, intake_done, overrides: dict[st
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = config.load(home, create=False, **(overrides or {}))
     wiring.install(settings)
+    worker_id = worker_name(role)  # this process's own pid, so a restart can tell it is gone
     store = Store(settings)
 
     class _Either:

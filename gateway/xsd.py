@@ -162,11 +162,3 @@ def _merge(primary: list[Finding], extra: list[Finding]) -> list[Finding]:
             out.append(f)
     return out[:MAX_ERRORS]
 
-
-def schema_sources(schema_dirs: tuple[Path, ...]) -> dict[str, str]:
-    """Which schema each format would use (for `gateway validate` and docs)."""
-    out = {}
-    for fmt in _WANTED:
-        ref = find_schema(fmt, tuple(schema_dirs))
-        out[fmt.value] = ref.label if ref else "none"
-    return out

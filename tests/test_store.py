@@ -3,6 +3,7 @@ on SQLite and on PostgreSQL (when GATEWAY_TEST_PG_URL names a server)."""
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import uuid
 from dataclasses import replace
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from gateway import db
-from gateway.store import NewFlow, Store, new_flow_id
+from gateway.store import NewFlow, Store, new_flow_id, worker_name
 
 PG_URL = os.environ.get("GATEWAY_TEST_PG_URL")
 
@@ -84,3 +85,17 @@ def test_expired_lease_goes_back_to_the_queue(store):
     assert store.reap_expired() == 2
     assert store.queued() == 2
     store.release([])  # nothing to release is fine
+
+
+def test_leases_of_dead_local_workers_are_requeued_at_once(store):
+    store.record_received(_flows(4))
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = f"{socket.gethostname()}:{int(gone.stdout)}:w0"
+    store.claim(dead, limit=2)
+    store.claim(worker_name("w1"), limit=1)  # alive: this process
+    assert len(store.claim("otherhost:1:w0", limit=5)) == 1  # another host's lease is left to expire
+    assert store.reap_dead_holders() == 2
+    assert store.queued() == 2
