@@ -1,9 +1,10 @@
 """Attachments (pièces jointes) of an invoice: where they come from and the
 platform's rules for them (chorus-domain.md section 4).
 
-An attachment is embedded in a Factur-X PDF (/Names/EmbeddedFiles) or carried
+An attachment is embedded in a Factur-X PDF (/Names/EmbeddedFiles), carried
 base64 in the invoice XML (UBL `cac:AdditionalDocumentReference`, CII
-`ram:AdditionalReferencedDocument`). The rules are the same whatever carries it.
+`ram:AdditionalReferencedDocument`), or sent beside the invoice in a lot
+(gateway/mixed.py). The rules are the same whatever carries it.
 """
 from __future__ import annotations
 
@@ -27,6 +28,30 @@ ALLOWED_EXTENSIONS = frozenset(
     "XHTML XLSX DOC HTM ODP PNG TGZ XLC ZIP DOCX HTML ODS PPS TIF XLM PPTX".split()
 )
 
+# Values of UBL cbc:DocumentTypeCode / cbc:DocumentType / cbc:DocumentDescription
+# or CII ram:TypeCode / ram:Name (compared trimmed, case-folded) by which an
+# XML says that an attached PDF is the invoice itself. EN 16931 has no code
+# for it (CII 916 is "related document"), so these are words, configurable.
+INVOICE_LABELS = frozenset({"facture", "invoice", "avoir", "credit note", "facture originale", "original invoice"})
+
+# Media types of the accepted extensions, for documents that declare none.
+MIME_TYPES = {
+    "BMP": "image/bmp", "GIF": "image/gif", "FAX": "image/g3fax", "TIFF": "image/tiff", "TIF": "image/tiff",
+    "JPEG": "image/jpeg", "JPG": "image/jpeg", "PNG": "image/png", "SVG": "image/svg+xml",
+    "PDF": "application/pdf", "XML": "application/xml", "CSV": "text/csv", "TXT": "text/plain",
+    "RTF": "application/rtf", "HTM": "text/html", "HTML": "text/html", "XHTML": "application/xhtml+xml",
+    "P7S": "application/pkcs7-signature", "ZIP": "application/zip", "GZ": "application/gzip",
+    "GZIP": "application/gzip", "TGZ": "application/gzip", "BZ2": "application/x-bzip2",
+    "DOC": "application/msword", "XLS": "application/vnd.ms-excel", "XLC": "application/vnd.ms-excel",
+    "XLM": "application/vnd.ms-excel", "PPT": "application/vnd.ms-powerpoint",
+    "PPS": "application/vnd.ms-powerpoint",
+    "DOCX": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "XLSX": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "PPTX": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "ODT": "application/vnd.oasis.opendocument.text", "ODS": "application/vnd.oasis.opendocument.spreadsheet",
+    "ODP": "application/vnd.oasis.opendocument.presentation",
+}
+
 UBL_CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
 UBL_CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 CII_RAM = "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
@@ -42,8 +67,10 @@ class Attachment:
     name: str
     data: bytes
     mime: str | None
-    source: str  # "pdf" (embedded file), "ubl" or "cii" (base64 in the XML)
+    source: str  # "pdf" (embedded file), "ubl" or "cii" (base64 in the XML), "lot" (member of a lot)
     where: str | None = None  # XPath or PDF path of the attachment in its carrier
+    line: int | None = None  # line of the XML element carrying it
+    labels: tuple[str, ...] = ()  # what the XML says the document is (type code, description, name)
 
 
 @dataclass(frozen=True)
@@ -52,22 +79,42 @@ class AttachmentLimits:
     max_name_chars: int = 50
     max_total_bytes: int = 120 * MB  # invoice + attachments
     extensions: frozenset[str] = ALLOWED_EXTENSIONS
+    # Which PDF carried in a UBL/CII is the invoice itself (document kind 01):
+    # "first" = one declared so (labels below), else the first PDF; "declared" =
+    # only a declared one; "none" = every attachment is a supporting document (02).
+    invoice_pdf: str = "first"
+    invoice_labels: frozenset[str] = INVOICE_LABELS
 
     @classmethod
     def from_settings(cls, settings: Settings | None) -> "AttachmentLimits":
-        """`[attachments]` keys: max_mb, max_name_chars, max_total_mb, extensions."""
+        """`[attachments]` keys: max_mb, max_name_chars, max_total_mb, extensions,
+        invoice_pdf, invoice_labels."""
         raw: dict[str, Any] = settings.section("attachments") if settings else {}
         exts = raw.get("extensions")
+        labels = raw.get("invoice_labels")
+        policy = str(raw.get("invoice_pdf", "first")).strip().lower()
         return cls(
             max_bytes=int(float(raw.get("max_mb", 10)) * MB),
             max_name_chars=int(raw.get("max_name_chars", 50)),
             max_total_bytes=int(float(raw.get("max_total_mb", 120)) * MB),
             extensions=frozenset(e.strip(".").upper() for e in exts) if exts else ALLOWED_EXTENSIONS,
+            invoice_pdf=policy if policy in ("first", "declared", "none") else "first",
+            invoice_labels=frozenset(str(x).strip().casefold() for x in labels) if labels else INVOICE_LABELS,
         )
 
 
 def _loc(att: Attachment) -> Location:
-    return Location(xpath=att.where, member=att.name or None)
+    return Location(xpath=att.where, line=att.line, member=att.name or None)
+
+
+def mime_of(att: Attachment) -> str:
+    """The declared media type, else the one of its extension."""
+    declared = (att.mime or "").strip()
+    if declared:
+        return declared
+    if att.data[:5] == b"%PDF-":
+        return "application/pdf"
+    return MIME_TYPES.get(extension(att.name), "application/octet-stream")
 
 
 def extension(name: str) -> str:
@@ -154,13 +201,15 @@ def _readable_path(el: etree._Element) -> str:
 def _decode(el: etree._Element, name: str, max_bytes: int) -> tuple[bytes | None, Finding | None]:
     where = _readable_path(el)
     text = _SPACE.sub(b"", (el.text or "").encode("ascii", "replace"))
-    # base64 gives 3 bytes per 4 characters: refuse before decoding what would be too big
-    if len(text) // 4 * 3 > max_bytes:
+    # base64 gives 3 bytes per 4 characters, less the padding: refuse before
+    # decoding what would be too big (exact for well-formed base64)
+    size = len(text) // 4 * 3 - text[-2:].count(b"=")
+    if size > max_bytes:
         return None, codes.finding(
-            "IRR_TAILLE_PJ", f"Attachment '{name}' decodes to more than {max_bytes} bytes",
-            f"La pièce jointe « {name} » dépasse {max_bytes} octets une fois décodée",
+            "IRR_TAILLE_PJ", f"Attachment '{name}' decodes to {size} bytes, more than {max_bytes}",
+            f"La pièce jointe « {name} » fait {size} octets une fois décodée, plus que {max_bytes}",
             location=Location(xpath=where, line=el.sourceline, member=name or None),
-            value=str(len(text) // 4 * 3), stage=STAGE)
+            value=str(size), stage=STAGE)
     try:
         return base64.b64decode(text, validate=True), None
     except (binascii.Error, ValueError) as exc:
@@ -177,28 +226,52 @@ def extract_xml_attachments(
     """Attachments carried base64 in a UBL or CII invoice, and findings for
     the ones that cannot be decoded. `max_bytes` bounds what is decoded."""
     root = _root(tree)
-    found: list[tuple[etree._Element, str, str]] = []
+    found: list[tuple[etree._Element, str, str, tuple[str, ...]]] = []
     for el in root.iterfind(".//cac:AdditionalDocumentReference/cac:Attachment/cbc:EmbeddedDocumentBinaryObject", _NS):
         ref = el.getparent().getparent()
-        found.append((el, "ubl", el.get("filename") or (ref.findtext("cbc:ID", namespaces=_NS) or "").strip()))
+        labels = _texts(ref, "cbc:DocumentTypeCode", "cbc:DocumentType", "cbc:DocumentDescription")
+        found.append((el, "ubl", el.get("filename") or (ref.findtext("cbc:ID", namespaces=_NS) or "").strip(),
+                      labels))
     for el in root.iterfind(".//ram:AdditionalReferencedDocument/ram:AttachmentBinaryObject", _NS):
         ref = el.getparent()
         name = el.get("filename") or (ref.findtext("ram:IssuerAssignedID", namespaces=_NS) or "").strip()
-        found.append((el, "cii", name))
+        found.append((el, "cii", name, _texts(ref, "ram:TypeCode", "ram:Name")))
     atts: list[Attachment] = []
     problems: list[Finding] = []
-    for el, source, name in found:
+    for el, source, name, labels in found:
         data, problem = _decode(el, name, max_bytes)
         if problem:
             problems.append(problem)
             continue
-        atts.append(Attachment(name, data or b"", el.get("mimeCode"), source, _readable_path(el)))
+        atts.append(Attachment(name, data or b"", el.get("mimeCode"), source, _readable_path(el),
+                               el.sourceline, labels))
     return atts, problems
+
+
+def _texts(ref: etree._Element, *paths: str) -> tuple[str, ...]:
+    return tuple(t.strip() for p in paths for t in (e.text for e in ref.iterfind(p, _NS)) if t and t.strip())
+
+
+def is_pdf(att: Attachment) -> bool:
+    return att.data.lstrip()[:5] == b"%PDF-"
+
+
+def invoice_pdf(atts: Iterable[Attachment], limits: AttachmentLimits) -> Attachment | None:
+    """The PDF an XML carries as the invoice itself (document kind 01), by the
+    `invoice_pdf` policy: a PDF whose labels say it is the invoice, else (with
+    "first") the PDF `embedded_pdf` picks; None when there is none."""
+    atts = list(atts)
+    if limits.invoice_pdf == "none":
+        return None
+    declared = [a for a in atts if is_pdf(a) and any(x.casefold() in limits.invoice_labels for x in a.labels)]
+    if declared:
+        return declared[0]
+    return embedded_pdf(atts) if limits.invoice_pdf == "first" else None
 
 
 def embedded_pdf(atts: Iterable[Attachment]) -> Attachment | None:
     """The PDF an XML invoice carries (the invoice of record in a mixed flow):
     the first attachment that is really a PDF, preferring one declared as such."""
-    pdfs = [a for a in atts if a.data.lstrip()[:5] == b"%PDF-"]
+    pdfs = [a for a in atts if is_pdf(a)]
     declared = [a for a in pdfs if (a.mime or "").lower() == "application/pdf" or a.name.lower().endswith(".pdf")]
     return (declared or pdfs or [None])[0]

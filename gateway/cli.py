@@ -43,7 +43,10 @@ def run(
     overrides = {"workers": workers}
     if sftp_port is not None:
         overrides.update(sftp_port=sftp_port, sftp_enabled=True)
+    fresh = not (config.resolve_home(home) / "gateway.toml").exists()
     s = _settings(home, **overrides)
+    if fresh:
+        _seed_demo(s)
     from .service import Gateway
 
     if once and sys.stdout.isatty():
@@ -66,6 +69,25 @@ def run(
                   f"in {summary.seconds:.1f} s ({rate:.0f} flows/s)")
     for state, n in sorted(summary.by_state.items()):
         console.print(f"  {state}: {n}")
+
+
+def _seed_demo(s: config.Settings) -> None:
+    """A new home gets the demo directory and three sample invoices in
+    inbox/demo-fournisseur/, so a first `gateway run` shows routing at work
+    ([demo] seed = false in gateway.toml, or GATEWAY_DEMO_SEED=false, turns it off)."""
+    import shutil
+
+    from .directory import DEMO_DIR, demo_files, directory_loaded, import_files
+
+    if not s.section("demo").get("seed", True):
+        return
+    if not directory_loaded(s):
+        import_files(s, demo_files())
+    box = s.inbox / "demo-fournisseur"
+    box.mkdir(parents=True, exist_ok=True)
+    for f in sorted((DEMO_DIR / "samples").glob("*.xml")):
+        shutil.copyfile(f, box / f.name)
+    console.print(f"new home {s.home}: demo directory loaded, sample invoices in {box}")
 
 
 @app.command()

@@ -53,6 +53,12 @@ _TABLE = [
     # the gateway itself
     Code("ERR_INTERNE", "technique", "Erreur interne de la passerelle ; le fichier est conservé", "Gateway internal error; the file is kept"),
     Code("ERR_VALIDATEUR", "technique", "Validateur indisponible : la pièce n'est pas acceptée", "Validator unavailable: the piece is not accepted"),
+    # life after delivery (status files, gateway/lifecycle_rules.py)
+    Code("STATUT_INTERDIT", "metier", "Ce statut ne peut pas suivre le statut actuel de la pièce", "This status cannot follow the piece's current status"),
+    Code("STATUT_NON_AUTORISE", "metier", "Vous n'êtes pas autorisé à donner ce statut à cette pièce", "You may not set this status on this piece"),
+    Code("STATUT_MOTIF", "metier", "Motif obligatoire pour ce statut", "A reason is mandatory for this status"),
+    Code("STATUT_INCONNU", "metier", "Statut inconnu", "Unknown status"),
+    Code("PIECE_INCONNUE", "metier", "Pièce introuvable", "Piece not found"),
 ]
 
 CODES: dict[str, Code] = {c.code: c for c in _TABLE}

@@ -45,6 +45,19 @@ validation_time = ""
 [routing]
 default_cadre = "A1"
 
+[demo]
+# On the first start of a new home: import the demo directory (gateway/demo/)
+# and drop three sample invoices in inbox/demo-fournisseur/.
+seed = true
+
+[parties]
+# Which SIRETs a partner acts for (statuses it may send, folder its files go to):
+# editeur-x = ["21990001600011"]. A partner named by a SIRET acts for that SIRET.
+
+[lifecycle]
+# file = "my-lifecycle.toml"        # replaces mappings/lifecycle.toml
+# delays = { A_VALIDER_1 = 15 }     # days
+
 [sftp]
 enabled = true
 host = "127.0.0.1"

@@ -378,6 +378,8 @@ def find_service(settings: Settings, siret: str, code: str) -> Service | None:
 
 def directory_loaded(settings: Settings) -> bool:
     """True once at least one structure was imported: directory controls then apply."""
+    if settings.db_url.startswith("sqlite:///") and not Path(settings.db_url[len("sqlite:///"):]).exists():
+        return False  # no store in this home (e.g. `gateway validate` outside one): none created
     eng = db.engine(settings)
     with eng.connect() as conn:
         return bool(conn.execute(select(func.count()).select_from(DirectoryStructure)).scalar())

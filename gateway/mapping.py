@@ -38,7 +38,8 @@ FIELDS: dict[str, str] = {
     "buyer_reference": "text", "profile": "text", "original_invoice": "text",
     "payment_means_code": "text", "payment_account": "text",
     **_PARTY,
-    "validator.siret": "text", "validator.service": "text",
+    "validator.siret": "text", "validator.service": "text", "validator2.siret": "text", "validator2.service": "text",
+    "moe.siret": "text", "moe.service": "text",
     "totals.net": "decimal", "totals.tax": "decimal", "totals.gross": "decimal", "totals.payable": "decimal",
     "cadre.bt23": "text", "cadre.extension": "text",
 }
@@ -107,8 +108,16 @@ class Mapping:
 
 # --- loading ------------------------------------------------------------------
 
+# Other data kept in mappings/ (the life-cycle state machine), not syntax mappings.
+NOT_MAPPINGS = frozenset({"lifecycle.toml"})
+
+
 def packaged_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "mappings"
+    """mappings/ of the source tree, or gateway/mappings in an installed wheel."""
+    src = Path(__file__).resolve().parent.parent / "mappings"
+    if (src / "ubl.toml").exists():
+        return src
+    return Path(__file__).resolve().parent / "mappings"
 
 
 def load_mapping(path: Path) -> Mapping:
@@ -205,6 +214,8 @@ def load_mappings(dirs: tuple[Path, ...] = ()) -> tuple[Mapping, ...]:
     seen: dict[str, Mapping] = {}
     for d in (*dirs, packaged_dir()):
         for path in sorted(Path(d).glob("*.toml")):
+            if path.name in NOT_MAPPINGS:
+                continue
             m = load_mapping(path)
             seen.setdefault(m.syntax, m)
     return tuple(sorted(seen.values(), key=lambda m: -m.priority))
@@ -479,9 +490,10 @@ def _build(syntax: str, v: dict[str, Any], groups: dict[str, list[dict[str, Any]
     def party(p: str) -> Party:
         return Party(**{a: v.get(f"{p}.{a}") for a in ("name", "siret", "id_scheme", "vat_id", "country")})
 
-    validator = None
-    if v.get("validator.siret") or v.get("validator.service"):
-        validator = Validator(siret=v.get("validator.siret"), service=v.get("validator.service"))
+    def ref(p: str) -> Validator | None:
+        if v.get(f"{p}.siret") or v.get(f"{p}.service"):
+            return Validator(siret=v.get(f"{p}.siret"), service=v.get(f"{p}.service"))
+        return None
     return Invoice(
         syntax=syntax,
         invoice_number=v.get("invoice_number"),
@@ -506,6 +518,8 @@ def _build(syntax: str, v: dict[str, Any], groups: dict[str, list[dict[str, Any]
         payment_account=v.get("payment_account"),
         attachments=tuple((i["name"], i.get("mime") or "application/octet-stream")
                           for i in groups.get("attachments", []) if i.get("name")),
-        validator=validator,
+        validator=ref("validator"),
+        validator2=ref("validator2"),
+        moe=ref("moe"),
         sources=tuple(sources.items()),
     )

@@ -140,7 +140,9 @@ class Invoice:
     payment_means_code: str | None = None
     payment_account: str | None = None  # BT-84, IBAN of the payee
     attachments: tuple[tuple[str, str], ...] = ()  # (file name, mime type)
-    validator: Validator | None = None
+    validator: Validator | None = None  # first level (titulaire, or mandataire for a co-contractor)
+    validator2: Validator | None = None  # second level (mandataire, sous-traitance de cotraitance)
+    moe: Validator | None = None  # maîtrise d'oeuvre of a public-works piece (A4, A7, A10, A13, A14)
     # field name ("recipient.siret", "lines[2].net_amount") -> (xpath, line)
     sources: tuple[tuple[str, Source], ...] = ()
 

@@ -8,15 +8,15 @@ both call `evaluate_file`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
 
-from . import codes, detect, lots, xmlsafe, xsd
+from . import codes, detect, lots, mixed, xmlsafe, xsd
 from .config import Settings
-from .records import Check, Finding, Format, FlowState, Location, Part, Severity, Verdict, flow_state
+from .records import Check, Document, Finding, Format, FlowState, Location, Part, Severity, Verdict, flow_state
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class PieceWork:
     findings: list[Finding] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    piece: Any = None  # the canonical Invoice, once the mapping has read it
+    documents: list[Document] = field(default_factory=list)  # delivered with the piece
 
     @property
     def failed(self) -> bool:
@@ -50,15 +52,17 @@ class PieceWork:
     def verdict(self) -> Verdict:
         return Verdict(index=self.part.index, name=self.part.name, format=self.format,
                        findings=tuple(self.findings), checks=tuple(self.checks),
-                       extra=tuple(self.extra.items()))
+                       extra=tuple(self.extra.items()), piece=self.piece, documents=tuple(self.documents),
+                       original=self.part.data)
 
 
 # Later stages (business rules, mapping, controls, PDF) register here so the
 # pipeline's order stays in one place. Each takes (work, settings) and adds
 # findings/checks; it runs only if no earlier stage rejected the piece,
-# otherwise it is recorded as skipped.
+# otherwise it is recorded as skipped. The attachments an XML carries come
+# first: they are file-level controls (IRR_*), checked before business rules.
 XmlStage = Callable[[PieceWork, Settings], None]
-XML_STAGES: list[tuple[str, XmlStage]] = []
+XML_STAGES: list[tuple[str, XmlStage]] = [("attachments", mixed.attachments_stage)]
 PdfStage = Callable[[PieceWork, Settings], None]
 PDF_STAGE: list[PdfStage] = []
 
@@ -92,25 +96,37 @@ def evaluate_file(data: bytes | None, name: str, settings: Settings, *, size: in
 
 def _evaluate_lot(data: bytes, settings: Settings) -> Evaluation:
     limits = lots.LotLimits(settings.max_lot_members, settings.max_lot_unpacked_bytes, settings.max_file_bytes)
-    verdicts: list[Verdict] = []
     try:
-        for part in lots.unpack(data, limits):
-            if detect.is_lot(part.data):
-                verdicts.append(Verdict(part.index, part.name, Format.LOT, (codes.finding(
-                    "IRR_TYPE_F", "A lot inside a lot is not accepted", "Un lot dans un lot n'est pas accepté",
-                    location=Location(member=part.name), stage="lot"),)))
-                continue
-            verdicts.append(evaluate_part(part, settings))
+        # Unpacked whole (within the lot's bounds) before any piece is judged:
+        # a PDF and its XML may come in any order, and a broken archive is
+        # refused before any work is spent on it.
+        parts = list(lots.unpack(data, limits))
     except lots.LotError as exc:
         # A hostile or broken archive is refused whole: nothing of it is integrated.
-        return Evaluation(Format.LOT, tuple(verdicts), (exc.finding,))
-    if not verdicts:
+        return Evaluation(Format.LOT, (), (exc.finding,))
+    if not parts:
         return Evaluation(Format.LOT, (), (codes.finding("IRR_VIDE_F", "The lot holds no file",
                                                          "Le lot ne contient aucun fichier", stage="lot"),))
+    pieces: list[mixed.LotPiece | None] = list(mixed.group_lot(parts))
+    del parts
+    verdicts: list[Verdict] = []
+    for i, piece in enumerate(pieces):
+        pieces[i] = None  # let each member's bytes go once judged (documents keep what is delivered)
+        assert piece is not None
+        part = piece.part
+        if detect.is_lot(part.data):  # or an office file (docx, odt... are ZIPs) with no invoice to go with
+            verdict = Verdict(part.index, part.name, Format.LOT, (codes.finding(
+                "IRR_TYPE_F", "A lot inside a lot is not accepted", "Un lot dans un lot n'est pas accepté",
+                location=Location(member=part.name), stage="lot"),))
+        else:
+            verdict = evaluate_part(part, settings, piece.companions)
+        verdicts.append(mixed.explain_orphan(verdict, detect.sniff_family(part.data)))
     return Evaluation(Format.LOT, tuple(verdicts))
 
 
-def evaluate_part(part: Part, settings: Settings) -> Verdict:
+def evaluate_part(part: Part, settings: Settings, companions: Sequence[mixed.Companion] = ()) -> Verdict:
+    """One piece; `companions` are the lot members delivered with it (a PDF
+    beside its XML, supporting documents), checked after the piece itself."""
     member = part.name or None
     if not part.data:
         return Verdict(part.index, part.name, Format.UNKNOWN,
@@ -133,6 +149,7 @@ def evaluate_part(part: Part, settings: Settings) -> Verdict:
             "IRR_TYPE_F", "Not an invoice format the gateway accepts (UBL, CII, Factur-X, PDF, ZIP/tar.gz lot)",
             "Format non accepté (UBL, CII, Factur-X, PDF, lot ZIP/tar.gz)",
             location=Location(member=member), value=repr(part.data[:16])[:40], stage="format"))
+    mixed.add_companions(work, companions, settings)
     return work.verdict()
 
 

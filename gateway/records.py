@@ -27,6 +27,7 @@ class Format(str, enum.Enum):
     PDF = "pdf"
     PDF_SIGNED = "pdf-signed"
     LOT = "lot"
+    STATUS = "status"  # a party's status file (CPPStatut/CPPFactureStatuts or JSON), not an invoice
     UNKNOWN = "unknown"
 
     @property
@@ -123,6 +124,18 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Document:
+    """A file delivered with a piece: kind "01" is the invoice's own
+    rendering (a PDF sent beside or inside the XML), "02" a supporting
+    document (pièce jointe)."""
+
+    name: str
+    mime: str
+    data: bytes = field(repr=False)
+    kind: str = "02"
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The outcome of validating one part."""
 
@@ -132,6 +145,11 @@ class Verdict:
     findings: tuple[Finding, ...] = ()
     checks: tuple[Check, ...] = ()
     extra: tuple[tuple[str, Any], ...] = ()  # format-specific facts (profile, signatures...)
+    # Not part of the report: the canonical invoice read by the mapping
+    # (gateway.piece.Invoice) and the documents to deliver with it.
+    piece: Any = field(default=None, compare=False, repr=False)
+    documents: tuple[Document, ...] = field(default=(), compare=False, repr=False)
+    original: bytes = field(default=b"", compare=False, repr=False)  # the part's bytes, delivered as received
 
     @property
     def errors(self) -> tuple[Finding, ...]:

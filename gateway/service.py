@@ -118,6 +118,18 @@ class Gateway:
             done = sum(v for k, v in counts.items() if k != "IN_RECU")
             self.progress(done, done + counts.get("IN_RECU", 0))
 
+    def _life_cycle(self) -> None:
+        """Deadlines run on the gateway's clock; pending status files are written."""
+        from . import lifecycle
+
+        try:
+            done = lifecycle.apply_deadlines(self.settings, self.store)
+            if done:
+                log.info("applied %d deadline(s)", len(done))
+            lifecycle.flush_notices(self.settings, self.store)
+        except Exception:  # noqa: BLE001 - the intake must go on
+            log.exception("life-cycle housekeeping failed")
+
     # --- the run -------------------------------------------------------------------
     def run(self) -> RunSummary:
         t0 = time.monotonic()
@@ -126,6 +138,7 @@ class Gateway:
         reaped = self.store.reap_dead_holders() + self.store.reap_expired()
         if recovered or reaped:
             log.warning("recovered %d interrupted claim(s), re-queued %d flow(s)", recovered, reaped)
+        self._life_cycle()  # status files a crash left unwritten, delays that ran out while stopped
         before = self.store.counts_by_state()
 
         ctx = mp.get_context("spawn")
@@ -158,6 +171,7 @@ class Gateway:
                     last_scan = now
                 if not self.once and now - last_reap >= 60:
                     self.store.reap_expired()
+                    self._life_cycle()
                     last_reap = now
         finally:
             intake_done.set()

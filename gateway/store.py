@@ -57,7 +57,13 @@ class Flow(SQLModel, table=True):
 
 
 class Piece(SQLModel, table=True):
+    """One invoice (or other piece of a billing file) and where its life stands."""
+
     __tablename__ = "piece"
+    __table_args__ = (
+        Index("ix_piece_number", "invoice_number", "supplier_id"),
+        Index("ix_piece_due", "due_at"),
+    )
 
     id: str = Field(primary_key=True, max_length=48)
     flow_id: str = Field(foreign_key="flow.id", index=True, max_length=40)
@@ -65,10 +71,26 @@ class Piece(SQLModel, table=True):
     name: str = Field(max_length=1024)
     format: str = Field(max_length=32)
     valid: bool
-    status: str = Field(max_length=48)  # DEPOSEE ... or IRRECEVABLE when rejected at intake
+    status: str = Field(max_length=48)  # IRRECEVABLE when rejected at intake, else its life-cycle status
     error_codes: str = Field(default="", max_length=1024)  # comma list, for reports and queries
     verdict_json: str = Field(default="{}", sa_column=Column(Text))
     created_at: datetime
+    # What routing and the life cycle need without reading the invoice again
+    partner: str = Field(default="", max_length=64)  # who deposited it (the supplier's channel)
+    cadre: str = Field(default="", max_length=8)
+    piece_type: str = Field(default="", max_length=64)
+    invoice_number: str | None = Field(default=None, max_length=64)
+    issue_date: str | None = Field(default=None, max_length=10)
+    supplier_id: str | None = Field(default=None, max_length=64)
+    recipient_siret: str | None = Field(default=None, index=True, max_length=64)
+    service_code: str | None = Field(default=None, max_length=100)
+    engagement_number: str | None = Field(default=None, max_length=64)
+    parties_json: str = Field(default="{}", sa_column=Column(Text))  # role -> {siret, service, name, partner}
+    summary_json: str = Field(default="{}", sa_column=Column(Text))  # names, amounts for status files
+    status_at: datetime | None = None
+    due_at: datetime | None = None  # when the current status's delay runs out
+    seq: int = 0  # status changes so far (names status files in order)
+    link_id: str | None = Field(default=None, max_length=48)  # the earlier piece of the same billing file
 
 
 class Event(SQLModel, table=True):
@@ -273,6 +295,12 @@ class Store:
                 s.execute(Piece.__table__.insert(), pieces)
             if events:
                 s.execute(Event.__table__.insert(), events)
+            self._apply_changes(s, [c for r in results for c in r.changes], now)
+            notices = [dict(n, created_at=now) for r in results for n in r.notices]
+            if notices:
+                from .lifecycle import Notice
+
+                s.execute(Notice.__table__.insert(), notices)
             t = Flow.__table__
             s.execute(
                 t.update().where(t.c.id == bindparam("b_id")).values(
@@ -283,6 +311,19 @@ class Store:
                       b_valid=sum(1 for p in r.pieces if p["valid"]),
                       b_report=now if r.report_written else None) for r in results])
             s.commit()
+
+    @staticmethod
+    def _apply_changes(s: Session, changes: list[dict[str, Any]], now: datetime) -> None:
+        """Conditional status updates: a piece moves only from the status it
+        was seen in, so a concurrent change is never overwritten."""
+        pt = Piece.__table__
+        for ch in changes:
+            res = s.execute(pt.update().where(pt.c.id == ch["piece_id"], pt.c.status == ch["expect"]).values(
+                status=ch["status"], status_at=now, due_at=ch.get("due_at"), seq=pt.c.seq + ch.get("steps", 1)))
+            s.execute(Event.__table__.insert(), [dict(
+                flow_id=ch["flow_id"], piece_id=ch["piece_id"], stage="status",
+                outcome=ch["status"] if res.rowcount else "conflict", at=now,
+                detail_json=json.dumps(ch.get("detail", {}), ensure_ascii=False))])
 
     # --- reading ---------------------------------------------------------------
     def recent_flows(self, limit: int = 50, partner: str | None = None, state: str | None = None) -> list[Flow]:
@@ -302,6 +343,10 @@ class Store:
         with self.session() as s:
             return list(s.execute(select(Piece).where(Piece.flow_id == flow_id).order_by(Piece.index)).scalars())
 
+    def piece(self, piece_id: str) -> Piece | None:
+        with self.session() as s:
+            return s.get(Piece, piece_id)
+
     def history(self, flow_id: str) -> list[Event]:
         with self.session() as s:
             return list(s.execute(select(Event).where(Event.flow_id == flow_id).order_by(Event.id)).scalars())
@@ -319,3 +364,7 @@ class FlowResult:
     pieces: tuple[dict[str, Any], ...]
     events: tuple[dict[str, Any], ...]
     report_written: bool
+    # Status changes of earlier pieces (e.g. an A4 becoming ASSOCIEE when its
+    # A15 arrives) and status files to send, committed with the flow.
+    changes: tuple[dict[str, Any], ...] = ()
+    notices: tuple[dict[str, Any], ...] = ()

@@ -23,6 +23,7 @@ def install(settings: Settings) -> None:
     _installed = True
     if settings.schematron:
         pipeline.XML_STAGES.append(("en16931", en16931_stage))
+    pipeline.XML_STAGES.append(("controls", controls_stage))
     pipeline.PDF_STAGE.append(pdf_stage)
     from .service import CHANNELS
     from .sftp_poller import PollerService
@@ -52,10 +53,54 @@ def en16931_stage(work: pipeline.PieceWork, settings: Settings) -> None:
     work.checks.append(res.as_check())
 
 
+def controls_stage(work: pipeline.PieceWork, settings: Settings) -> None:
+    """Read the canonical piece through the mappings, then the French
+    public-sector controls (with the directory ones once a directory is
+    loaded). The piece is kept for routing; its summary goes in the report."""
+    from .controls import run_controls
+    from .directory import directory_loaded
+    from .mapping import map_piece
+
+    invoice, found = map_piece(work.tree, settings)
+    work.findings.extend(_with_member(f, work.part.name) for f in found)
+    if invoice is None:
+        work.checks.append(Check("mapping", "failed", "; ".join(f.code for f in found)))
+        return
+    work.checks.append(Check("mapping", "passed", invoice.syntax, used=f"mappings/{invoice.syntax}"))
+    report = run_controls(invoice, settings, directory=_directory_loaded(settings, directory_loaded))
+    work.findings.extend(_with_member(f, work.part.name) for f in report.findings)
+    work.checks.extend(report.checks)
+    work.piece = invoice
+    work.extra["invoice"] = {
+        "number": invoice.invoice_number, "date": invoice.issue_date.isoformat() if invoice.issue_date else None,
+        "cadre": invoice.cadre, "piece_type": invoice.piece_type, "supplier": invoice.supplier.siret,
+        "recipient": invoice.recipient.siret, "service": invoice.service_code,
+        "engagement": invoice.engagement_number,
+        "total": str(invoice.totals.payable) if invoice.totals.payable is not None else None,
+        "currency": invoice.currency}
+    if report.structure is not None:
+        work.extra["recipient"] = {"name": report.structure.raison_sociale,
+                                   "service": report.service.name if report.service else None}
+
+
+_loaded_at: list[float] = []
+
+
+def _directory_loaded(settings: Settings, ask) -> bool:  # noqa: ANN001
+    """Whether a directory is loaded, asked at most every 30 s per process
+    (it is one query per piece otherwise)."""
+    import time
+
+    now = time.monotonic()
+    if not _loaded_at or now - _loaded_at[0] > 30 or not _loaded_at[1]:
+        _loaded_at[:] = [now, ask(settings)]
+    return bool(_loaded_at[1])
+
+
 def pdf_stage(work: pipeline.PieceWork, settings: Settings) -> None:
     """PDF hygiene, signatures, Factur-X extraction; the embedded CII then
     goes through the same XSD and rules as a CII file."""
-    from . import pdf
+    from . import mixed, pdf
 
     insp = pdf.inspect_pdf(work.part.data, settings)
     work.format = insp.format
@@ -71,16 +116,13 @@ def pdf_stage(work: pipeline.PieceWork, settings: Settings) -> None:
         work.extra["profile_source"] = insp.profile_source
     if insp.pdfa:
         work.extra["pdfa"] = insp.pdfa
-    if insp.attachments:
-        from .attachments import check_attachments
-
-        work.findings.extend(_with_member(f, work.part.name) for f in check_attachments(
-            insp.attachments, invoice_size=len(work.part.data), settings=settings))
-        work.extra["attachments"] = [{"name": a.name, "size": len(a.data), "mime": a.mime} for a in insp.attachments]
     if insp.invoice_xml is None:
+        # No data: nothing will be delivered, so its embedded files are not judged.
         if insp.format in (Format.PDF, Format.PDF_SIGNED) and not work.failed:
-            work.findings.append(_with_member(pdf.pdf_alone_finding(), work.part.name))
+            work.findings.append(_with_member(mixed.pdf_alone_finding(), work.part.name))
         return
+    # A Factur-X is its own kind-01 document; its other embedded files kind 02 (PJ rules).
+    mixed.deliver_facturx(work, insp, settings)
     # Policy findings (poor profile, XMP/XML disagreement) do not stop the XML
     # checks: the sender gets the whole picture in one report.
     emb = insp.invoice_xml
@@ -110,10 +152,19 @@ def _sig_dict(s) -> dict:  # noqa: ANN001
 
 def register_commands(app: typer.Typer) -> None:
     """Mount the sub-command groups of other modules."""
-    from . import commands_directory, commands_partner, conformance
+    from . import commands_directory, commands_partner, commands_piece, conformance
 
     app.add_typer(commands_directory.app, name="directory", help="Directory of public structures and services.")
 
     app.add_typer(commands_partner.app, name="partner", help="Partner accounts (SFTP logins, folders).")
 
+    app.add_typer(commands_piece.app, name="piece",
+                  help="A piece's history (gateway piece ID) and status changes (gateway piece set-status).")
+    app.command("deadlines", help="Apply the delays that ran out (validators, MOE).")(commands_piece.deadlines)
+
     app.command("conformance", help="Compare `gateway validate` with a corpus's EXPECTED.tsv.")(conformance.main)
+
+    from . import report_rejections, web
+
+    app.add_typer(report_rejections.app, name="report", help="Operators' reports (rejections by partner and code).")
+    app.command("web", help="Serve the operators' read-only web pages.")(web.main)

@@ -11,9 +11,10 @@ import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from . import codes, config, db, detect, wiring
+from . import codes, config, db, detect, lifecycle, routing, status_files, wiring
 from .config import Settings
 from .pipeline import Evaluation, evaluate_file
 from .records import Finding, Format
@@ -21,13 +22,6 @@ from .reports import report_dict, write_flow_report
 from .store import ClaimedFlow, FlowResult, Store, worker_name
 
 log = logging.getLogger("gateway.worker")
-
-# Steps run after a flow is evaluated and before its report is written, e.g.
-# routing valid pieces to recipients. Each gets (settings, claimed flow,
-# evaluation, piece rows) and returns events; it may update piece rows' status.
-AfterEvaluation = Callable[[Settings, ClaimedFlow, Evaluation, list[dict[str, Any]]], list[dict[str, Any]]]
-AFTER_EVALUATION: list[AfterEvaluation] = []
-
 
 def read_archived(path: str, limit: int) -> tuple[bytes | None, list[Finding]]:
     """The flow's bytes, never following a link a partner may have dropped."""
@@ -42,7 +36,7 @@ def read_archived(path: str, limit: int) -> tuple[bytes | None, list[Finding]]:
         return fh.read(limit + 1), []
 
 
-def evaluate_flow(settings: Settings, c: ClaimedFlow) -> Evaluation:
+def evaluate_flow(settings: Settings, c: ClaimedFlow, store: Store) -> Evaluation:
     data, problems = read_archived(c.archive_path, settings.max_file_bytes)
     if problems:
         return Evaluation(Format.UNKNOWN, (), tuple(problems))
@@ -52,25 +46,35 @@ def evaluate_flow(settings: Settings, c: ClaimedFlow) -> Evaluation:
             "DOUBLON", f"Same content as flow {c.duplicate_of}, already received; not processed again",
             f"Même contenu que le flux {c.duplicate_of}, déjà reçu ; non retraité",
             value=c.sha256, stage="reception"),))
+    if data and status_files.is_status_file(data):
+        # a party's status changes, not an invoice: applied here, answered in the report
+        res = lifecycle.evaluate_status_file(settings, store, c, data)
+        if isinstance(res, list):
+            return Evaluation(Format.STATUS, (), tuple(res))
+        return Evaluation(Format.STATUS, res)
     return evaluate_file(data, c.file_name, settings, size=c.size)
 
 
-def prepare_flow(settings: Settings, c: ClaimedFlow) -> tuple[FlowResult, Callable[[], None]]:
-    """One flow, start to report (the report is written by the returned
-    callable). Any crash in a stage becomes a rejection with ERR_INTERNE;
-    the file stays in the archive."""
-    """One flow, start to report. Any crash in a stage becomes a rejection
+def prepare_flow(settings: Settings, c: ClaimedFlow, store: Store | None = None) -> tuple[FlowResult, Callable[[], None]]:
+    """One flow, start to report: evaluate, route the accepted pieces, and
+    say what to write (deliveries, then the report; done by the returned
+    callable) and what to record. Any crash in a stage becomes a rejection
     with ERR_INTERNE; the file stays in the archive."""
+    store = store or Store(settings)
+    routed = lifecycle.Routed()
     try:
-        ev = evaluate_flow(settings, c)
+        ev = evaluate_flow(settings, c, store)
+        if ev.format is not Format.STATUS and ev.verdicts:
+            ev, routed = _route(settings, store, c, ev)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the service
         log.exception("flow %s: internal error", c.id)
         ev = Evaluation(Format.UNKNOWN, (), (codes.finding(
             "ERR_INTERNE", f"Internal error while processing ({type(exc).__name__}); the file is kept, "
             "operators are alerted", f"Erreur interne ({type(exc).__name__}) ; le fichier est conservé",
             stage="internal"),))
+        routed = lifecycle.Routed()
     state = ev.state
-    pieces = [piece_row(c.id, v) for v in ev.verdicts]
+    pieces = routed.pieces if ev.format is not Format.STATUS else []
     events: list[dict[str, Any]] = [dict(flow_id=c.id, piece_id=None, stage="validation", outcome=state.value,
                                          detail_json=json.dumps({"format": ev.format.value,
                                                                  "errors": [f.code for f in ev.file_findings]}))]
@@ -78,32 +82,53 @@ def prepare_flow(settings: Settings, c: ClaimedFlow) -> tuple[FlowResult, Callab
         events.append(dict(flow_id=c.id, piece_id=p["id"], stage="validation",
                            outcome="accepted" if p["valid"] else "rejected",
                            detail_json=json.dumps({"codes": p["error_codes"]})))
-    for step in AFTER_EVALUATION:
-        try:
-            events.extend(step(settings, c, ev, pieces))
-        except Exception as exc:  # noqa: BLE001
-            log.exception("flow %s: step %s failed", c.id, getattr(step, "__name__", step))
-            events.append(dict(flow_id=c.id, piece_id=None, stage=getattr(step, "__name__", "step"),
-                               outcome="error", detail_json=json.dumps({"error": repr(exc)})))
+    events.extend(routed.events)
     report = report_dict(flow_id=c.id, partner=c.partner, file_name=c.file_name, sha256=c.sha256, size=c.size,
                          received_at=c.received_at, fmt=ev.format.value, state=state, verdicts=ev.verdicts,
                          file_findings=ev.file_findings, duplicate_of=c.duplicate_of, processed_at=db.utcnow())
-    report["pieces"] = [dict(r, status=p["status"], piece_id=p["id"]) for r, p in zip(report["pieces"], pieces)]
+    if pieces:
+        report["pieces"] = [dict(r, status=p["status"], piece_id=p["id"]) for r, p in zip(report["pieces"], pieces)]
     events.append(dict(flow_id=c.id, piece_id=None, stage="report", outcome="written",
                        detail_json=json.dumps({"dir": str(settings.reports_dir(c.partner))})))
+    deliveries = routed.writes
 
     def write() -> None:
+        for w in deliveries:  # delivered before the report says so
+            w()
         write_flow_report(settings.reports_dir(c.partner), report,
                           platform_id=settings.section("platform").get("id", "GTW001"))
 
-    return FlowResult(c.id, state.value, ev.format.value, tuple(pieces), tuple(events), True), write
+    return FlowResult(c.id, state.value, ev.format.value, tuple(pieces), tuple(events), True,
+                      tuple(routed.changes), tuple(routed.notices)), write
 
 
-def piece_row(flow_id: str, v) -> dict[str, Any]:  # noqa: ANN001
-    return dict(id=f"{flow_id}-{v.index:03d}", flow_id=flow_id, index=v.index, name=v.name[:1024],
-                format=v.format.value, valid=v.valid, status="DEPOSEE" if v.valid else "IRRECEVABLE",
-                error_codes=",".join(sorted({f.code for f in v.errors}))[:1024],
-                verdict_json=json.dumps(v.as_dict(), ensure_ascii=False, default=str))
+def _route(settings: Settings, store: Store, c: ClaimedFlow, ev: Evaluation) -> tuple[Evaluation, "lifecycle.Routed"]:
+    """The checks that need the store (the piece's addressee, the piece it
+    continues, then its number's uniqueness, last so a refused piece never
+    holds a number), then the accepted pieces' first statuses and delivery."""
+    machine = lifecycle.machine_for(settings)
+    ids = [f"{c.id}-{v.index:03d}" for v in ev.verdicts]
+    verdicts = routing.require_addressee(ev.verdicts, machine)
+    verdicts, links = routing.resolve_links(settings, store, verdicts, ids, machine)
+    verdicts = routing.enforce_uniqueness(store, verdicts, ids)
+    ev = replace(ev, verdicts=tuple(verdicts))
+    pieces = [piece_row(c, v, machine.depositor(v.piece.cadre) if v.piece is not None else "supplier")
+              for v in ev.verdicts]
+    routed = lifecycle.route_new_pieces(settings, c, ev.verdicts, pieces, links, machine)
+    routed.pieces = pieces
+    return ev, routed
+
+
+def piece_row(flow: ClaimedFlow, v, depositor: str = "supplier") -> dict[str, Any]:  # noqa: ANN001
+    row = dict(id=f"{flow.id}-{v.index:03d}", flow_id=flow.id, index=v.index, name=v.name[:1024],
+               format=v.format.value, valid=v.valid, status="DEPOSEE" if v.valid else "IRRECEVABLE",
+               error_codes=",".join(sorted({f.code for f in v.errors}))[:1024],
+               verdict_json=json.dumps(v.as_dict(), ensure_ascii=False, default=str),
+               cadre="", piece_type="", invoice_number=None, issue_date=None, supplier_id=None,
+               recipient_siret=None, service_code=None, engagement_number=None, parties_json="{}",
+               summary_json="{}", status_at=None, due_at=None, seq=0, link_id=None)
+    row.update(routing.piece_columns(v, flow.partner, depositor))
+    return row
 
 
 def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.Event | None = None,
@@ -115,7 +140,7 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
         if stop is not None and stop.is_set():
             store.release([x.id for x in claimed[i:]])
             break
-        result, write = prepare_flow(settings, c)
+        result, write = prepare_flow(settings, c, store)
         results.append(result)
         writes.append(write)
     # Creating files costs disk latency, not CPU: write the batch's reports
@@ -123,6 +148,8 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
     for fut in [_writers().submit(w) for w in writes]:
         fut.result()
     store.complete(results)
+    if any(r.notices for r in results):
+        lifecycle.flush_notices(settings, store)
     return len(results)
 
 

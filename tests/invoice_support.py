@@ -55,7 +55,9 @@ DEFAULT_LINES = (("Ramettes de papier A4", 10, "4.50"), ("Cartouches d'encre", 3
 CENT = Decimal("0.01")
 
 LineSpec = tuple  # (name, quantity, unit price[, VAT rate percent])
-Attachment = tuple[str, str, bytes]  # (file name, mime type, content)
+# (file name, mime type, content[, description]): the description goes in UBL
+# cbc:DocumentDescription / CII ram:Name (e.g. "Facture" for the invoice's own PDF)
+Attachment = tuple  # tuple[str, str, bytes] | tuple[str, str, bytes, str]
 
 
 def fr_vat(siret: str) -> str:
@@ -181,9 +183,11 @@ def _ubl(
             ref = _sub(root, "cac:AdditionalDocumentReference")
             _sub(ref, "cbc:ID", ref_id)
             _sub(ref, "cbc:DocumentDescription", description)
-    for i, (name, mime, data) in enumerate(attachments, start=1):
+    for i, (name, mime, data, *description) in enumerate(attachments, start=1):
         ref = _sub(root, "cac:AdditionalDocumentReference")
         _sub(ref, "cbc:ID", f"PJ-{i}")
+        if description:
+            _sub(ref, "cbc:DocumentDescription", description[0])
         _sub(_sub(ref, "cac:Attachment"), "cbc:EmbeddedDocumentBinaryObject",
              base64.b64encode(data).decode(), mimeCode=mime, filename=name)
 
@@ -373,10 +377,12 @@ def cii_invoice(
             _sub(ref, "ram:IssuerAssignedID", ref_id)
             _sub(ref, "ram:TypeCode", "916")
             _sub(ref, "ram:Name", name)
-    for i, (name, mime, data) in enumerate(attachments, start=1):
+    for i, (name, mime, data, *description) in enumerate(attachments, start=1):
         ref = _sub(agr, "ram:AdditionalReferencedDocument")
         _sub(ref, "ram:IssuerAssignedID", f"PJ-{i}")
         _sub(ref, "ram:TypeCode", "916")
+        if description:
+            _sub(ref, "ram:Name", description[0])
         _sub(ref, "ram:AttachmentBinaryObject", base64.b64encode(data).decode(), mimeCode=mime, filename=name)
 
     delivery = _sub(_sub(tx, "ram:ApplicableHeaderTradeDelivery"), "ram:ActualDeliverySupplyChainEvent")

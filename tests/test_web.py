@@ -1,0 +1,178 @@
+"""`gateway web`: the operators' pages, served by uvicorn for real and read
+with urllib (FastAPI's TestClient needs httpx2, which is not a dependency)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from urllib.parse import quote
+
+import pytest
+import uvicorn
+
+from conftest import REPO
+from gateway import db
+from gateway.store import NewFlow, Store, new_flow_id
+from gateway.web import create_app, stuck_flows
+from test_report_rejections import HOSTILE_LOT, HOSTILE_MEMBER, fill_home
+
+
+def _queue(settings, name: str, back: timedelta) -> str:
+    at = db.utcnow() - back
+    fid = new_flow_id(at)
+    Store(settings).record_received([NewFlow(fid, "ACME", "folder", name, fid * 2, 10, at, f"/nowhere/{fid}.bin")])
+    return fid
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    s = fill_home(tmp_path_factory.mktemp("web") / "home")
+    st = Store(s)
+    # a worker that took a flow and died: its lease ran out a minute ago
+    expired = _queue(s, "held.xml", timedelta(hours=2))
+    assert [c.id for c in st.claim("otherhost:1:w0", limit=1, lease_seconds=-60)] == [expired]
+    old = _queue(s, "waiting.xml", timedelta(hours=1))  # queued for an hour
+    _queue(s, "fresh.xml", timedelta(seconds=5))  # just arrived: not stuck
+    yield s, expired, old
+    db.dispose_all()
+
+
+@pytest.fixture(scope="module")
+def server(filled):
+    """The app on a real socket, in a thread."""
+    settings = filled[0]
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    t = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    t.join(10)
+    sock.close()
+
+
+def get(url: str) -> tuple[int, dict[str, str], str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.status, dict(r.headers), r.read().decode("utf-8")
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode("utf-8")
+
+
+def _assert_safe(page: str) -> None:
+    low = page.lower()
+    assert "<script" not in low and "<img" not in low
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+
+
+def test_healthz(server, filled):
+    status, headers, body = get(server + "/healthz")
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    h = json.loads(body)
+    assert h["status"] == "ok" and h["stuck"] == 2
+    assert h["flows"] == {"IN_INTEGRE": 2, "IN_INTEGRE_PARTIEL": 1, "IN_REJETE": 5, "IN_RECU": 3}
+
+
+def test_overview_shows_states_stuck_flows_and_latest_rejections(server, filled):
+    _, expired, old = filled
+    status, headers, page = get(server + "/")
+    assert status == 200 and "default-src 'none'" in headers["content-security-policy"]
+    _assert_safe(page)
+    states = re.search(r'<table class="states">(.*?)</table>', page, re.S).group(1)
+    assert re.search(r"<td>IN_REJETE</td><td class=\"n\">5</td>", states)
+    stuck = re.search(r'<table class="stuck">(.*?)</table>', page, re.S).group(1)
+    assert expired in stuck and "lease expired" in stuck and "otherhost:1:w0" in stuck
+    assert old in stuck and "queued more than 15 min" in stuck and "fresh.xml" not in stuck
+    latest = re.search(r'<table class="latest">(.*?)</table>', page, re.S).group(1)
+    assert latest.count("<tr>") == 1 + 4  # the last 24 hours: OTHER's, 3 days old, is not there
+    assert "OTHER" not in latest and "4 rejection(s) in the last 24 hours" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.xml" in latest
+
+
+def test_stuck_minutes_is_a_setting(filled):
+    settings = filled[0]
+    n, flows = stuck_flows(settings, queued_minutes=120)
+    assert n == 1 and flows[0].queue == "running"
+
+
+def test_rejections_page_is_the_report_with_filters(server):
+    status, _, page = get(server + "/rejections")
+    assert status == 200
+    _assert_safe(page)
+    assert page.count('<g class="day"') == 4 and "&lt;img src=x onerror=alert(1)&gt;" in page
+    status, _, page = get(server + "/rejections?partner=OTHER&since=2020-01-01")
+    assert status == 200
+    table = re.search(r'<table class="groups">(.*?)</table>', page, re.S).group(1)
+    rows = re.findall(r"<tr><td>([^<]*)</td><td><code>([A-Z_]+)</code>.*?<td class=\"n\">(\d+)</td>", table)
+    assert sorted(rows) == [("OTHER", "IRR_SYNTAX", "1"), ("OTHER", "IRR_VIDE_F", "1")]
+    assert 'value="OTHER"' in page  # the filter form keeps what was asked
+    status, _, page = get(server + "/rejections?since=" + quote("<b>soon</b>"))
+    assert status == 400 and "invalid since" in page and "<b>" not in page
+
+
+def test_flow_page_shows_pieces_errors_and_history(server, filled):
+    settings = filled[0]
+    lot = next(f for f in Store(settings).recent_flows(100, "ACME") if f.file_name == HOSTILE_LOT)
+    status, _, page = get(server + "/flows/" + quote(lot.id))
+    assert status == 200
+    _assert_safe(page)
+    assert "IN_INTEGRE_PARTIEL" in page and "&lt;script&gt;alert(1)&lt;/script&gt;.xml" in page
+    assert page.count("<h3>Piece ") == 2 and "REJECTED" in page and "IRR_SYNTAX" in page
+    history = re.search(r'<table class="history">(.*?)</table>', page, re.S).group(1)
+    stages = re.findall(r"<tr><td>[^<]*</td><td>([a-z_]+)</td>", history)
+    assert stages[0] == "reception" and "validation" in stages and stages[-1] == "report"
+    # a flow refused whole: its file-level error, with the report's details
+    dup = next(f for f in Store(settings).recent_flows(100, "ACME") if f.file_name == "again.xml")
+    status, _, page = get(server + "/flows/" + dup.id)
+    errors = re.search(r"File-level errors</h2>(.*?)</table>", page, re.S).group(1)
+    assert "DOUBLON" in errors and "Same content as flow" in errors
+    assert f'href="/flows/{dup.duplicate_of}"' in page
+    assert get(server + "/flows/F-nope")[0] == 404
+    assert HOSTILE_MEMBER not in page
+
+
+def test_read_only_and_no_external_docs(server):
+    assert get(server + "/docs")[0] == 404 and get(server + "/openapi.json")[0] == 404
+    req = urllib.request.Request(server + "/healthz", method="POST", data=b"{}")
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req, timeout=10)
+    assert exc.value.code == 405
+
+
+def test_gateway_web_command_serves_until_sigterm(filled):
+    settings = filled[0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, GATEWAY_HOME=str(settings.home))
+    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "web", "--port", str(port)], cwd=REPO, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, body = time.monotonic() + 30, None
+        while time.monotonic() < deadline and p.poll() is None:
+            try:
+                body = json.loads(get(f"http://127.0.0.1:{port}/healthz")[2])
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        assert body is not None and body["status"] == "ok"
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0, out
+    assert f"http://127.0.0.1:{port}/" in out
