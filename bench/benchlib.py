@@ -180,7 +180,8 @@ class Service:
         self._fh = open(log, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "run", "--sftp-port", str(port)], cwd=REPO,
-            env=clean_env(home), stdout=self._fh, stderr=subprocess.STDOUT, text=True)
+            env=clean_env(home), stdout=self._fh, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True)  # its own process group: `abort` ends its workers too
         self.rss = RssSampler(self.proc.pid)
         self.rss.start()
 
@@ -193,6 +194,16 @@ class Service:
                 return
             time.sleep(0.1)
         raise SystemExit(f"gateway run did not listen on {self.port} within {timeout:.0f} s")
+
+    def abort(self) -> None:
+        """After a failure: end the service, its workers and their children."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.rss.stop.set()
+        self._fh.close()
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -291,7 +302,7 @@ def timed_loop(datas: Sequence[Any], fns: Sequence[Callable[[Any], Any]]) -> Mea
     return Measure(len(datas), time.perf_counter() - t0, time.process_time() - c0)
 
 
-LABEL_WIDTH = 60
+LABEL_WIDTH = 64
 
 
 def show(kind: str, label: str, m: Measure, extra: str = "") -> None:

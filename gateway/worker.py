@@ -148,7 +148,7 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
     for fut in [_writers().submit(w) for w in writes]:
         fut.result()
     store.complete(results)
-    if any(r.notices for r in results):
+    if any(r.notices or r.format == Format.STATUS.value for r in results):
         lifecycle.flush_notices(settings, store)
     return len(results)
 

@@ -135,6 +135,8 @@ def _ubl(
     payment_means: str | None = "30",
     validator_siret: str | None = None,
     validator_service: str | None = None,
+    validator2_siret: str | None = None,
+    moe_siret: str | None = None,
     payable: str | Decimal | None = None,
     gross: str | Decimal | None = None,
     legacy_ids: bool = False,
@@ -178,8 +180,9 @@ def _ubl(
         _sub(ref, "cbc:ID", contract)
         if legacy_ids:
             _sub(ref, "cbc:DocumentTypeCode", "Marché")
-    for ref_id, description in ((validator_siret, "VALIDEUR"), (validator_service, "SERVICE_VALIDEUR")):
-        if ref_id is not None:  # the gateway's place for the validator (mappings/ubl.toml)
+    for ref_id, description in ((validator_siret, "VALIDEUR"), (validator_service, "SERVICE_VALIDEUR"),
+                                (validator2_siret, "VALIDEUR_2"), (moe_siret, "MOE")):
+        if ref_id is not None:  # the gateway's place for the validator and the MOE (mappings/ubl.toml)
             ref = _sub(root, "cac:AdditionalDocumentReference")
             _sub(ref, "cbc:ID", ref_id)
             _sub(ref, "cbc:DocumentDescription", description)

@@ -1,0 +1,247 @@
+"""The life of pieces end to end, through folders: deposit, delivery,
+statuses sent back by recipients, validators and the public-works chain,
+deadlines, forbidden moves; every file produced is checked against the
+platform's schemas."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from conftest import AIFE_XSD, drop, gateway_cli, report_for
+from gateway import db, directory, lifecycle, wiring
+from gateway.service import Gateway
+from gateway.store import Store
+from invoice_support import (COMMUNE_SIRET, DDT_MOE_SIRET, OPH_MOA_SIRET, SUBCONTRACTOR_SIRET, SUPPLIER_SIRET,
+                             TITULAIRE_SIRET, UNIVERSITE_SIRET, ubl_invoice)
+
+STATUT_XSD = AIFE_XSD / "CPPStatutPivot_V1_19.xsd"
+PIVOT_XSD = AIFE_XSD / "CPPFacturePivot_V2_02.xsd"
+
+
+@pytest.fixture()
+def gw(home):
+    directory.import_files(home, directory.demo_files())
+    wiring.install(home)
+    yield home
+
+
+def run(settings) -> None:
+    Gateway(settings, once=True).run()
+
+
+def deposit(settings, partner: str, name: str, data: bytes) -> dict:
+    drop(settings, partner, name, data)
+    run(settings)
+    return report_for(settings, partner, name)
+
+
+def send_status(settings, partner: str, name: str, *entries: dict) -> dict:
+    drop(settings, partner, name, json.dumps({"statuses": list(entries)}).encode())
+    run(settings)
+    return report_for(settings, partner, name)
+
+
+def status_of(settings, piece_id: str) -> str:
+    return Store(settings).piece(piece_id).status
+
+
+def only_piece(report: dict) -> str:
+    assert report["state"] == "IN_INTEGRE", report
+    return report["pieces"][0]["piece_id"]
+
+
+def _valid(xsd: Path, files: list[Path]) -> None:
+    if not xsd.exists():
+        pytest.skip("AIFE schemas not beside the repo")
+    schema = etree.XMLSchema(etree.parse(str(xsd)))
+    for f in files:
+        doc = etree.parse(str(f))
+        assert schema.validate(doc), f"{f}: {schema.error_log.last_error}"
+
+
+def test_a1_from_deposit_to_payment_through_the_recipients_status_files(gw):
+    r = deposit(gw, "fournisseur", "FA-LC-1.xml", ubl_invoice(number="FA-LC-1"))
+    pid = only_piece(r)
+    assert r["pieces"][0]["status"] == "MISE_A_DISPOSITION"
+    # delivered to the recipient's service: original and pivot, the pivot valid against the platform's XSD
+    box = gw.outbox / COMMUNE_SIRET / "ACHATS"
+    assert (box / f"{pid}.xml").read_bytes() == ubl_invoice(number="FA-LC-1")
+    _valid(PIVOT_XSD, [box / f"{pid}.pivot.xml"])
+    # both parties got a status file with the three platform statuses
+    for party in ("fournisseur", COMMUNE_SIRET):
+        sent = json.loads((gw.outbox / party / "statuses" / f"{pid}.003.json").read_text())
+        assert [s["status"] for s in sent["statuses"]] == ["DEPOSEE", "EN_COURS_ACHEMINEMENT", "MISE_A_DISPOSITION"]
+        assert [s["cdv"] for s in sent["statuses"]] == [200, 201, 203]
+
+    r = send_status(gw, COMMUNE_SIRET, "st1.json", {"piece_id": pid, "status": "SERVICE_FAIT"})
+    assert r["state"] == "IN_INTEGRE", r
+    assert status_of(gw, pid) == "SERVICE_FAIT"
+    # the recipient names the piece by invoice number and supplier, as its software knows it
+    r = send_status(gw, COMMUNE_SIRET, "st2.json",
+                    {"invoice_number": "FA-LC-1", "supplier": SUPPLIER_SIRET, "status": "MANDATEE"},
+                    {"piece_id": pid, "status": "MISE_EN_PAIEMENT"})
+    assert r["state"] == "IN_INTEGRE", r
+    assert status_of(gw, pid) == "MISE_EN_PAIEMENT"
+    sent = json.loads((gw.outbox / "fournisseur" / "statuses" / f"{pid}.006.json").read_text())
+    assert sent["statuses"][0]["status"] == "MISE_EN_PAIEMENT" and sent["statuses"][0]["cdv"] == 211
+    _valid(STATUT_XSD, sorted(gw.outbox.glob("*/statuses/*.xml")))
+    # the full history, as an operator sees it
+    out = gateway_cli("piece", pid, "--json", home=gw)
+    assert out.returncode == 0, out.stderr
+    hist = [e["outcome"] for e in json.loads(out.stdout)["history"] if e["stage"] == "status"]
+    assert hist == ["DEPOSEE", "EN_COURS_ACHEMINEMENT", "MISE_A_DISPOSITION", "SERVICE_FAIT", "MANDATEE",
+                    "MISE_EN_PAIEMENT"]
+
+
+def test_forbidden_moves_and_wrong_senders_change_nothing(gw):
+    pid = only_piece(deposit(gw, "fournisseur", "FA-LC-2.xml", ubl_invoice(number="FA-LC-2")))
+    # the supplier cannot pay itself; a stranger cannot touch the piece; REJETEE needs a reason
+    r = send_status(gw, "fournisseur", "s1.json", {"piece_id": pid, "status": "MISE_EN_PAIEMENT"})
+    assert r["state"] == "IN_REJETE" and r["pieces"][0]["errors"][0]["code"] in ("STATUT_NON_AUTORISE",
+                                                                                  "STATUT_INTERDIT")
+    r = send_status(gw, UNIVERSITE_SIRET, "s2.json", {"piece_id": pid, "status": "SERVICE_FAIT"})
+    assert r["pieces"][0]["errors"][0]["code"] == "STATUT_NON_AUTORISE"
+    r = send_status(gw, COMMUNE_SIRET, "s3.json", {"piece_id": pid, "status": "REJETEE"})
+    assert r["pieces"][0]["errors"][0]["code"] == "STATUT_MOTIF"
+    r = send_status(gw, COMMUNE_SIRET, "s4.json", {"piece_id": "F20990101000000-00000000-001", "status": "REJETEE"})
+    assert r["pieces"][0]["errors"][0]["code"] == "PIECE_INCONNUE"
+    assert status_of(gw, pid) == "MISE_A_DISPOSITION"
+    # a status XML the refused sender reads: a CPPFluxStatuts 93 naming the code
+    xml = (gw.reports_dir(COMMUNE_SIRET) / f"{r['flow_id']}.xml").read_text()
+    assert "PIECE_INCONNUE" in xml
+    # REJETEE with a reason is final: nothing may follow
+    r = send_status(gw, COMMUNE_SIRET, "s5.json", {"piece_id": pid, "status": "REJETEE", "reason": "Doublon"})
+    assert r["state"] == "IN_INTEGRE"
+    r = send_status(gw, COMMUNE_SIRET, "s6.json", {"piece_id": pid, "status": "SERVICE_FAIT"})
+    assert r["pieces"][0]["errors"][0]["code"] == "STATUT_INTERDIT"
+    assert status_of(gw, pid) == "REJETEE"
+    # a second invoice with the same number is refused and the first keeps its status
+    r = deposit(gw, "fournisseur", "again.xml", ubl_invoice(number="FA-LC-2", issue_date="2024-05-02"))
+    assert r["state"] == "IN_REJETE" and "REJ_UNI" in {e["code"] for e in r["pieces"][0]["errors"]}
+    assert status_of(gw, pid) == "REJETEE"
+
+
+def test_suspended_piece_is_completed_and_delivered_again(gw):
+    pid = only_piece(deposit(gw, "fournisseur", "FA-LC-3.xml", ubl_invoice(number="FA-LC-3")))
+    send_status(gw, COMMUNE_SIRET, "s1.json", {"piece_id": pid, "status": "SUSPENDUE", "reason": "PV manquant"})
+    assert status_of(gw, pid) == "SUSPENDUE"
+    import base64
+    r = send_status(gw, "fournisseur", "c1.json", {
+        "piece_id": pid, "status": "COMPLETEE", "comment": "PV joint",
+        "attachments": [{"name": "pv.pdf", "mime": "application/pdf",
+                         "content_base64": base64.b64encode(b"%PDF-1.4 pv").decode()}]})
+    assert r["state"] == "IN_INTEGRE", r
+    assert status_of(gw, pid) == "MISE_A_DISPOSITION"
+    pivot = (gw.outbox / COMMUNE_SIRET / "ACHATS" / f"{pid}.pivot.xml").read_text()
+    assert "Complétée" in pivot and "pv.pdf" in pivot
+
+
+def test_recycled_piece_goes_to_the_corrected_recipient(gw):
+    pid = only_piece(deposit(gw, "fournisseur", "FA-LC-4.xml", ubl_invoice(number="FA-LC-4")))
+    send_status(gw, COMMUNE_SIRET, "s1.json", {"piece_id": pid, "status": "A_RECYCLER", "reason": "Mauvais service"})
+    out = gateway_cli("piece", "set-status", pid, "DEPOSEE", "--as", "supplier", "--siret", UNIVERSITE_SIRET,
+                      "--service", "", home=gw)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert status_of(gw, pid) == "MISE_A_DISPOSITION"
+    pivot = (gw.outbox / UNIVERSITE_SIRET / "_" / f"{pid}.pivot.xml").read_text()
+    assert "Recyclée" in pivot and UNIVERSITE_SIRET in pivot
+    # a correction to an unknown recipient is refused and changes nothing
+    send_status(gw, UNIVERSITE_SIRET, "s2.json", {"piece_id": pid, "status": "A_RECYCLER", "reason": "Pas chez nous"})
+    out = gateway_cli("piece", "set-status", pid, "DEPOSEE", "--as", "supplier", "--siret", "28990008600017",
+                      home=gw)
+    assert out.returncode == 1 and "DEST_INC" in out.stderr
+    assert status_of(gw, pid) == "A_RECYCLER"
+
+
+def _a9(number: str) -> bytes:
+    return ubl_invoice(number=number, cadre="A9", supplier_siret=SUBCONTRACTOR_SIRET,
+                       supplier_name="Sous-Traitant Exemple SAS", validator_siret=TITULAIRE_SIRET)
+
+
+def test_subcontractor_invoice_validated_refused_and_timed_out(gw):
+    ok = only_piece(deposit(gw, "soustraitant", "A9-1.xml", _a9("ST-1")))
+    no = only_piece(deposit(gw, "soustraitant", "A9-2.xml", _a9("ST-2")))
+    late = only_piece(deposit(gw, "soustraitant", "A9-3.xml", _a9("ST-3")))
+    for pid in (ok, no, late):
+        assert status_of(gw, pid) == "A_VALIDER_1"
+        assert (gw.outbox / TITULAIRE_SIRET / "_" / f"{pid}.pivot.xml").exists()
+        assert not (gw.outbox / COMMUNE_SIRET / "ACHATS" / f"{pid}.pivot.xml").exists()
+    # the recipient cannot act before the validator
+    r = send_status(gw, COMMUNE_SIRET, "early.json", {"piece_id": ok, "status": "SERVICE_FAIT"})
+    assert r["state"] == "IN_REJETE"
+    r = send_status(gw, TITULAIRE_SIRET, "v.json", {"piece_id": ok, "status": "VALIDEE_1"},
+                    {"piece_id": no, "status": "REFUSEE_1", "reason": "Travaux non réalisés"})
+    assert r["state"] == "IN_INTEGRE", r
+    assert status_of(gw, ok) == "MISE_A_DISPOSITION"
+    assert (gw.outbox / COMMUNE_SIRET / "ACHATS" / f"{ok}.pivot.xml").exists()
+    assert status_of(gw, no) == "REFUSEE_1"
+    # nothing due yet; after 15 days the silent validator's piece goes on
+    at = db.utcnow() + timedelta(days=10)
+    out = gateway_cli("deadlines", "--at", at.isoformat(), home=gw)
+    assert out.returncode == 0 and status_of(gw, late) == "A_VALIDER_1", out.stdout + out.stderr
+    out = gateway_cli("deadlines", "--at", (at + timedelta(days=6)).isoformat(), home=gw)
+    assert out.returncode == 0, out.stderr
+    assert status_of(gw, late) == "MISE_A_DISPOSITION"
+    hist = [e.outcome for e in lifecycle.piece_history(Store(gw), late)["events"] if e.stage == "status"]
+    assert "ABSENCE_VALIDATION_1_HORS_DELAI" in hist
+    assert (gw.outbox / COMMUNE_SIRET / "ACHATS" / f"{late}.pivot.xml").exists()
+    _valid(STATUT_XSD, sorted(gw.outbox.glob("*/statuses/*.xml")))
+
+
+def test_public_works_chain_from_the_titulaire_to_the_financial_service(gw):
+    works = dict(recipient_siret=OPH_MOA_SIRET, recipient_name="OPH de Valbrune", service_code="TRAVAUX",
+                 supplier_siret=TITULAIRE_SIRET, supplier_name="Bâtiments Exemple SA")
+    a4 = only_piece(deposit(gw, "titulaire", "PDM-1.xml",
+                            ubl_invoice(number="PDM-1", cadre="A4", moe_siret=DDT_MOE_SIRET, **works)))
+    assert status_of(gw, a4) == "MISE_A_DISPOSITION_MOE"
+    assert (gw.outbox / DDT_MOE_SIRET / "_" / f"{a4}.pivot.xml").exists()
+    r = send_status(gw, DDT_MOE_SIRET, "moe.json", {"piece_id": a4, "status": "PRISE_EN_COMPTE_MOE"})
+    assert r["state"] == "IN_INTEGRE", r
+    # an A15 that names no A4 is refused; the one that does links it
+    r = deposit(gw, DDT_MOE_SIRET, "EA-0.xml", ubl_invoice(number="EA-0", cadre="A15", **works))
+    assert r["state"] == "IN_REJETE" and "REJ_COH" in {e["code"] for e in r["pieces"][0]["errors"]}
+    a15 = only_piece(deposit(gw, DDT_MOE_SIRET, "EA-1.xml",
+                             ubl_invoice(number="EA-1", cadre="A15", original_invoice="PDM-1", **works)))
+    assert status_of(gw, a4) == "ASSOCIEE"
+    assert status_of(gw, a15) == "MISE_A_DISPOSITION_MOA"
+    assert (gw.outbox / OPH_MOA_SIRET / "TRAVAUX" / f"{a15}.pivot.xml").exists()
+    send_status(gw, OPH_MOA_SIRET, "moa.json", {"piece_id": a15, "status": "PRISE_EN_COMPTE_MOA"})
+    a19 = only_piece(deposit(gw, OPH_MOA_SIRET, "EAV-1.xml",
+                             ubl_invoice(number="EAV-1", cadre="A19", original_invoice="EA-1", **works)))
+    assert status_of(gw, a15) == "ASSOCIEE"
+    assert status_of(gw, a19) == "MISE_A_DISPOSITION"
+    r = send_status(gw, OPH_MOA_SIRET, "pay.json", {"piece_id": a19, "status": "MISE_EN_PAIEMENT"})
+    assert r["state"] == "IN_INTEGRE", r
+    assert status_of(gw, a19) == "MISE_EN_PAIEMENT"
+    # the billing file is kept and shown from any of its pieces
+    h = lifecycle.piece_history(Store(gw), a15)
+    assert {p.id for p in h["dossier"]} == {a4, a19}
+    out = gateway_cli("piece", a4, home=gw)
+    assert out.returncode == 0 and a19 in out.stdout
+    # the titulaire heard of every step of its A4
+    names = sorted(p.name for p in (gw.outbox / "titulaire" / "statuses").glob(f"{a4}.*.json"))
+    assert len(names) >= 3
+    _valid(STATUT_XSD, sorted(gw.outbox.glob("*/statuses/*.xml")))
+
+
+def test_status_xml_from_a_recipient_is_applied(gw):
+    from gateway.status_files import StatusNotice, status_xml
+
+    pid = only_piece(deposit(gw, "fournisseur", "FA-LC-5.xml", ubl_invoice(number="FA-LC-5")))
+    p = Store(gw).piece(pid)
+    note = StatusNotice(piece_id=pid, invoice_number="FA-LC-5", invoice_date=None, cadre="A1",
+                        supplier_id=SUPPLIER_SIRET, supplier_name="Fournitures Exemple SARL", supplier_country="FR",
+                        debtor_siret=COMMUNE_SIRET, debtor_name="Commune", service_code="ACHATS",
+                        status="SERVICE_FAIT", previous=p.status, reason=None, comment=None, at=db.utcnow(),
+                        by_role="recipient")
+    xml = status_xml([note], lifecycle.machine_for(gw), platform_id="COMMUNE", receiver_id="GTW001",
+                     receiver_name="Passerelle")
+    drop(gw, COMMUNE_SIRET, "statut.xml", xml)
+    run(gw)
+    r = report_for(gw, COMMUNE_SIRET, "statut.xml")
+    assert r["format"] == "status" and r["state"] == "IN_INTEGRE", r
+    assert status_of(gw, pid) == "SERVICE_FAIT"
