@@ -32,12 +32,13 @@ _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 def sniff_family(data: bytes) -> str:
     """'pdf' | 'zip' | 'tar' | 'xml' | 'unknown' from the leading bytes."""
     head = data[:1024]
-    if b"%PDF-" in head:
-        return "pdf"
+    # archive magic first: a ZIP whose first member is a stored PDF holds "%PDF-" near its start
     if data[:4] == b"PK\x03\x04" or data[:4] == b"PK\x05\x06":
         return "zip"
     if data[:2] == b"\x1f\x8b" or (len(data) > 262 and data[257:262] == b"ustar"):
         return "tar"
+    if b"%PDF-" in head:  # PDF readers accept the header anywhere in the first 1 KB
+        return "pdf"
     stripped = head
     for bom in _BOMS:
         if stripped.startswith(bom):

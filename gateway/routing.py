@@ -221,13 +221,19 @@ def delivery_writes(settings: Settings, flow: ClaimedFlow, verdict: Verdict, pie
     original = f"{piece_id}{ext}"
     structure = find_structure(settings, inv.recipient.siret) if inv.recipient.siret else None
     service = find_service(settings, inv.recipient.siret, inv.service_code) if inv.service_code and structure else None
-    attachments = [PivotAttachment(Path(verdict.name).name or original,
-                                   "application/pdf" if ext == ".pdf" else "application/xml", kind="01")]
-    docs = []
+    # The pivot lists the invoice document (01: the PDF rendering when one came
+    # with the data, else the original) and the supporting documents (02).
+    # A Factur-X's own PDF is the original: delivered once.
+    docs, attachments = [], []
     for n, d in enumerate(verdict.documents, 1):
+        if d.data == verdict.original:
+            continue
         name = f"{piece_id}.pj{n}-{safe_name(d.name)}"
         docs.append((name, d.data))
-        attachments.append(PivotAttachment(d.name, d.mime, kind="02" if d.kind == "01" and n > 1 else d.kind))
+        attachments.append(PivotAttachment(d.name, d.mime, kind=d.kind))
+    if not any(a.kind == "01" for a in attachments):
+        attachments.insert(0, PivotAttachment(Path(verdict.name).name or original,
+                                              "application/pdf" if ext == ".pdf" else "application/xml", kind="01"))
     attachments = _one_main(attachments)
     pivot = write_pivot(inv, flow_id=flow.id, piece_id=piece_id, received_at=flow.received_at, structure=structure,
                         service=service, attachments=attachments, renvoi=renvoi,

@@ -245,3 +245,25 @@ def test_status_xml_from_a_recipient_is_applied(gw):
     r = report_for(gw, COMMUNE_SIRET, "statut.xml")
     assert r["format"] == "status" and r["state"] == "IN_INTEGRE", r
     assert status_of(gw, pid) == "SERVICE_FAIT"
+
+
+def test_invoice_with_its_pdf_in_a_lot_is_delivered_with_it(gw):
+    import io
+    import zipfile
+
+    from pdf_support import make_pdf
+
+    pdf = make_pdf()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:  # stored: the PDF's header sits near the start
+        z.writestr("FA-M-1.pdf", pdf)
+        z.writestr("FA-M-1.xml", ubl_invoice(number="FA-M-1"))
+    r = deposit(gw, "fournisseur", "mixte.zip", buf.getvalue())
+    pid = only_piece(r)
+    box = gw.outbox / COMMUNE_SIRET / "ACHATS"
+    delivered = {p.name: p.read_bytes() for p in box.glob(f"{pid}*")}
+    assert delivered[f"{pid}.xml"] == ubl_invoice(number="FA-M-1")
+    assert [b for n, b in delivered.items() if n.endswith(".pdf")] == [pdf]
+    pivot = etree.fromstring(delivered[f"{pid}.pivot.xml"])
+    assert [(pj.findtext("NomPJ"), pj.findtext("TypePJ")) for pj in pivot.iter("PJ")] == [("FA-M-1.pdf", "01")]
+    _valid(PIVOT_XSD, [box / f"{pid}.pivot.xml"])
