@@ -229,6 +229,7 @@ def _read_row(row: list[str], index: dict[str, int], columns: Sequence[Column]) 
 
 def import_file(settings: Settings, path: str | Path) -> ImportReport:
     """Import one structures or services file (kind told by its header)."""
+    _cache.clear()
     path = Path(path)
     try:
         text = _decode(path.read_bytes())
@@ -355,8 +356,34 @@ def _service(row: Any) -> Service:
                    engagement_required=row.engagement_required)
 
 
+# Look-ups are cached per process for a short while: every piece asks for its
+# recipient (controls, then delivery), and the directory changes rarely. An
+# import in this process clears the cache; other processes see it within TTL.
+CACHE_SECONDS = 30.0
+_cache: dict[tuple[str, str], tuple[float, Any]] = {}
+
+
+def _cached(settings: Settings, key: str, load):  # noqa: ANN001, ANN202
+    import time
+
+    k = (settings.db_url, key)
+    hit = _cache.get(k)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    value = load()
+    if len(_cache) > 50_000:
+        _cache.clear()
+    _cache[k] = (now, value)
+    return value
+
+
 def find_structure(settings: Settings, siret: str) -> Structure | None:
     """The structure with this identifier, with its services; None if unknown."""
+    return _cached(settings, f"s:{siret}", lambda: _find_structure(settings, siret))
+
+
+def _find_structure(settings: Settings, siret: str) -> Structure | None:
     eng = db.engine(settings)
     with eng.connect() as conn:
         row = conn.execute(select(DirectoryStructure).where(DirectoryStructure.identifiant == siret)).first()
@@ -369,11 +396,10 @@ def find_structure(settings: Settings, siret: str) -> Structure | None:
 
 
 def find_service(settings: Settings, siret: str, code: str) -> Service | None:
-    eng = db.engine(settings)
-    with eng.connect() as conn:
-        s = conn.execute(select(DirectoryService).where(DirectoryService.identifiant == siret,
-                                                        DirectoryService.code == code)).first()
-    return _service(s) if s else None
+    structure = find_structure(settings, siret)
+    if structure is None:
+        return None
+    return next((sv for sv in structure.services if sv.code == code), None)
 
 
 def directory_loaded(settings: Settings) -> bool:

@@ -139,6 +139,13 @@ def _edi(folder: str) -> str:
     return (ident[-8:] or "DEST").ljust(3, "_")
 
 
+def write_notice(settings: Settings, party: str, name: str, xml: bytes, json_body: bytes) -> None:
+    d = settings.outbox / party / "statuses"
+    if xml:
+        atomic_write(d / f"{name}.xml", xml)
+    atomic_write(d / f"{name}.json", json_body)  # JSON last: what connectors poll for
+
+
 def flush_notices(settings: Settings, store: Store, limit: int = 1000) -> int:
     """Write the status files not written yet (after a commit, and at start)."""
     t = Notice.__table__
@@ -150,10 +157,7 @@ def flush_notices(settings: Settings, store: Store, limit: int = 1000) -> int:
         if not rows:
             return n
         for r in rows:
-            d = settings.outbox / r.party / "statuses"
-            if r.xml:
-                atomic_write(d / f"{r.name}.xml", r.xml)
-            atomic_write(d / f"{r.name}.json", r.json_body)  # JSON last: what connectors poll for
+            write_notice(settings, r.party, r.name, r.xml, r.json_body)
         with store.session() as s:
             s.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(written_at=db.utcnow()))
             s.commit()
@@ -211,6 +215,12 @@ def route_new_pieces(settings: Settings, flow: ClaimedFlow, verdicts: Sequence[V
                                     flow_id=flow.id, due_at=None,
                                     detail={"from": lk.earlier_status, "role": "platform", "linked": p["id"]}))
             out.notices.extend(notices_for(settings, machine, earlier, [step], earlier["seq"] + 1, now))
+    # Written with the flow's deliveries and report, before its outcome is
+    # recorded (already marked written): a re-run after a crash rewrites the
+    # same names. Later changes go through the notice table and flush_notices.
+    for n in out.notices:
+        n["written_at"] = now
+        out.writes.append(lambda n=n: write_notice(settings, n["party"], n["name"], n["xml"], n["json_body"]))
     return out
 
 

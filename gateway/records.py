@@ -171,7 +171,8 @@ class Verdict:
             "valid": self.valid,
             "errors": [f.as_dict() for f in self.errors],
             "warnings": [f.as_dict() for f in self.warnings],
-            "checks": [asdict(c) for c in self.checks],
+            "checks": [{"name": c.name, "outcome": c.outcome, "detail": c.detail, "used": c.used}
+                       for c in self.checks],  # not asdict(): this runs for every piece, twice
         }
         d.update(dict(self.extra))
         return d

@@ -86,10 +86,8 @@ def safe_name(text: str) -> str:
 
 # --- checks that need the store ----------------------------------------------------
 
-def enforce_uniqueness(store: Store, verdicts: Sequence[Verdict], piece_ids: Sequence[str]) -> list[Verdict]:
-    """REJ_UNI: an invoice number already accepted for the same supplier in
-    the same year. The first holder keeps it; its status is never touched."""
-    from .lifecycle import register_numbers
+def numbers_wanted(verdicts: Sequence[Verdict], piece_ids: Sequence[str]) -> dict[str, tuple[str, str, int]]:
+    """(supplier, number, year) of every accepted piece, by piece id."""
     from .controls import invoice_key
 
     wanted = {}
@@ -98,7 +96,14 @@ def enforce_uniqueness(store: Store, verdicts: Sequence[Verdict], piece_ids: Seq
             supplier, number, year = invoice_key(v.piece)
             if supplier and number:
                 wanted[pid] = (supplier, number, year or 0)
-    holders = register_numbers(store, wanted) if wanted else {}
+    return wanted
+
+
+def enforce_uniqueness(verdicts: Sequence[Verdict], piece_ids: Sequence[str],
+                       wanted: dict[str, tuple[str, str, int]], holders: dict[str, str]) -> list[Verdict]:
+    """REJ_UNI: an invoice number already accepted for the same supplier in
+    the same year. The first holder keeps it; its status is never touched.
+    `holders` is what `lifecycle.register_numbers` answered for `wanted`."""
     out = []
     for v, pid in zip(verdicts, piece_ids):
         holder = holders.get(pid)

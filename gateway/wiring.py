@@ -3,9 +3,7 @@ steps after evaluation, channels started by `gateway run`, and sub-commands.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, replace
-
-import typer
+from dataclasses import fields, replace
 
 from . import codes, pipeline, xmlsafe
 from .config import Settings
@@ -26,11 +24,26 @@ def install(settings: Settings) -> None:
     pipeline.XML_STAGES.append(("controls", controls_stage))
     pipeline.PDF_STAGE.append(pdf_stage)
     from .service import CHANNELS
-    from .sftp_poller import PollerService
+
+    # imported only where a channel starts: workers never load paramiko
+    CHANNELS.append(_sftp_server)
+    CHANNELS.append(_sftp_poller)
+
+
+def _sftp_server(s: Settings):  # noqa: ANN202
+    if not s.sftp_enabled:
+        return None
     from .sftp_server import SftpServer
 
-    CHANNELS.append(lambda s: SftpServer(s) if s.sftp_enabled else None)
-    CHANNELS.append(lambda s: PollerService(s) if s.raw.get("remote") else None)
+    return SftpServer(s)
+
+
+def _sftp_poller(s: Settings):  # noqa: ANN202
+    if not s.raw.get("remote"):
+        return None
+    from .sftp_poller import PollerService
+
+    return PollerService(s)
 
 
 def _with_member(f, member):  # noqa: ANN001, ANN202
@@ -48,7 +61,9 @@ def en16931_stage(work: pipeline.PieceWork, settings: Settings) -> None:
     fmt = work.xml_format or work.format
     kind = "cii" if fmt is Format.CII else "ubl"
     # A Factur-X's CII gets the same EN 16931 rules as a CII file (issue: same XSD, rules, routing)
-    res = schematron.shared_engine(settings).check(kind, work.xml or work.part.data)
+    # a Factur-X's profile (BASIC, EXTENDED...) picks its rule set; a CII file has none
+    profile = work.extra.get("profile") if kind == "cii" else None
+    res = schematron.shared_engine(settings).check(kind, work.xml or work.part.data, profile=profile)
     work.findings.extend(_with_member(f, work.part.name) for f in res.findings)
     work.checks.append(res.as_check())
 
@@ -83,18 +98,20 @@ def controls_stage(work: pipeline.PieceWork, settings: Settings) -> None:
                                    "service": report.service.name if report.service else None}
 
 
-_loaded_at: list[float] = []
+_loaded_at: dict[str, tuple[float, bool]] = {}
 
 
 def _directory_loaded(settings: Settings, ask) -> bool:  # noqa: ANN001
-    """Whether a directory is loaded, asked at most every 30 s per process
-    (it is one query per piece otherwise)."""
+    """Whether a directory is loaded in this store, asked at most every 30 s
+    per process once it is (it is one query per piece otherwise)."""
     import time
 
     now = time.monotonic()
-    if not _loaded_at or now - _loaded_at[0] > 30 or not _loaded_at[1]:
-        _loaded_at[:] = [now, ask(settings)]
-    return bool(_loaded_at[1])
+    at, loaded = _loaded_at.get(settings.db_url, (0.0, False))
+    if not loaded or now - at > 30:
+        loaded = ask(settings)
+        _loaded_at[settings.db_url] = (now, loaded)
+    return loaded
 
 
 def pdf_stage(work: pipeline.PieceWork, settings: Settings) -> None:
@@ -145,12 +162,13 @@ def pdf_stage(work: pipeline.PieceWork, settings: Settings) -> None:
 
 
 def _sig_dict(s) -> dict:  # noqa: ANN001
-    d = {k: v for k, v in asdict(s).items() if k != "findings"}
+    # not asdict(): it deep-copies the findings (ms per signature)
+    d = {f.name: getattr(s, f.name) for f in fields(s) if f.name != "findings"}
     d["findings"] = [f.as_dict() for f in s.findings]
     return d
 
 
-def register_commands(app: typer.Typer) -> None:
+def register_commands(app) -> None:  # noqa: ANN001 - a typer.Typer
     """Mount the sub-command groups of other modules."""
     from . import commands_directory, commands_partner, commands_piece, conformance
 

@@ -11,7 +11,7 @@ import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import codes, config, db, detect, lifecycle, routing, status_files, wiring
@@ -55,29 +55,92 @@ def evaluate_flow(settings: Settings, c: ClaimedFlow, store: Store) -> Evaluatio
     return evaluate_file(data, c.file_name, settings, size=c.size)
 
 
-def prepare_flow(settings: Settings, c: ClaimedFlow, store: Store | None = None) -> tuple[FlowResult, Callable[[], None]]:
-    """One flow, start to report: evaluate, route the accepted pieces, and
-    say what to write (deliveries, then the report; done by the returned
-    callable) and what to record. Any crash in a stage becomes a rejection
-    with ERR_INTERNE; the file stays in the archive."""
-    store = store or Store(settings)
-    routed = lifecycle.Routed()
+@dataclass
+class _Flow:
+    """One claimed flow between its evaluation and its result."""
+
+    claimed: ClaimedFlow
+    ev: Evaluation
+    ids: list[str] = field(default_factory=list)
+    links: list = field(default_factory=list)
+    wanted: dict = field(default_factory=dict)
+    failed: bool = False
+
+
+def _internal_error(c: ClaimedFlow, exc: Exception) -> Evaluation:
+    log.exception("flow %s: internal error", c.id)
+    return Evaluation(Format.UNKNOWN, (), (codes.finding(
+        "ERR_INTERNE", f"Internal error while processing ({type(exc).__name__}); the file is kept, "
+        "operators are alerted", f"Erreur interne ({type(exc).__name__}) ; le fichier est conservé",
+        stage="internal"),))
+
+
+def _evaluate(settings: Settings, store: Store, machine, c: ClaimedFlow) -> _Flow:  # noqa: ANN001
+    """Validate, then the checks that read the store: the piece's addressee
+    and the piece it continues. (Its number's uniqueness comes last, for the
+    whole batch at once, so a refused piece never holds a number.)"""
     try:
         ev = evaluate_flow(settings, c, store)
+        f = _Flow(c, ev)
         if ev.format is not Format.STATUS and ev.verdicts:
-            ev, routed = _route(settings, store, c, ev)
+            f.ids = [f"{c.id}-{v.index:03d}" for v in ev.verdicts]
+            verdicts = routing.require_addressee(ev.verdicts, machine)
+            verdicts, f.links = routing.resolve_links(settings, store, verdicts, f.ids, machine)
+            f.ev = replace(ev, verdicts=tuple(verdicts))
+            f.wanted = routing.numbers_wanted(f.ev.verdicts, f.ids)
+        return f
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the service
-        log.exception("flow %s: internal error", c.id)
-        ev = Evaluation(Format.UNKNOWN, (), (codes.finding(
-            "ERR_INTERNE", f"Internal error while processing ({type(exc).__name__}); the file is kept, "
-            "operators are alerted", f"Erreur interne ({type(exc).__name__}) ; le fichier est conservé",
-            stage="internal"),))
-        routed = lifecycle.Routed()
+        return _Flow(c, _internal_error(c, exc), failed=True)
+
+
+def prepare_flows(settings: Settings, store: Store, claimed: list[ClaimedFlow],
+                  stop=None) -> tuple[list[FlowResult], list[Callable[[], None]], list[str]]:  # noqa: ANN001
+    """A batch of flows, start to report: evaluate each, register the
+    accepted invoice numbers in one transaction, route, and say what to
+    write (deliveries, then the report) and what to record. Any crash in a
+    stage becomes a rejection with ERR_INTERNE; the file stays in the
+    archive. Returns results, writers, and the ids left unprocessed (stop)."""
+    machine = lifecycle.machine_for(settings)
+    flows, left = [], []
+    for i, c in enumerate(claimed):
+        if stop is not None and stop.is_set():
+            left = [x.id for x in claimed[i:]]
+            break
+        flows.append(_evaluate(settings, store, machine, c))
+    wanted = {pid: key for f in flows for pid, key in f.wanted.items()}
+    holders = lifecycle.register_numbers(store, wanted) if wanted else {}
+    results, writes = [], []
+    for f in flows:
+        result, write = _finish(settings, store, machine, f, holders)
+        results.append(result)
+        writes.append(write)
+    return results, writes, left
+
+
+def prepare_flow(settings: Settings, c: ClaimedFlow, store: Store | None = None) -> tuple[FlowResult, Callable[[], None]]:
+    """One flow on its own (see `prepare_flows`)."""
+    results, writes, _ = prepare_flows(settings, store or Store(settings), [c])
+    return results[0], writes[0]
+
+
+def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
+            holders: dict[str, str]) -> tuple[FlowResult, Callable[[], None]]:
+    c, ev = f.claimed, f.ev
+    routed = lifecycle.Routed()
+    try:
+        if f.ids and not f.failed:
+            ev = replace(ev, verdicts=tuple(routing.enforce_uniqueness(ev.verdicts, f.ids, f.wanted, holders)))
+            pieces = [piece_row(c, v, machine.depositor(v.piece.cadre) if v.piece is not None else "supplier")
+                      for v in ev.verdicts]
+            routed = lifecycle.route_new_pieces(settings, c, ev.verdicts, pieces, f.links, machine)
+            routed.pieces = pieces
+    except Exception as exc:  # noqa: BLE001
+        ev, routed = _internal_error(c, exc), lifecycle.Routed()
     state = ev.state
     pieces = routed.pieces if ev.format is not Format.STATUS else []
     events: list[dict[str, Any]] = [dict(flow_id=c.id, piece_id=None, stage="validation", outcome=state.value,
                                          detail_json=json.dumps({"format": ev.format.value,
-                                                                 "errors": [f.code for f in ev.file_findings]}))]
+                                                                 "errors": [x.code for x in ev.file_findings]}))]
     for p in pieces:
         events.append(dict(flow_id=c.id, piece_id=p["id"], stage="validation",
                            outcome="accepted" if p["valid"] else "rejected",
@@ -102,23 +165,6 @@ def prepare_flow(settings: Settings, c: ClaimedFlow, store: Store | None = None)
                       tuple(routed.changes), tuple(routed.notices)), write
 
 
-def _route(settings: Settings, store: Store, c: ClaimedFlow, ev: Evaluation) -> tuple[Evaluation, "lifecycle.Routed"]:
-    """The checks that need the store (the piece's addressee, the piece it
-    continues, then its number's uniqueness, last so a refused piece never
-    holds a number), then the accepted pieces' first statuses and delivery."""
-    machine = lifecycle.machine_for(settings)
-    ids = [f"{c.id}-{v.index:03d}" for v in ev.verdicts]
-    verdicts = routing.require_addressee(ev.verdicts, machine)
-    verdicts, links = routing.resolve_links(settings, store, verdicts, ids, machine)
-    verdicts = routing.enforce_uniqueness(store, verdicts, ids)
-    ev = replace(ev, verdicts=tuple(verdicts))
-    pieces = [piece_row(c, v, machine.depositor(v.piece.cadre) if v.piece is not None else "supplier")
-              for v in ev.verdicts]
-    routed = lifecycle.route_new_pieces(settings, c, ev.verdicts, pieces, links, machine)
-    routed.pieces = pieces
-    return ev, routed
-
-
 def piece_row(flow: ClaimedFlow, v, depositor: str = "supplier") -> dict[str, Any]:  # noqa: ANN001
     row = dict(id=f"{flow.id}-{v.index:03d}", flow_id=flow.id, index=v.index, name=v.name[:1024],
                format=v.format.value, valid=v.valid, status="DEPOSEE" if v.valid else "IRRECEVABLE",
@@ -135,20 +181,15 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
               batch: int = 20) -> int:
     """Claim one batch and process it. Returns how many flows were done."""
     claimed = store.claim(worker_id, limit=batch)
-    results, writes = [], []
-    for i, c in enumerate(claimed):
-        if stop is not None and stop.is_set():
-            store.release([x.id for x in claimed[i:]])
-            break
-        result, write = prepare_flow(settings, c, store)
-        results.append(result)
-        writes.append(write)
+    results, writes, left = prepare_flows(settings, store, claimed, stop)
+    if left:
+        store.release(left)
     # Creating files costs disk latency, not CPU: write the batch's reports
     # side by side, and record the outcome only once every report is on disk.
     for fut in [_writers().submit(w) for w in writes]:
         fut.result()
     store.complete(results)
-    if any(r.notices or r.format == Format.STATUS.value for r in results):
+    if any(r.format == Format.STATUS.value for r in results):
         lifecycle.flush_notices(settings, store)
     return len(results)
 
