@@ -381,34 +381,56 @@ def _unknown_piece(ref: str, location: Location | None) -> Finding:
 
 
 _CORRECTABLE = {"recipient_siret", "service_code", "engagement_number"}
+# a validator or MOE named wrongly (ERREUR_FOURNISSEUR_SUR_VALIDEUR, ..._SUR_MOE) is corrected the same way
+_PARTY_FIELDS = {"validator_siret": ("validator1", "siret"), "validator_service": ("validator1", "service"),
+                 "validator2_siret": ("validator2", "siret"), "validator2_service": ("validator2", "service"),
+                 "moe_siret": ("moe", "siret"), "moe_service": ("moe", "service")}
 
 
 def _recycle(settings: Settings, piece: Piece, correction: dict[str, str], location: Location | None,
              columns: dict[str, Any]) -> Finding | None:
     """A_RECYCLER: only the SIRET, the service code and the engagement may
-    change (chorus-domain 2c); the new recipient is checked like a new one."""
+    change (chorus-domain 2c), and the new recipient is checked like a new
+    one; a wrongly named validator or MOE is replaced by one the directory knows."""
     from .controls import run_controls
+    from .directory import find_structure
+    from .piece import siret_error
 
-    bad = set(correction) - _CORRECTABLE
+    bad = set(correction) - _CORRECTABLE - set(_PARTY_FIELDS)
     if bad:
-        return codes.finding("REJ_CONT_B2G", f"Recycling changes only {', '.join(sorted(_CORRECTABLE))}, "
-                             f"not {', '.join(sorted(bad))}", f"Le recyclage ne modifie que le SIRET, le code "
-                             f"service et l'engagement, pas {', '.join(sorted(bad))}", location=location,
-                             value=",".join(sorted(bad)), stage="status")
-    inv = _corrected(reload_verdict(settings, piece).piece, correction)
-    report = run_controls(inv, settings, directory=True)
-    if report.errors:
-        first = report.errors[0]
-        return replace(first, location=location or first.location)
+        return codes.finding("REJ_CONT_B2G", f"A correction changes only {', '.join(sorted(_CORRECTABLE | set(_PARTY_FIELDS)))}, "
+                             f"not {', '.join(sorted(bad))}", f"Une correction ne modifie que le SIRET, le code "
+                             f"service, l'engagement, le valideur ou la MOE, pas {', '.join(sorted(bad))}",
+                             location=location, value=",".join(sorted(bad)), stage="status")
     parties = json.loads(piece.parties_json or "{}")
-    rec = parties.setdefault("recipient", {})
-    rec.update({"siret": inv.recipient.siret, "service": inv.service_code})
-    rec = {k: v for k, v in rec.items() if v}
-    parties["recipient"] = rec
-    if "moa" in parties:
-        parties["moa"] = dict(rec)
-    columns.update(parties_json=json.dumps(parties, ensure_ascii=False), recipient_siret=inv.recipient.siret,
-                   service_code=inv.service_code, engagement_number=inv.engagement_number)
+    for key, value in correction.items():
+        if key not in _PARTY_FIELDS:
+            continue
+        role, attr = _PARTY_FIELDS[key]
+        if attr == "siret" and value:
+            known = find_structure(settings, value) if not siret_error(value) else None
+            if known is None or not known.active:
+                return codes.finding("REJ_CONT_B2G", f"{role} {value} is not an active structure of the directory",
+                                     f"{role} {value} n'est pas une structure active de l'annuaire",
+                                     location=location, value=value, stage="status")
+        party = parties.setdefault(role, {})
+        if value:
+            party[attr] = value
+        else:
+            party.pop(attr, None)
+    if set(correction) & _CORRECTABLE:
+        inv = _corrected(reload_verdict(settings, piece).piece, correction)
+        report = run_controls(inv, settings, directory=True)
+        if report.errors:
+            first = report.errors[0]
+            return replace(first, location=location or first.location)
+        rec = dict(parties.get("recipient", {}), siret=inv.recipient.siret, service=inv.service_code)
+        parties["recipient"] = {k: v for k, v in rec.items() if v}
+        if "moa" in parties and "partner" not in parties["moa"]:
+            parties["moa"] = dict(parties["recipient"])
+        columns.update(recipient_siret=inv.recipient.siret, service_code=inv.service_code,
+                       engagement_number=inv.engagement_number)
+    columns["parties_json"] = json.dumps(parties, ensure_ascii=False)
     return None
 
 
@@ -473,10 +495,10 @@ def evaluate_status_file(settings: Settings, store: Store, flow: ClaimedFlow, da
     """Apply every status change a party's file asks for; one verdict per
     request (accepted, or refused with its reason). A file that cannot be
     read at all gives file-level findings."""
-    from .status_files import parse_status_file
+    from .status_files import parse_status_file, status_xsd
 
     machine = machine_for(settings)
-    requests, problems = parse_status_file(data, machine)
+    requests, problems = parse_status_file(data, machine, xsd=status_xsd(settings))
     if problems and not requests:
         return problems
     verdicts = []

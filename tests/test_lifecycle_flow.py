@@ -267,3 +267,41 @@ def test_invoice_with_its_pdf_in_a_lot_is_delivered_with_it(gw):
     pivot = etree.fromstring(delivered[f"{pid}.pivot.xml"])
     assert [(pj.findtext("NomPJ"), pj.findtext("TypePJ")) for pj in pivot.iter("PJ")] == [("FA-M-1.pdf", "01")]
     _valid(PIVOT_XSD, [box / f"{pid}.pivot.xml"])
+
+
+def test_wrong_validator_is_corrected_by_the_supplier(gw):
+    new_validator = DDT_MOE_SIRET  # any active structure of the demo directory
+
+    pid = only_piece(deposit(gw, "soustraitant", "A9-W.xml", _a9("ST-W")))
+    r = send_status(gw, TITULAIRE_SIRET, "w.json", {"piece_id": pid, "status": "ERREUR_FOURNISSEUR_SUR_VALIDEUR",
+                                                     "reason": "Je ne suis pas le titulaire de ce marché"})
+    assert r["state"] == "IN_INTEGRE", r
+    # a validator unknown to the directory is refused; a known one gets the piece
+    r = send_status(gw, "soustraitant", "c0.json", {"piece_id": pid, "status": "A_VALIDER_1",
+                                                     "correction": {"validator_siret": "28990008600017"}})
+    assert r["state"] == "IN_REJETE" and status_of(gw, pid) == "ERREUR_FOURNISSEUR_SUR_VALIDEUR"
+    r = send_status(gw, "soustraitant", "c1.json", {"piece_id": pid, "status": "A_VALIDER_1",
+                                                     "correction": {"validator_siret": new_validator}})
+    assert r["state"] == "IN_INTEGRE", r
+    assert status_of(gw, pid) == "A_VALIDER_1"
+    assert (gw.outbox / new_validator / "_" / f"{pid}.pivot.xml").exists()
+    # the old validator has no say any more; the new one has
+    r = send_status(gw, TITULAIRE_SIRET, "v0.json", {"piece_id": pid, "status": "VALIDEE_1"})
+    assert r["pieces"][0]["errors"][0]["code"] == "STATUT_NON_AUTORISE"
+    r = send_status(gw, new_validator, "v1.json", {"piece_id": pid, "status": "VALIDEE_1"})
+    assert r["state"] == "IN_INTEGRE" and status_of(gw, pid) == "MISE_A_DISPOSITION"
+
+
+def test_a_new_home_routes_the_demo_samples(tmp_path):
+    """The README's run command on a fresh machine: the demo directory and samples route on their own."""
+    out = gateway_cli("run", "--once", "--workers", "0", env={"GATEWAY_SFTP_ENABLED": "false"}, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    reports = [json.loads(p.read_text()) for p in (tmp_path / "outbox" / "demo-fournisseur" / "reports").glob("*.json")]
+    assert sorted(r["state"] for r in reports) == ["IN_INTEGRE", "IN_INTEGRE", "IN_REJETE"]
+    refused = next(r for r in reports if r["state"] == "IN_REJETE")
+    assert "DEST_INC" in {e["code"] for p in refused["pieces"] for e in p["errors"]}
+    assert list((tmp_path / "outbox" / COMMUNE_SIRET / "ACHATS").glob("*.pivot.xml"))
+    assert list((tmp_path / "outbox" / UNIVERSITE_SIRET / "_").glob("*.pivot.xml"))
+    # a second start seeds nothing again
+    out = gateway_cli("run", "--once", "--workers", "0", env={"GATEWAY_SFTP_ENABLED": "false"}, cwd=tmp_path)
+    assert "received 0 file(s)" in out.stdout
