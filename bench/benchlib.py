@@ -106,6 +106,9 @@ class RssSampler(threading.Thread):
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid, self.peak, self.stop = pid, 0, threading.Event()
+        # PSS splits the pages processes share (libpython, lxml, ...) between
+        # them: the memory the tree really takes. RSS sums count them each time.
+        self.peak_pss = 0
         self.cpu: dict[int, float] = {}
 
     @property
@@ -115,7 +118,7 @@ class RssSampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            total = 0
+            total = pss = 0
             pids = process_tree(self.pid)
             for p, t in cpu_of(pids).items():
                 self.cpu[p] = max(self.cpu.get(p, 0.0), t)
@@ -124,9 +127,14 @@ class RssSampler(threading.Thread):
                     for line in open(f"/proc/{p}/status"):
                         if line.startswith("VmRSS:"):
                             total += int(line.split()[1]) * 1024
+                    for line in open(f"/proc/{p}/smaps_rollup"):
+                        if line.startswith("Pss:"):
+                            pss += int(line.split()[1]) * 1024
+                            break
                 except OSError:
                     pass
             self.peak = max(self.peak, total)
+            self.peak_pss = max(self.peak_pss, pss)
             self.stop.wait(0.1)
 
 
@@ -136,6 +144,7 @@ class OnceResult:
     cpu: float  # CPU seconds of the whole process tree (gateway, workers, Saxon children)
     peak_rss: int  # bytes, over the process tree
     summary: str  # the gateway's own summary line and per-state counts
+    peak_pss: int = 0  # bytes, proportional set size over the process tree
 
 
 def run_once(home: Path, workers: int, rules: bool) -> OnceResult:
@@ -154,7 +163,7 @@ def run_once(home: Path, workers: int, rules: bool) -> OnceResult:
         raise SystemExit(f"gateway run --once failed:\n{out}")
     lines = [ln.strip() for ln in out.strip().splitlines()]
     return OnceResult(time.perf_counter() - t0, sampler.cpu_total, sampler.peak,
-                      "; ".join(lines[:1] + [" ".join(lines[1:])]))
+                      "; ".join(lines[:1] + [" ".join(lines[1:])]), sampler.peak_pss)
 
 
 def free_port() -> int:

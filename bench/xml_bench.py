@@ -130,7 +130,7 @@ def compare(files: list[Path], out: Path, workers: int, rules: bool) -> None:
     res = run_once(home, workers, rules)
     gw = Measure(len(files), res.seconds, res.cpu)
     show("gateway", f"run --once, {workers} workers, start to exit:", gw, f"  ({res.seconds:.1f} s; {res.summary})")
-    show_ratio("gateway / baseline", gw, base, f"   peak RSS {mb(res.peak_rss)}")
+    show_ratio("gateway / baseline", gw, base, f"   peak RSS {mb(res.peak_rss)} (PSS {mb(res.peak_pss)})")
 
 
 def run(out: Path, n: int, waiting: int, workers: int) -> None:
@@ -152,5 +152,6 @@ def run(out: Path, n: int, waiting: int, workers: int) -> None:
             link_into_inbox(mfiles, mhome)
             res = run_once(mhome, workers, rules)
             print(f"  memory    {waiting} files waiting ({'with' if rules else 'without'} rules): peak RSS "
-                  f"{mb(res.peak_rss)} over the process tree ({waiting / res.seconds:.0f} files/s)")
+                  f"{mb(res.peak_rss)}, PSS {mb(res.peak_pss)} over the process tree "
+                  f"({waiting / res.seconds:.0f} files/s)")
         shutil.rmtree(out / "files-waiting", ignore_errors=True)

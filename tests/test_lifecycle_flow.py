@@ -305,3 +305,24 @@ def test_a_new_home_routes_the_demo_samples(tmp_path):
     # a second start seeds nothing again
     out = gateway_cli("run", "--once", "--workers", "0", env={"GATEWAY_SFTP_ENABLED": "false"}, cwd=tmp_path)
     assert "received 0 file(s)" in out.stdout
+
+
+def test_end_of_contract_chain_to_the_signed_final_account(gw):
+    works = dict(recipient_siret=OPH_MOA_SIRET, recipient_name="OPH de Valbrune", service_code="TRAVAUX",
+                 supplier_siret=TITULAIRE_SIRET, supplier_name="Bâtiments Exemple SA")
+    a7 = only_piece(deposit(gw, "titulaire", "PDF-1.xml",
+                            ubl_invoice(number="PDF-1", cadre="A7", moe_siret=DDT_MOE_SIRET, **works)))
+    assert status_of(gw, a7) == "MISE_A_DISPOSITION_MOE"
+    a17 = only_piece(deposit(gw, DDT_MOE_SIRET, "PDG-1.xml",
+                             ubl_invoice(number="PDG-1", cadre="A17", original_invoice="PDF-1", **works)))
+    assert (status_of(gw, a7), status_of(gw, a17)) == ("ASSOCIEE", "MISE_A_DISPOSITION_MOA")
+    a20 = only_piece(deposit(gw, OPH_MOA_SIRET, "DG-1.xml",
+                             ubl_invoice(number="DG-1", cadre="A20", original_invoice="PDG-1", **works)))
+    assert (status_of(gw, a17), status_of(gw, a20)) == ("ASSOCIEE", "A_ASSOCIER_FOURNISSEUR")
+    # the décompte général goes to the titulaire, who signs it by depositing the A8
+    assert (gw.outbox / TITULAIRE_SIRET / "_" / f"{a20}.pivot.xml").exists()
+    a8 = only_piece(deposit(gw, "titulaire", "DGD-1.xml",
+                            ubl_invoice(number="DGD-1", cadre="A8", original_invoice="DG-1", **works)))
+    assert (status_of(gw, a20), status_of(gw, a8)) == ("ASSOCIEE", "MISE_A_DISPOSITION")
+    assert (gw.outbox / OPH_MOA_SIRET / "TRAVAUX" / f"{a8}.pivot.xml").exists()
+    assert {p.id for p in lifecycle.piece_history(Store(gw), a8)["dossier"]} == {a7, a17, a20}
