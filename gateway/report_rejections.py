@@ -398,11 +398,18 @@ def render_csv(report: RejectionReport) -> str:
     for g in report.groups:
         ex = g.examples[0] if g.examples else None
         w.writerow([g.partner, g.code, g.count, db.iso(g.first), db.iso(g.last),
-                    ex.flow_id if ex else "", ex.file_name if ex else "",
+                    ex.flow_id if ex else "", _cell(ex.file_name if ex else ""),
                     "" if ex is None or ex.piece is None else ex.piece,
-                    ex.message if ex else "", ex.location if ex else "",
-                    "" if ex is None or ex.value is None else ex.value])
+                    _cell(ex.message if ex else ""), _cell(ex.location if ex else ""),
+                    _cell("" if ex is None or ex.value is None else ex.value)])
     return buf.getvalue()
+
+
+def _cell(text: Any) -> str:
+    """Partner-supplied text starting like a formula is quoted, so a
+    spreadsheet opening the CSV shows it instead of running it."""
+    t = str(text)
+    return "'" + t if t[:1] in ("=", "+", "-", "@", "\t", "\r") else t
 
 
 # --- rendering: HTML --------------------------------------------------------------------------

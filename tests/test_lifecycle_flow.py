@@ -326,3 +326,17 @@ def test_end_of_contract_chain_to_the_signed_final_account(gw):
     assert (status_of(gw, a20), status_of(gw, a8)) == ("ASSOCIEE", "MISE_A_DISPOSITION")
     assert (gw.outbox / OPH_MOA_SIRET / "TRAVAUX" / f"{a8}.pivot.xml").exists()
     assert {p.id for p in lifecycle.piece_history(Store(gw), a8)["dossier"]} == {a7, a17, a20}
+
+
+def test_facturx_is_routed_like_a_cii_and_delivered_as_its_pdf(gw):
+    from invoice_support import cii_invoice
+    from pdf_support import make_facturx
+
+    pdf = make_facturx("en16931", xml=cii_invoice(number="FX-LC-1"))
+    r = deposit(gw, "fournisseur", "FX-LC-1.pdf", pdf)
+    pid = only_piece(r)
+    assert r["format"] == "facturx" and r["pieces"][0]["status"] == "MISE_A_DISPOSITION"
+    box = gw.outbox / COMMUNE_SIRET / "ACHATS"
+    assert (box / f"{pid}.pdf").read_bytes() == pdf
+    assert sorted(p.name for p in box.glob(f"{pid}*")) == [f"{pid}.pdf", f"{pid}.pivot.xml"]  # the PDF once
+    _valid(PIVOT_XSD, [box / f"{pid}.pivot.xml"])

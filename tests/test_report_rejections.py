@@ -220,3 +220,11 @@ def test_renderers_agree_with_the_query(filled):
                                                                           for g in rep.groups]
     page = render_html(rep)
     assert sum(int(n) for n in re.findall(r'data-total="(\d+)"', page)) == rep.total
+
+
+def test_csv_cells_that_look_like_formulas_are_quoted():
+    from gateway.report_rejections import _cell
+
+    assert _cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
+    assert _cell("@SUM(A1)") == "'@SUM(A1)" and _cell("-2+3") == "'-2+3"
+    assert _cell("FA-1.xml") == "FA-1.xml"
