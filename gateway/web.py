@@ -24,7 +24,7 @@ import typer
 
 from . import config, db
 from .config import Settings
-from .report_rejections import (CSP, esc, examples_table, fmt_time, html_page, location_text, parse_since,
+from .report_rejections import (CSP, _loads, esc, examples_table, fmt_time, html_page, location_text, parse_since,
                                 read_flow_report, rejections, rejections_body, utc)
 
 if TYPE_CHECKING:
@@ -196,14 +196,6 @@ def _errors_table(errors: list[dict[str, Any]]) -> str:
                    for e in errors)
     return ('<table class="errors"><thead><tr><th>code</th><th>message</th><th>location</th><th>value</th>'
             f"<th>rule</th></tr></thead><tbody>{rows}</tbody></table>")
-
-
-def _loads(text: str | None) -> dict:
-    try:
-        d = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    return d if isinstance(d, dict) else {}
 
 
 def health(settings: Settings) -> tuple[int, dict[str, Any]]:

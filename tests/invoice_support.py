@@ -435,3 +435,15 @@ def parse(data: bytes) -> etree._ElementTree:
     tree, findings = xmlsafe.parse(data)
     assert tree is not None, findings
     return tree
+
+
+def zip_lot(members: dict[str, bytes], stored: bool = False) -> bytes:
+    """A ZIP lot of the given members (deflated, or stored as is)."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()

@@ -18,6 +18,9 @@ from gateway.store import Store
 from invoice_support import (COMMUNE_SIRET, DDT_MOE_SIRET, OPH_MOA_SIRET, SUBCONTRACTOR_SIRET, SUPPLIER_SIRET,
                              TITULAIRE_SIRET, UNIVERSITE_SIRET, ubl_invoice)
 
+# a public-works piece of the titulaire, addressed to the OPH as MOA
+WORKS = dict(recipient_siret=OPH_MOA_SIRET, recipient_name="OPH de Valbrune", service_code="TRAVAUX",
+             supplier_siret=TITULAIRE_SIRET, supplier_name="Bâtiments Exemple SA")
 STATUT_XSD = AIFE_XSD / "CPPStatutPivot_V1_19.xsd"
 PIVOT_XSD = AIFE_XSD / "CPPFacturePivot_V2_02.xsd"
 
@@ -193,8 +196,7 @@ def test_subcontractor_invoice_validated_refused_and_timed_out(gw):
 
 
 def test_public_works_chain_from_the_titulaire_to_the_financial_service(gw):
-    works = dict(recipient_siret=OPH_MOA_SIRET, recipient_name="OPH de Valbrune", service_code="TRAVAUX",
-                 supplier_siret=TITULAIRE_SIRET, supplier_name="Bâtiments Exemple SA")
+    works = WORKS
     a4 = only_piece(deposit(gw, "titulaire", "PDM-1.xml",
                             ubl_invoice(number="PDM-1", cadre="A4", moe_siret=DDT_MOE_SIRET, **works)))
     assert status_of(gw, a4) == "MISE_A_DISPOSITION_MOE"
@@ -308,8 +310,7 @@ def test_a_new_home_routes_the_demo_samples(tmp_path):
 
 
 def test_end_of_contract_chain_to_the_signed_final_account(gw):
-    works = dict(recipient_siret=OPH_MOA_SIRET, recipient_name="OPH de Valbrune", service_code="TRAVAUX",
-                 supplier_siret=TITULAIRE_SIRET, supplier_name="Bâtiments Exemple SA")
+    works = WORKS
     a7 = only_piece(deposit(gw, "titulaire", "PDF-1.xml",
                             ubl_invoice(number="PDF-1", cadre="A7", moe_siret=DDT_MOE_SIRET, **works)))
     assert status_of(gw, a7) == "MISE_A_DISPOSITION_MOE"

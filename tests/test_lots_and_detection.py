@@ -13,12 +13,7 @@ from gateway.records import Format, FlowState
 from invoice_support import cii_invoice, ubl_creditnote, ubl_invoice
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buf.getvalue()
+from invoice_support import zip_lot as _zip  # noqa: E402
 
 
 def _targz(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:

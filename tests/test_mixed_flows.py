@@ -29,12 +29,7 @@ def stages(monkeypatch):
     monkeypatch.setattr(pipeline, "XML_STAGES", [("attachments", mixed.attachments_stage)])
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buf.getvalue()
+from invoice_support import zip_lot as _zip  # noqa: E402
 
 
 def _targz(members: dict[str, bytes]) -> bytes:
