@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import tarfile
-import zipfile
 
 import pytest
 
