@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import config, wiring
+from . import config, status_files, wiring
 from .pipeline import evaluate_file
 from .records import FlowState
 
@@ -71,6 +71,24 @@ def run(
         console.print(f"  {state}: {n}")
 
 
+def _check_status_file(s: config.Settings, data: bytes):  # noqa: ANN202
+    """A party's status file, read (not applied): one verdict per change it asks."""
+    from . import lifecycle
+    from .pipeline import Evaluation
+    from .records import Check, Format, Verdict
+
+    machine = lifecycle.machine_for(s)
+    requests, problems = status_files.parse_status_file(data, machine, xsd=status_files.status_xsd(s))
+    if problems and not requests:
+        return Evaluation(Format.STATUS, (), tuple(problems))
+    verdicts = [Verdict(r.index, f"{r.piece_id or r.invoice_number or '?'}: {r.status}", Format.STATUS, (),
+                        (Check("status-file", "passed", "read; not applied: `gateway validate` changes nothing"),))
+                for r in requests]
+    if problems:
+        verdicts.append(Verdict(len(verdicts) + 1, "(file)", Format.STATUS, tuple(problems)))
+    return Evaluation(Format.STATUS, tuple(verdicts))
+
+
 def _seed_demo(s: config.Settings) -> None:
     """A new home gets the demo directory and three sample invoices in
     inbox/demo-fournisseur/, so a first `gateway run` shows routing at work
@@ -113,7 +131,8 @@ def validate(
     all_valid = True
     for f in files:
         data = f.read_bytes() if f.stat().st_size <= s.max_file_bytes else None
-        ev = evaluate_file(data, f.name, s, size=f.stat().st_size)
+        ev = (_check_status_file(s, data) if data and status_files.is_status_file(data)
+              else evaluate_file(data, f.name, s, size=f.stat().st_size))
         valid = ev.state is FlowState.IN_INTEGRE
         all_valid &= valid
         errors = [e.as_dict() for e in ev.file_findings] + [

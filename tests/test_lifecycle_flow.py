@@ -369,3 +369,14 @@ def test_facturx_is_routed_like_a_cii_and_delivered_as_its_pdf(gw):
     assert (box / f"{pid}.pdf").read_bytes() == pdf
     assert sorted(p.name for p in box.glob(f"{pid}*")) == [f"{pid}.pdf", f"{pid}.pivot.xml"]  # the PDF once
     _valid(PIVOT_XSD, [box / f"{pid}.pivot.xml"])
+
+
+def test_validate_reads_a_status_file_without_applying_it(tmp_path):
+    f = tmp_path / "st.json"
+    f.write_text(json.dumps({"statuses": [{"piece_id": "F20261122091501-1a2b3c4d-001", "status": "SERVICE_FAIT"},
+                                          {"piece_id": "F20261122091501-1a2b3c4d-002", "status": "PAYEE"}]}))
+    out = gateway_cli("validate", "--json", str(f))
+    assert out.returncode == 1, out.stderr
+    res = json.loads(out.stdout)
+    assert res["format"] == "status" and [e["code"] for e in res["errors"]] == ["STATUT_INCONNU"]
+    assert not list(tmp_path.glob("*.db"))
