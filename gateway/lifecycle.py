@@ -28,7 +28,7 @@ from . import codes, db
 from .config import Settings
 from .files import atomic_write
 from .records import Document, Finding, Format, Location, Verdict
-from .routing import delivery_writes, due, folder_of, roles_of, safe_name
+from .routing import delivery_writes, due, folder_of, roles_of
 from .store import ClaimedFlow, Event, Flow, Piece, Store
 
 log = logging.getLogger("gateway.lifecycle")
@@ -523,7 +523,7 @@ def evaluate_status_file(settings: Settings, store: Store, flow: ClaimedFlow, da
 
 def _ordered(roles: Iterable[str]) -> list[str]:
     # when one party holds several roles, the most specific acts first
-    order = ("validator2", "validator1", "moe", "moa", "recipient", "depositor", "supplier")
+    order = ("validator2", "validator1", "moe", "moa", "recipient", "supplier")
     rs = list(roles)
     return sorted(rs, key=lambda r: order.index(r) if r in order else len(order))
 
@@ -578,6 +578,3 @@ def piece_history(store: Store, piece_id: str) -> dict[str, Any] | None:
     return {"piece": piece, "flow": flow, "events": events,
             "dossier": sorted(dossier, key=lambda p: p.created_at)}
 
-
-def safe(text: str) -> str:
-    return safe_name(text)
