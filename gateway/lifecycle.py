@@ -87,6 +87,17 @@ def register_numbers(store: Store, wanted: dict[str, tuple[str, str, int]]) -> d
         return held
 
 
+def release_numbers(store: Store, piece_ids: Sequence[str]) -> None:
+    """Give back the numbers of pieces that will not exist after all (their
+    flow failed after registering them), so the supplier can send them again."""
+    if not piece_ids:
+        return
+    t = InvoiceNumber.__table__
+    with store.session() as s:
+        s.execute(t.delete().where(t.c.piece_id.in_(list(piece_ids))))
+        s.commit()
+
+
 # --- status files ----------------------------------------------------------------------
 
 def notices_for(settings: Settings, machine: Any, piece: dict[str, Any], steps: Sequence[dict[str, Any]],
@@ -510,9 +521,16 @@ def evaluate_status_file(settings: Settings, store: Store, flow: ClaimedFlow, da
             outcome = Outcome(None, (), findings)
         else:
             roles = roles_of(settings, flow.partner, json.loads(piece.parties_json or "{}"))
-            outcome = change_status(settings, store, machine, piece.id, Request(
-                req.status, req.reason, req.comment, req.correction, req.attachments),
-                roles=_ordered(roles), origin_flow=flow.id, origin_index=req.index, location=req.location)
+            try:
+                outcome = change_status(settings, store, machine, piece.id, Request(
+                    req.status, req.reason, req.comment, req.correction, req.attachments),
+                    roles=_ordered(roles), origin_flow=flow.id, origin_index=req.index, location=req.location)
+            except Exception as exc:  # noqa: BLE001 - one change must not take the others down
+                log.exception("flow %s: status change %d failed", flow.id, req.index)
+                outcome = Outcome(piece.id, (), (codes.finding(
+                    "ERR_INTERNE", f"Internal error on this change ({type(exc).__name__}); nothing was changed, "
+                    "operators are alerted", f"Erreur interne sur ce changement ({type(exc).__name__}) ; rien "
+                    "n'a été modifié", location=req.location, value=req.status, stage="status"),))
         extra = (("piece_id", outcome.piece_id), ("status", req.status), ("applied", list(outcome.applied)))
         verdicts.append(Verdict(req.index, f"{name}: {req.status}", Format.STATUS, outcome.findings, (), extra))
     extra_problems = tuple(problems)

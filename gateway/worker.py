@@ -136,6 +136,10 @@ def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
             routed.pieces = pieces
     except Exception as exc:  # noqa: BLE001
         ev, routed = _internal_error(c, exc), lifecycle.Routed()
+        try:  # the flow is refused whole: its numbers must not block a new sending
+            lifecycle.release_numbers(store, [pid for pid in f.wanted if holders.get(pid) == pid])
+        except Exception:  # noqa: BLE001
+            log.exception("flow %s: could not release its invoice numbers", c.id)
     state = ev.state
     pieces = routed.pieces if ev.format is not Format.STATUS else []
     events: list[dict[str, Any]] = [dict(flow_id=c.id, piece_id=None, stage="validation", outcome=state.value,

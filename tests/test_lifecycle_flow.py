@@ -380,3 +380,36 @@ def test_validate_reads_a_status_file_without_applying_it(tmp_path):
     res = json.loads(out.stdout)
     assert res["format"] == "status" and [e["code"] for e in res["errors"]] == ["STATUT_INCONNU"]
     assert not list(tmp_path.glob("*.db"))
+
+
+def test_a_flow_failing_after_registering_its_numbers_gives_them_back(gw, monkeypatch):
+    real = lifecycle.route_new_pieces
+
+    def broken(*a, **kw):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(lifecycle, "route_new_pieces", broken)
+    r = deposit(gw, "fournisseur", "first.xml", ubl_invoice(number="FA-LC-9"))
+    assert r["state"] == "IN_REJETE" and [e["code"] for e in r["errors"]] == ["ERR_INTERNE"]
+    monkeypatch.setattr(lifecycle, "route_new_pieces", real)
+    # the supplier sends it again (a new file): the number is free, it is accepted
+    r = deposit(gw, "fournisseur", "again.xml", ubl_invoice(number="FA-LC-9", issue_date="2024-03-16"))
+    assert r["state"] == "IN_INTEGRE", r
+
+
+def test_one_failing_change_does_not_take_the_others_down(gw, monkeypatch):
+    a = only_piece(deposit(gw, "fournisseur", "FA-LC-10.xml", ubl_invoice(number="FA-LC-10")))
+    b = only_piece(deposit(gw, "fournisseur", "FA-LC-11.xml", ubl_invoice(number="FA-LC-11")))
+    real = lifecycle.change_status
+
+    def flaky(settings, store, machine, piece_id, req, **kw):
+        if piece_id == a:
+            raise RuntimeError("boom")
+        return real(settings, store, machine, piece_id, req, **kw)
+
+    monkeypatch.setattr(lifecycle, "change_status", flaky)
+    r = send_status(gw, COMMUNE_SIRET, "two.json", {"piece_id": a, "status": "SERVICE_FAIT"},
+                    {"piece_id": b, "status": "SERVICE_FAIT"})
+    assert r["state"] == "IN_INTEGRE_PARTIEL", r
+    assert [e["code"] for e in r["pieces"][0]["errors"]] == ["ERR_INTERNE"]
+    assert (status_of(gw, a), status_of(gw, b)) == ("MISE_A_DISPOSITION", "SERVICE_FAIT")
