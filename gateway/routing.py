@@ -28,6 +28,7 @@ from .records import Check, Finding, Format, Verdict
 from .store import ClaimedFlow, Piece, Store
 
 STAGE = "routing"
+RESERVED_FOLDERS = frozenset({"reports", "statuses"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXT = {Format.UBL_INVOICE: ".xml", Format.UBL_CREDITNOTE: ".xml", Format.CII: ".xml",
         Format.FACTURX: ".pdf", Format.PDF: ".pdf", Format.PDF_SIGNED: ".pdf"}
@@ -210,7 +211,10 @@ def delivery_dir(settings: Settings, party: dict[str, Any]) -> Path | None:
     folder = folder_of(settings, party)
     if folder is None:
         return None
-    return settings.outbox / folder / safe_name(party.get("service") or "_")
+    service = safe_name(party.get("service") or "_")
+    if service in RESERVED_FOLDERS:  # a service code must not land among the party's own return files
+        service = f"service-{service}"
+    return settings.outbox / folder / service
 
 
 def delivery_writes(settings: Settings, flow: ClaimedFlow, verdict: Verdict, piece_id: str,

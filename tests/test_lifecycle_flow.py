@@ -413,3 +413,14 @@ def test_one_failing_change_does_not_take_the_others_down(gw, monkeypatch):
     assert r["state"] == "IN_INTEGRE_PARTIEL", r
     assert [e["code"] for e in r["pieces"][0]["errors"]] == ["ERR_INTERNE"]
     assert (status_of(gw, a), status_of(gw, b)) == ("MISE_A_DISPOSITION", "SERVICE_FAIT")
+
+
+def test_delivery_folders_are_safe_names_apart_from_the_partys_own_files(home):
+    from gateway.routing import delivery_dir
+
+    d = delivery_dir(home, {"siret": COMMUNE_SIRET, "service": "reports"})
+    assert d == home.outbox / COMMUNE_SIRET / "service-reports"
+    for hostile in ("../../etc", "/abs", "a/../../b", ".."):
+        d = delivery_dir(home, {"siret": COMMUNE_SIRET, "service": hostile})
+        assert d.parent == home.outbox / COMMUNE_SIRET and ".." not in d.name and "/" not in d.name
+    assert delivery_dir(home, {"siret": "../x", "service": None}).parent.parent == home.outbox
