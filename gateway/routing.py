@@ -82,7 +82,8 @@ def roles_of(settings: Settings, partner: str, parties: dict[str, dict[str, Any]
 
 
 def safe_name(text: str) -> str:
-    return _UNSAFE.sub("_", text).strip("._")[:100] or "_"
+    """One harmless path component: no separator, no "..", no leading dot."""
+    return re.sub(r"\.{2,}", ".", _UNSAFE.sub("_", text)).strip("._")[:100] or "_"
 
 
 # --- checks that need the store ----------------------------------------------------
