@@ -133,6 +133,7 @@ def notices_for(settings: Settings, machine: Any, piece: dict[str, Any], steps: 
         if folder and folder not in folders:
             folders.append(folder)
     platform_id = settings.section("platform").get("id", "GTW001")
+    body = status_json(notes, machine)  # the same for every party; the XML names its receiver
     out = []
     for folder in folders:
         try:
@@ -141,7 +142,7 @@ def notices_for(settings: Settings, machine: Any, piece: dict[str, Any], steps: 
             log.warning("piece %s: no CPPStatut status file for %s (%s)", piece["id"], folder, exc)
             xml = b""
         out.append(dict(piece_id=piece["id"], party=folder, name=f"{piece['id']}.{seq:03d}", xml=xml,
-                        json_body=status_json(notes, machine), written_at=None))
+                        json_body=body, written_at=None))
     return out
 
 

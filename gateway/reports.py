@@ -130,5 +130,5 @@ def write_flow_report(reports_dir: Path, report: dict[str, Any], **xml_opts: Any
     xml_path = reports_dir / f"{fid}.xml"
     json_path = reports_dir / f"{fid}.json"
     atomic_write(xml_path, flux_status_xml(report, **xml_opts))
-    atomic_write(json_path, json.dumps(report, ensure_ascii=False, indent=1).encode("utf-8"))
+    atomic_write(json_path, json.dumps(report, ensure_ascii=False).encode("utf-8"))
     return json_path, xml_path
