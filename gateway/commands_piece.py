@@ -134,3 +134,43 @@ def deadlines(
     for o in outcomes:
         console.print(f"{o.piece_id}: {' -> '.join(o.applied) if o.ok else o.findings[0].message}", markup=False)
     console.print(f"{sum(1 for o in outcomes if o.ok)} deadline(s) applied")
+
+
+def pieces(
+    status: Optional[str] = typer.Option(None, "--status", help="Only pieces in this status (e.g. A_VALIDER_1)."),
+    recipient: Optional[str] = typer.Option(None, "--recipient", help="Only pieces addressed to this SIRET."),
+    partner: Optional[str] = typer.Option(None, "--partner", help="Only pieces deposited by this partner."),
+    due: bool = typer.Option(False, "--due", help="Only pieces waiting on a delay, soonest first."),
+    limit: int = typer.Option(50, "--limit", "-n"),
+    as_json: bool = typer.Option(False, "--json"),
+    home: Optional[Path] = HomeOpt,
+) -> None:
+    """Accepted pieces and where they stand (newest first, or by deadline with --due)."""
+    from sqlalchemy import select
+
+    from .store import Piece
+
+    s = _settings(home)
+    q = select(Piece).where(Piece.valid.is_(True))
+    if status:
+        q = q.where(Piece.status == status.upper())
+    if recipient:
+        q = q.where(Piece.recipient_siret == recipient)
+    if partner:
+        q = q.where(Piece.partner == partner)
+    q = (q.where(Piece.due_at.is_not(None)).order_by(Piece.due_at) if due
+         else q.order_by(Piece.created_at.desc(), Piece.id.desc()))
+    with Store(s).session() as sess:
+        rows = list(sess.execute(q.limit(limit)).scalars())
+    if as_json:
+        for p in rows:
+            typer.echo(json.dumps(p.model_dump(mode="json", exclude={"verdict_json", "parties_json", "summary_json"}),
+                                  ensure_ascii=False))
+        return
+    t = Table("piece", "cadre", "number", "supplier", "recipient / service", "status", "since (UTC)", "due (UTC)")
+    for p in rows:
+        t.add_row(p.id, p.cadre, p.invoice_number or "", p.supplier_id or "",
+                  f"{p.recipient_siret or ''} / {p.service_code or '_'}", p.status,
+                  db.iso(p.status_at) if p.status_at else "", db.iso(p.due_at) if p.due_at else "")
+    console.print(t)
+    console.print(f"{len(rows)} piece(s)" + (" (limit reached: --limit)" if len(rows) == limit else ""))

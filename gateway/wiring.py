@@ -179,6 +179,8 @@ def register_commands(app) -> None:  # noqa: ANN001 - a typer.Typer
     app.add_typer(commands_piece.app, name="piece",
                   help="A piece's history (gateway piece ID) and status changes (gateway piece set-status).")
     app.command("deadlines", help="Apply the delays that ran out (validators, MOE).")(commands_piece.deadlines)
+    app.command("pieces", help="Accepted pieces and where they stand (filters: status, recipient, partner, due).")(
+        commands_piece.pieces)
 
     app.command("conformance", help="Compare `gateway validate` with a corpus's EXPECTED.tsv.")(conformance.main)
 

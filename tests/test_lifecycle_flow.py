@@ -197,6 +197,8 @@ def test_subcontractor_invoice_validated_refused_and_timed_out(gw):
     ok = only_piece(deposit(gw, "soustraitant", "A9-1.xml", _a9("ST-1")))
     no = only_piece(deposit(gw, "soustraitant", "A9-2.xml", _a9("ST-2")))
     late = only_piece(deposit(gw, "soustraitant", "A9-3.xml", _a9("ST-3")))
+    out = gateway_cli("pieces", "--due", "--json", home=gw)
+    assert [json.loads(line)["id"] for line in out.stdout.splitlines()] == [ok, no, late]  # soonest delay first
     for pid in (ok, no, late):
         assert status_of(gw, pid) == "A_VALIDER_1"
         assert (gw.outbox / TITULAIRE_SIRET / "_" / f"{pid}.pivot.xml").exists()
@@ -220,6 +222,10 @@ def test_subcontractor_invoice_validated_refused_and_timed_out(gw):
     hist = [e.outcome for e in lifecycle.piece_history(Store(gw), late)["events"] if e.stage == "status"]
     assert "ABSENCE_VALIDATION_1_HORS_DELAI" in hist
     assert (gw.outbox / COMMUNE_SIRET / "ACHATS" / f"{late}.pivot.xml").exists()
+    # what an operator lists: the refused one, the two now with the recipient
+    out = gateway_cli("pieces", "--recipient", COMMUNE_SIRET, "--status", "MISE_A_DISPOSITION", "--json", home=gw)
+    assert out.returncode == 0, out.stderr
+    assert sorted(json.loads(line)["id"] for line in out.stdout.splitlines()) == sorted([ok, late])
     _valid(STATUT_XSD, sorted(gw.outbox.glob("*/statuses/*.xml")))
 
 
