@@ -106,6 +106,7 @@ def overview_page(settings: Settings, *, now: datetime | None = None) -> str:
                       f"</thead><tbody>{rows}</tbody></table>{more}")
     else:
         stuck_html = '<p class="dim">none</p>'
+    pieces_html = _pieces_summary(settings, now)
     # the last 24 hours only: this page refreshes itself, the full report is a click away
     rep = rejections(settings, now - timedelta(days=1), now=now, examples=0, latest=20)
     latest = (examples_table(rep.latest, flow_link=flow_link) if rep.latest
@@ -115,10 +116,37 @@ def overview_page(settings: Settings, *, now: datetime | None = None) -> str:
             f"<tbody>{state_rows}</tbody></table>"
             f"<h2>Stuck flows ({n_stuck})</h2><p class=\"dim\">Leased to a worker whose lease expired, or queued "
             f"for more than {stuck_minutes(settings):g} minutes.</p>{stuck_html}"
+            f"{pieces_html}"
             f"<h2>Latest rejections</h2><p>{rep.total} rejection(s) in the last 24 hours; "
             f'<a href="/rejections">the last 30 days by partner and code</a></p>'
             f"{latest}")
     return html_page("Gateway — overview", body, refresh=30, nav=NAV)
+
+
+def _pieces_summary(settings: Settings, now: datetime) -> str:
+    """Accepted pieces by status, and those whose delay runs out within a day
+    (a validator or MOE that does not answer)."""
+    from sqlalchemy import func, select
+
+    from .store import Piece, Store
+
+    with Store(settings).session() as s:
+        by_status = s.execute(select(Piece.status, func.count()).where(Piece.valid.is_(True))
+                              .group_by(Piece.status).order_by(func.count().desc())).all()
+        soon = list(s.execute(select(Piece).where(Piece.due_at.is_not(None), Piece.due_at <= now + timedelta(days=1))
+                              .order_by(Piece.due_at).limit(50)).scalars())
+    rows = "".join(f'<tr><td>{esc(st)}</td><td class="n">{n}</td></tr>' for st, n in by_status)
+    table = (f'<table class="states"><thead><tr><th>status</th><th>pieces</th></tr></thead><tbody>{rows}</tbody>'
+             "</table>" if rows else '<p class="dim">none</p>')
+    due_rows = "".join(
+        f'<tr><td><a href="{esc(flow_link(p.flow_id))}"><code>{esc(p.id)}</code></a></td><td>{esc(p.cadre)}</td>'
+        f"<td>{esc(p.invoice_number or '')}</td><td>{esc(p.status)}</td><td>{esc(fmt_time(p.due_at))}</td></tr>"
+        for p in soon)
+    due = (f'<table class="stuck"><thead><tr><th>piece</th><th>cadre</th><th>number</th><th>status</th>'
+           f"<th>due (UTC)</th></tr></thead><tbody>{due_rows}</tbody></table>" if due_rows
+           else '<p class="dim">none</p>')
+    return (f"<h2>Pieces by status</h2>{table}<h2>Delays running out within a day ({len(soon)})</h2>"
+            f'<p class="dim">Applied by the service on its own; <code>gateway deadlines</code> applies them now.</p>{due}')
 
 
 def rejections_page(settings: Settings, since: str | None, partner: str | None) -> str:

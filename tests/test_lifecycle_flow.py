@@ -430,3 +430,13 @@ def test_delivery_folders_are_safe_names_apart_from_the_partys_own_files(home):
         d = delivery_dir(home, {"siret": COMMUNE_SIRET, "service": hostile})
         assert d.parent == home.outbox / COMMUNE_SIRET and ".." not in d.name and "/" not in d.name
     assert delivery_dir(home, {"siret": "../x", "service": None}).parent.parent == home.outbox
+
+
+def test_operators_page_shows_pieces_and_delays_running_out(gw):
+    from gateway import web
+
+    pid = only_piece(deposit(gw, "soustraitant", "A9-P.xml", _a9("ST-P")))
+    page = web.overview_page(gw)
+    assert "A_VALIDER_1" in page and "Delays running out within a day (0)" in page
+    later = web.overview_page(gw, now=db.utcnow() + timedelta(days=14, hours=12))
+    assert "Delays running out within a day (1)" in later and pid in later
