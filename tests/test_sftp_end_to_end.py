@@ -66,3 +66,54 @@ def _listening(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+@pytest.mark.skipif(shutil.which("sftp") is None, reason="OpenSSH sftp client not installed")
+def test_a_supplier_and_a_recipient_live_a_piece_over_sftp(home, tmp_path):
+    """The supplier uploads an invoice, the recipient fetches it and sends a status back, the supplier
+    fetches the status file: every step with OpenSSH's client against `gateway run`."""
+    import json
+
+    from gateway import directory
+    from invoice_support import COMMUNE_SIRET
+
+    directory.import_files(home, directory.demo_files())
+    keys = {}
+    for partner in ("fournisseur", COMMUNE_SIRET):
+        keys[partner] = ecdsa_key(tmp_path, partner)
+        pub = tmp_path / f"{partner}.pub"
+        pub.write_text(keys[partner].pub + "\n")
+        r = gateway_cli("partner", "add", partner, "--key", str(pub), home=home)
+        assert r.returncode == 0, r.stdout + r.stderr
+    port = _free_port()
+    env = dict(os.environ, GATEWAY_HOME=str(home.home))
+    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--sftp-port", str(port)], cwd=REPO,
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    local = tmp_path / "local"
+    local.mkdir()
+    try:
+        assert wait_until(lambda: _listening(port), timeout=20)
+        (local / "FA-SFTP-1.xml").write_bytes(ubl_invoice(number="FA-SFTP-1"))
+        res = openssh_sftp(("127.0.0.1", port), "fournisseur", keys["fournisseur"],
+                           ["put FA-SFTP-1.xml /inbox/FA-SFTP-1.xml"], cwd=local)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert wait_until(lambda: len(reports(home, "fournisseur")) == 1, timeout=30)
+        pid = reports(home, "fournisseur")[0]["pieces"][0]["piece_id"]
+        # the recipient fetches its invoice and its data, then says the service is done
+        (local / "st.json").write_text(json.dumps({"statuses": [{"piece_id": pid, "status": "SERVICE_FAIT"}]}))
+        res = openssh_sftp(("127.0.0.1", port), COMMUNE_SIRET, keys[COMMUNE_SIRET],
+                           [f"get /outbox/ACHATS/{pid}.pivot.xml", f"get /outbox/ACHATS/{pid}.xml",
+                            "put st.json /inbox/st.json"], cwd=local)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert (local / f"{pid}.xml").read_bytes() == ubl_invoice(number="FA-SFTP-1")
+        assert wait_until(lambda: len(reports(home, COMMUNE_SIRET)) == 1, timeout=30)
+        assert reports(home, COMMUNE_SIRET)[0]["state"] == "IN_INTEGRE"
+        # the supplier fetches the status file of that change
+        res = openssh_sftp(("127.0.0.1", port), "fournisseur", keys["fournisseur"],
+                           [f"get /outbox/statuses/{pid}.004.json"], cwd=local)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert json.loads((local / f"{pid}.004.json").read_text())["statuses"][0]["status"] == "SERVICE_FAIT"
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0, out
