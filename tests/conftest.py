@@ -63,3 +63,32 @@ def codes_of(report: dict) -> set[str]:
     for p in report["pieces"]:
         out |= {e["code"] for e in p["errors"]}
     return out
+
+
+PG_URL = os.environ.get("GATEWAY_TEST_PG_URL")
+
+
+class PgDatabase:
+    """A throw-away PostgreSQL database on the server CI gives (GATEWAY_TEST_PG_URL),
+    dropped on close; never a mock."""
+
+    def __init__(self) -> None:
+        import uuid
+
+        from sqlalchemy import create_engine, text
+
+        if not PG_URL:
+            pytest.skip("no PostgreSQL: set GATEWAY_TEST_PG_URL (CI does)")
+        self.name = f"gw_{uuid.uuid4().hex[:10]}"
+        self.admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{self.name}"'))
+        self.url = PG_URL.rsplit("/", 1)[0] + f"/{self.name}"
+
+    def close(self) -> None:
+        from sqlalchemy import text
+
+        db.dispose_all()
+        with self.admin.connect() as c:
+            c.execute(text(f'DROP DATABASE "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()

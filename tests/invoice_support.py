@@ -447,3 +447,22 @@ def zip_lot(members: dict[str, bytes], stored: bool = False) -> bytes:
         for name, data in members.items():
             z.writestr(name, data)
     return buf.getvalue()
+
+
+def targz_lot(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    """A tar.gz lot of the given members, and symbolic links (name -> target) if asked."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            t.addfile(info)
+    return buf.getvalue()

@@ -5,15 +5,13 @@ platform's schemas."""
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
-from conftest import AIFE_XSD, drop, gateway_cli, report_for
+from conftest import AIFE_XSD, PgDatabase, drop, gateway_cli, report_for
 from gateway import config, db, directory, lifecycle, wiring
 from gateway.service import Gateway
 from gateway.store import Store
@@ -27,37 +25,21 @@ STATUT_XSD = AIFE_XSD / "CPPStatutPivot_V1_19.xsd"
 PIVOT_XSD = AIFE_XSD / "CPPFacturePivot_V2_02.xsd"
 
 
-PG_URL = os.environ.get("GATEWAY_TEST_PG_URL")
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def gw(request, home):
     """A home with the demo directory, on SQLite, and on PostgreSQL when CI gives one
     (written into gateway.toml, so the CLI run by the tests uses it too)."""
-    admin = name = None
+    pg = None
     if request.param == "postgres":
-        if not PG_URL:
-            pytest.skip("no PostgreSQL: set GATEWAY_TEST_PG_URL (CI does)")
-        from sqlalchemy import create_engine, text
-
-        name = f"gw_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+        pg = PgDatabase()
         with open(home.config_file, "a", encoding="utf-8") as fh:
-            fh.write(f'[store]\ndatabase_url = "{url}"\n')
+            fh.write(f'[store]\ndatabase_url = "{pg.url}"\n')
         home = config.load(home.home)
     directory.import_files(home, directory.demo_files())
     wiring.install(home)
     yield home
-    if admin is not None:
-        from sqlalchemy import text
-
-        db.dispose_all()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    if pg is not None:
+        pg.close()
 
 
 def run(settings) -> None:

@@ -1,8 +1,6 @@
 """Format detection by content, and safe lots."""
 from __future__ import annotations
 
-import io
-import tarfile
 
 import pytest
 
@@ -12,22 +10,7 @@ from gateway.records import Format, FlowState
 from invoice_support import cii_invoice, ubl_creditnote, ubl_invoice
 
 
-from invoice_support import zip_lot as _zip  # noqa: E402
-
-
-def _targz(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as t:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-        for name, target in (links or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.SYMTYPE
-            info.linkname = target
-            t.addfile(info)
-    return buf.getvalue()
+from invoice_support import targz_lot as _targz, zip_lot as _zip  # noqa: E402
 
 
 def test_detection_ignores_the_file_name(home):

@@ -3,9 +3,7 @@ or a Factur-X), and the documents delivered with each piece (gateway/mixed.py)."
 from __future__ import annotations
 
 import base64
-import io
 import json
-import tarfile
 
 import pytest
 
@@ -28,17 +26,7 @@ def stages(monkeypatch):
     monkeypatch.setattr(pipeline, "XML_STAGES", [("attachments", mixed.attachments_stage)])
 
 
-from invoice_support import zip_lot as _zip  # noqa: E402
-
-
-def _targz(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as t:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+from invoice_support import targz_lot as _targz, zip_lot as _zip  # noqa: E402
 
 
 def docs(verdict) -> list[tuple[str, str, str]]:

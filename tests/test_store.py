@@ -2,19 +2,16 @@
 on SQLite and on PostgreSQL (when GATEWAY_TEST_PG_URL names a server)."""
 from __future__ import annotations
 
-import os
 import socket
 import threading
-import uuid
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import create_engine, text
 
+from conftest import PgDatabase
 from gateway import db
 from gateway.store import NewFlow, Store, new_flow_id, worker_name
 
-PG_URL = os.environ.get("GATEWAY_TEST_PG_URL")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -22,18 +19,9 @@ def store(request, home):
     if request.param == "sqlite":
         yield Store(home)
         return
-    if not PG_URL:
-        pytest.skip("no PostgreSQL: set GATEWAY_TEST_PG_URL (CI does)")
-    name = f"gw_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield Store(replace(home, database_url=url))
-    db.dispose_all()
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    pg = PgDatabase()
+    yield Store(replace(home, database_url=pg.url))
+    pg.close()
 
 
 def _flows(n: int, partner: str = "ACME") -> list[NewFlow]:
