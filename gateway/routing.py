@@ -145,7 +145,8 @@ def require_addressee(verdicts: Sequence[Verdict], machine: Any) -> list[Verdict
         en, fr = names.get(holder, (holder, holder))
         out.append(_with(v, codes.finding(
             "REJ_CONT_B2G", f"Cadre {inv.cadre} goes first to {en}: give its SIRET", f"Le cadre {inv.cadre} "
-            f"est d'abord adressé à {fr} : indiquez son SIRET", value=inv.cadre, stage=STAGE),
+            f"est d'abord adressé à {fr} : indiquez son SIRET", value=inv.cadre, stage=STAGE,
+            location=inv.location("cadre.bt23") or inv.location("cadre.extension")),
             Check("addressee", "failed", holder)))
     return out
 

@@ -422,3 +422,9 @@ def test_operators_page_shows_pieces_and_delays_running_out(gw):
     assert "A_VALIDER_1" in page and "Delays running out within a day (0)" in page
     later = web.overview_page(gw, now=db.utcnow() + timedelta(days=14, hours=12))
     assert "Delays running out within a day (1)" in later and pid in later
+
+
+def test_a_works_piece_without_its_moe_is_refused_saying_where(gw):
+    r = deposit(gw, "titulaire", "PDM-X.xml", ubl_invoice(number="PDM-X", cadre="A4", **WORKS))
+    (err,) = [e for e in r["pieces"][0]["errors"] if e["code"] == "REJ_CONT_B2G"]
+    assert "MOE" in err["message"] and err["value"] == "A4" and err["location"].get("line")
