@@ -406,9 +406,12 @@ def directory_loaded(settings: Settings) -> bool:
     """True once at least one structure was imported: directory controls then apply."""
     if settings.db_url.startswith("sqlite:///") and not Path(settings.db_url[len("sqlite:///"):]).exists():
         return False  # no store in this home (e.g. `gateway validate` outside one): none created
-    eng = db.engine(settings)
-    with eng.connect() as conn:
-        return bool(conn.execute(select(func.count()).select_from(DirectoryStructure)).scalar())
+
+    def ask() -> bool:
+        with db.engine(settings).connect() as conn:
+            return bool(conn.execute(select(func.count()).select_from(DirectoryStructure)).scalar())
+
+    return _cached(settings, "loaded", ask)  # asked for every piece: cached like the look-ups
 
 
 def demo_files() -> tuple[Path, Path]:

@@ -137,18 +137,13 @@ def notices_for(settings: Settings, machine: Any, piece: dict[str, Any], steps: 
     out = []
     for folder in folders:
         try:
-            xml = status_xml(notes, machine, platform_id=platform_id, receiver_id=_edi(folder), receiver_name=folder)
+            xml = status_xml(notes, machine, platform_id=platform_id, receiver_id=folder, receiver_name=folder)
         except ValueError as exc:  # the CPPStatut form needs a 14-digit debtor SIRET: the JSON still goes
             log.warning("piece %s: no CPPStatut status file for %s (%s)", piece["id"], folder, exc)
             xml = b""
         out.append(dict(piece_id=piece["id"], party=folder, name=f"{piece['id']}.{seq:03d}", xml=xml,
                         json_body=body, written_at=None))
     return out
-
-
-def _edi(folder: str) -> str:
-    ident = "".join(ch for ch in folder.upper() if ch.isalnum())
-    return (ident[-8:] or "DEST").ljust(3, "_")
 
 
 def write_notice(settings: Settings, party: str, name: str, xml: bytes, json_body: bytes) -> None:

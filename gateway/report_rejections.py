@@ -347,7 +347,8 @@ def where(r: Rejection) -> str:
 
 def printable(text: str | None, limit: int = 0) -> str:
     """Text safe for a terminal: control and format characters (escape
-    sequences, bidi overrides) shown as \\uXXXX, optionally shortened."""
+    sequences, bidi overrides) are shown as escapes such as \\u202e;
+    `limit` shortens the result (0: no limit)."""
     if not text:
         return ""
     out = "".join(c if not unicodedata.category(c).startswith("C") else f"\\u{ord(c):04x}" for c in text)

@@ -50,8 +50,8 @@ def report_dict(*, flow_id: str, partner: str, file_name: str, sha256: str, size
     }
 
 
-def _edi_id(code: str) -> str:
-    """CPPStatut partner ids are 3 to 8 characters."""
+def edi_id(code: str) -> str:
+    """Partner ids of the platform's envelopes (CPPStatut, CPPFacturePivot) are 3 to 8 characters."""
     c = "".join(ch for ch in code.upper() if ch.isalnum() or ch in "_-")[:8]
     return c.ljust(3, "_")
 
@@ -67,10 +67,10 @@ def flux_status_xml(report: dict[str, Any], *, platform_id: str = "GTW001", plat
         etree.SubElement(p, "Valeurparametre").text = val
     parts = etree.SubElement(env, "Partenaires")
     rec = etree.SubElement(parts, "Recepteur")
-    etree.SubElement(rec, "Id").text = _edi_id(report["partner"])
+    etree.SubElement(rec, "Id").text = edi_id(report["partner"])
     etree.SubElement(rec, "Libelle").text = report["partner"]
     em = etree.SubElement(parts, "Emetteur")
-    etree.SubElement(em, "Id").text = _edi_id(platform_id)
+    etree.SubElement(em, "Id").text = edi_id(platform_id)
     etree.SubElement(em, "Libelle").text = platform_name
 
     statuts = etree.SubElement(root, "CPPFluxStatuts", compteur="1")

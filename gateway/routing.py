@@ -23,6 +23,7 @@ from sqlalchemy import select
 from . import codes
 from .config import Settings
 from .files import atomic_write
+from .reports import edi_id
 from .piece import Invoice, WORKS_CADRES
 from .records import Check, Finding, Format, Verdict
 from .store import ClaimedFlow, Piece, Store
@@ -248,7 +249,7 @@ def delivery_writes(settings: Settings, flow: ClaimedFlow, verdict: Verdict, pie
     attachments = _one_main(attachments)
     pivot = write_pivot(inv, flow_id=flow.id, piece_id=piece_id, received_at=flow.received_at, structure=structure,
                         service=service, attachments=attachments, renvoi=renvoi,
-                        emitter_id=settings.section("platform").get("id", "GTW001"), receiver_id=_edi(party))
+                        emitter_id=settings.section("platform").get("id", "GTW001"), receiver_id=edi_id(party.get("siret") or party.get("partner") or "DEST"))
     writes: list[Callable[[], None]] = [lambda: atomic_write(target / original, verdict.original)]
     writes += [lambda n=n, b=b: atomic_write(target / n, b) for n, b in docs]
     return target, writes + [lambda: atomic_write(target / f"{piece_id}.pivot.xml", pivot)]
@@ -264,11 +265,6 @@ def _one_main(items: list) -> list:
             seen = True
         out.append(a)
     return out
-
-
-def _edi(party: dict[str, Any]) -> str:
-    ident = "".join(ch for ch in (party.get("siret") or party.get("partner") or "DEST") if ch.isalnum())
-    return (ident[-8:] or "DEST").ljust(3, "_")
 
 
 def piece_columns(verdict: Verdict, partner: str, depositor: str = "supplier") -> dict[str, Any]:

@@ -33,6 +33,7 @@ from .attachments import Attachment, AttachmentLimits, check_one
 from .config import MB
 from .lifecycle_rules import Machine
 from .piece import siret_error
+from .reports import edi_id
 from .records import Document, Finding, Location
 
 STAGE = "status-file"
@@ -730,12 +731,6 @@ def status_json(notices: Sequence[StatusNotice], machine: Machine) -> bytes:
                       indent=1).encode("utf-8")
 
 
-def _edi_id(code: str) -> str:
-    """CPPStatut partner ids are 3 to 8 characters (as in gateway/reports.py)."""
-    c = "".join(ch for ch in code.upper() if ch.isalnum() or ch in "_-")[:8]
-    return c.ljust(3, "_")
-
-
 def status_xml(notices: Sequence[StatusNotice], machine: Machine, *, platform_id: str, receiver_id: str,
                receiver_name: str, flow_id: str | None = None, produced_at: datetime | None = None) -> bytes:
     """A CPPStatut holding CPPFactureStatuts, one CPPFactureStatutUnitaire per
@@ -757,10 +752,10 @@ def status_xml(notices: Sequence[StatusNotice], machine: Machine, *, platform_id
         etree.SubElement(p, "Valeurparametre").text = val
     parts = etree.SubElement(env, "Partenaires")
     rec = etree.SubElement(parts, "Recepteur")
-    etree.SubElement(rec, "Id").text = _edi_id(receiver_id)
+    etree.SubElement(rec, "Id").text = edi_id(receiver_id)
     etree.SubElement(rec, "Libelle").text = receiver_name
     em = etree.SubElement(parts, "Emetteur")
-    etree.SubElement(em, "Id").text = _edi_id(platform_id)
+    etree.SubElement(em, "Id").text = edi_id(platform_id)
 
     statuts = etree.SubElement(root, "CPPFactureStatuts", compteur=str(len(notices)))
     for i, n in enumerate(notices, 1):

@@ -82,7 +82,7 @@ def controls_stage(work: pipeline.PieceWork, settings: Settings) -> None:
         work.checks.append(Check("mapping", "failed", "; ".join(f.code for f in found)))
         return
     work.checks.append(Check("mapping", "passed", invoice.syntax, used=f"mappings/{invoice.syntax}"))
-    report = run_controls(invoice, settings, directory=_directory_loaded(settings, directory_loaded))
+    report = run_controls(invoice, settings, directory=directory_loaded(settings))
     work.findings.extend(_with_member(f, work.part.name) for f in report.findings)
     work.checks.extend(report.checks)
     work.piece = invoice
@@ -96,22 +96,6 @@ def controls_stage(work: pipeline.PieceWork, settings: Settings) -> None:
     if report.structure is not None:
         work.extra["recipient"] = {"name": report.structure.raison_sociale,
                                    "service": report.service.name if report.service else None}
-
-
-_loaded_at: dict[str, tuple[float, bool]] = {}
-
-
-def _directory_loaded(settings: Settings, ask) -> bool:  # noqa: ANN001
-    """Whether a directory is loaded in this store, asked at most every 30 s
-    per process once it is (it is one query per piece otherwise)."""
-    import time
-
-    now = time.monotonic()
-    at, loaded = _loaded_at.get(settings.db_url, (0.0, False))
-    if not loaded or now - at > 30:
-        loaded = ask(settings)
-        _loaded_at[settings.db_url] = (now, loaded)
-    return loaded
 
 
 def pdf_stage(work: pipeline.PieceWork, settings: Settings) -> None:

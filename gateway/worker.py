@@ -117,12 +117,6 @@ def prepare_flows(settings: Settings, store: Store, claimed: list[ClaimedFlow],
     return results, writes, left
 
 
-def prepare_flow(settings: Settings, c: ClaimedFlow, store: Store | None = None) -> tuple[FlowResult, Callable[[], None]]:
-    """One flow on its own (see `prepare_flows`)."""
-    results, writes, _ = prepare_flows(settings, store or Store(settings), [c])
-    return results[0], writes[0]
-
-
 def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
             holders: dict[str, str]) -> tuple[FlowResult, Callable[[], None]]:
     c, ev = f.claimed, f.ev

@@ -315,6 +315,8 @@ def cii_invoice(
     payment_means: str | None = "30",
     validator_siret: str | None = None,
     validator_service: str | None = None,
+    validator2_siret: str | None = None,
+    moe_siret: str | None = None,
     payable: str | Decimal | None = None,
     gross: str | Decimal | None = None,
     legacy_ids: bool = False,
@@ -374,7 +376,8 @@ def cii_invoice(
         _sub(_sub(agr, "ram:BuyerOrderReferencedDocument"), "ram:IssuerAssignedID", engagement)
     if contract is not None:
         _sub(_sub(agr, "ram:ContractReferencedDocument"), "ram:IssuerAssignedID", contract)
-    for ref_id, name in ((validator_siret, "VALIDEUR"), (validator_service, "SERVICE_VALIDEUR")):
+    for ref_id, name in ((validator_siret, "VALIDEUR"), (validator_service, "SERVICE_VALIDEUR"),
+                         (validator2_siret, "VALIDEUR_2"), (moe_siret, "MOE")):
         if ref_id is not None:  # the gateway's place for the validator (mappings/cii.toml)
             ref = _sub(agr, "ram:AdditionalReferencedDocument")
             _sub(ref, "ram:IssuerAssignedID", ref_id)
