@@ -80,10 +80,13 @@ def register_numbers(store: Store, wanted: dict[str, tuple[str, str, int]]) -> d
         s.execute(ins(InvoiceNumber.__table__).on_conflict_do_nothing(), rows)
         s.commit()
         t = InvoiceNumber.__table__
-        held = {}
+        # One query for the batch: the numbers its pieces hold (the usual
+        # case); one more per number another piece held first.
+        held = {pid: pid for pid in s.execute(select(t.c.piece_id).where(t.c.piece_id.in_(list(wanted)))).scalars()}
         for pid, k in wanted.items():
-            held[pid] = s.execute(select(t.c.piece_id).where(t.c.supplier == k[0][:64], t.c.number == k[1][:64],
-                                                             t.c.year == k[2])).scalar_one()
+            if pid not in held:
+                held[pid] = s.execute(select(t.c.piece_id).where(
+                    t.c.supplier == k[0][:64], t.c.number == k[1][:64], t.c.year == k[2])).scalar_one()
         return held
 
 
@@ -104,7 +107,7 @@ def notices_for(settings: Settings, machine: Any, piece: dict[str, Any], steps: 
                 seq: int, at: datetime) -> list[dict[str, Any]]:
     """The status files one change (one or more statuses set together) sends:
     one XML and one JSON per party concerned, named <piece>.<seq>."""
-    from .status_files import StatusNotice, status_json, status_xml
+    from .status_files import StatusNotice, status_json, status_xml_for
 
     if not steps:
         return []
@@ -135,12 +138,13 @@ def notices_for(settings: Settings, machine: Any, piece: dict[str, Any], steps: 
     platform_id = settings.section("platform").get("id", "GTW001")
     body = status_json(notes, machine)  # the same for every party; the XML names its receiver
     out = []
+    try:
+        xml_for = status_xml_for(notes, machine, platform_id=platform_id)
+    except ValueError as exc:  # the CPPStatut form needs a 14-digit debtor SIRET: the JSON still goes
+        log.warning("piece %s: no CPPStatut status file (%s)", piece["id"], exc)
+        xml_for = None
     for folder in folders:
-        try:
-            xml = status_xml(notes, machine, platform_id=platform_id, receiver_id=folder, receiver_name=folder)
-        except ValueError as exc:  # the CPPStatut form needs a 14-digit debtor SIRET: the JSON still goes
-            log.warning("piece %s: no CPPStatut status file for %s (%s)", piece["id"], folder, exc)
-            xml = b""
+        xml = xml_for(folder, folder) if xml_for else b""
         out.append(dict(piece_id=piece["id"], party=folder, name=f"{piece['id']}.{seq:03d}", xml=xml,
                         json_body=body, written_at=None))
     return out

@@ -8,6 +8,7 @@ the pivot writer read only this. Every field remembers where it was read
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date
 from decimal import Decimal
 
@@ -55,6 +56,7 @@ CREDIT_NOTE_CODES = frozenset({81, 83, 261, 262, 296, 308, 381, 396, 420, 458, 5
 PREPAYMENT_CODES = frozenset({386})
 
 
+@lru_cache(maxsize=4096)  # a flow names the same few SIRETs many times
 def siret_error(value: str) -> tuple[str, str] | None:
     """Why a value is not a SIRET, in English and French; None if it is one.
 
@@ -114,7 +116,7 @@ class Line:
     vat_rate: Decimal | None = None
 
 
-Source = tuple[str, int | None]  # (xpath, line)
+Source = tuple[str, int | None]  # (xpath, line); the mapping gives a lazy pair that reads the same
 
 
 @dataclass(frozen=True)

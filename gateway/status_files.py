@@ -20,7 +20,7 @@ import binascii
 import json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -728,7 +728,7 @@ def status_json(notices: Sequence[StatusNotice], machine: Machine) -> bytes:
             "by_role": n.by_role,
         })
     return json.dumps({"statuses_version": JSON_VERSION, "statuses": entries}, ensure_ascii=False,
-                      indent=1).encode("utf-8")
+                      separators=(",", ":")).encode("utf-8")  # one line: the C encoder, 5x faster than indent
 
 
 def status_xml(notices: Sequence[StatusNotice], machine: Machine, *, platform_id: str, receiver_id: str,
@@ -737,6 +737,16 @@ def status_xml(notices: Sequence[StatusNotice], machine: Machine, *, platform_id
     notice, valid against CPPStatutPivot_V1_19.xsd. IdStatut is the status's
     pivot number and ComplementStatut its name. StatusFileError when a notice
     lacks what the format requires (a 14-character debtor SIRET, a supplier)."""
+    return status_xml_for(notices, machine, platform_id=platform_id, flow_id=flow_id,
+                          produced_at=produced_at)(receiver_id, receiver_name)
+
+
+def status_xml_for(notices: Sequence[StatusNotice], machine: Machine, *, platform_id: str,
+                   flow_id: str | None = None,
+                   produced_at: datetime | None = None) -> Callable[[str, str], bytes]:
+    """The same CPPStatut for several receivers: built once, then written
+    for each (receiver id, receiver name); only the envelope's Recepteur
+    differs. Raises StatusFileError at once, as status_xml does."""
     from .pivot import EU_COUNTRIES  # noqa: PLC0415 - only the writer needs it
 
     if not notices:
@@ -752,8 +762,7 @@ def status_xml(notices: Sequence[StatusNotice], machine: Machine, *, platform_id
         etree.SubElement(p, "Valeurparametre").text = val
     parts = etree.SubElement(env, "Partenaires")
     rec = etree.SubElement(parts, "Recepteur")
-    etree.SubElement(rec, "Id").text = edi_id(receiver_id)
-    etree.SubElement(rec, "Libelle").text = receiver_name
+    rec_id, rec_name = etree.SubElement(rec, "Id"), etree.SubElement(rec, "Libelle")
     em = etree.SubElement(parts, "Emetteur")
     etree.SubElement(em, "Id").text = edi_id(platform_id)
 
@@ -798,5 +807,10 @@ def status_xml(notices: Sequence[StatusNotice], machine: Machine, *, platform_id
         etree.SubElement(data, "IdFacture").text = n.invoice_number or n.piece_id
         if n.invoice_date:
             etree.SubElement(data, "DateFacture").text = n.invoice_date.isoformat()
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+    def for_receiver(receiver_id: str, receiver_name: str) -> bytes:
+        rec_id.text, rec_name.text = edi_id(receiver_id), receiver_name
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+    return for_receiver
 

@@ -395,3 +395,15 @@ def test_written_files_are_the_same_for_the_same_notices(m):
     kw = dict(platform_id="GTW001", receiver_id="ACME", receiver_name="ACME")
     assert status_xml(notices, m, **kw) == status_xml(notices, m, **kw)
     assert status_json(notices, m) == status_json(notices, m)
+
+
+def test_one_status_file_built_for_several_receivers_names_each(m):
+    from gateway.status_files import status_xml_for
+
+    notices = every_kind_of_notice(m)
+    write = status_xml_for(notices, m, platform_id="GTW001")
+    first, second = write("ACME", "Acme SA"), write("21990001600011", "Commune")
+    assert first == status_xml(notices, m, platform_id="GTW001", receiver_id="ACME", receiver_name="Acme SA")
+    assert second == status_xml(notices, m, platform_id="GTW001", receiver_id="21990001600011",
+                                receiver_name="Commune")
+    assert b"<Libelle>Commune</Libelle>" in second and b"Acme SA" not in second
