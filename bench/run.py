@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--all", action="store_true", help="every run: " + ", ".join(RUNS))
     ap.add_argument("--run", action="append", choices=RUNS, metavar="NAME",
                     help=f"a run to do (repeatable; one of {', '.join(RUNS)}); default xml")
-    ap.add_argument("--files", type=int, default=2000, help="xml run: invoices (default 2000)")
+    ap.add_argument("--files", type=int, default=5000, help="xml run: invoices (default 5000)")
     ap.add_argument("--waiting", type=int, default=None,
                     help="xml run: files waiting for the memory run, 0 = skip (default 10000; 0 with --all, "
                          "where the compare runs give the peak RSS with --files waiting)")

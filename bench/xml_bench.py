@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchlib import Measure, link_into_inbox, mb, print_costs, run_once, show, show_ratio, stage_timer, timed_loop
+from gateway_stages import files_written_cost, gateway_stage_costs
 
 from invoice_support import cii_invoice, ubl_invoice
 
@@ -119,7 +120,7 @@ def stage_costs(paths: list[Path], settings: config.Settings) -> dict[str, float
     return cost
 
 
-def compare(files: list[Path], out: Path, workers: int, rules: bool) -> None:
+def compare(files: list[Path], out: Path, workers: int, rules: bool) -> Measure:
     home = out / f"home-{'rules' if rules else 'xsd'}"
     config.init_home(home)
     settings = replace(config.load(home), schematron=rules)
@@ -131,18 +132,29 @@ def compare(files: list[Path], out: Path, workers: int, rules: bool) -> None:
     gw = Measure(len(files), res.seconds, res.cpu)
     show("gateway", f"run --once, {workers} workers, start to exit:", gw, f"  ({res.seconds:.1f} s; {res.summary})")
     show_ratio("gateway / baseline", gw, base, f"   peak RSS {mb(res.peak_rss)} (PSS {mb(res.peak_pss)})")
+    return base
 
 
 def run(out: Path, n: int, waiting: int, workers: int) -> None:
     out = out / "xml"
     files = generate(out / "files", n)
     print(f"generated {len(files)} invoices (UBL and CII, about {files[0].stat().st_size // 1024} KB each)")
+    base_ms = 0.0
     for rules in (False, True):
-        compare(files, out, workers, rules)
+        base = compare(files, out, workers, rules)
+        if not rules:
+            base_ms = base.seconds * 1000 / base.files
 
     settings = config.load(out / "home-rules")
     wiring.install(settings)
     print_costs(stage_costs(files, settings))
+
+    sample = files[:2000]
+    costs, whole = gateway_stage_costs(sample, out / "home-stages")
+    print_costs(costs, f"the gateway's own stages, XSD only, {len(sample)} files in one process "
+                       f"(ms per file; {whole:.2f} in all, bare loop {base_ms:.2f}):")
+    print(f"  this disk: {files_written_cost(out / 'probe'):.0f} us to create one small file (temporary "
+          f"name, then rename); a routed invoice writes 8")
 
     if waiting:
         mfiles = generate(out / "files-waiting", waiting)

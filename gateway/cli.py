@@ -49,6 +49,10 @@ def run(
         _seed_demo(s)
     from .service import Gateway
 
+    if s.workers == 0:
+        from .worker import settle_for_work
+
+        settle_for_work()  # this process does the work
     if once and sys.stdout.isatty():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

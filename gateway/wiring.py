@@ -19,8 +19,8 @@ def install(settings: Settings) -> None:
     if _installed:
         return
     _installed = True
-    if settings.schematron:
-        pipeline.XML_STAGES.append(("en16931", en16931_stage))
+    # registered whatever this first caller's settings say: each call reads its own
+    pipeline.XML_STAGES.append(("en16931", en16931_stage))
     pipeline.XML_STAGES.append(("controls", controls_stage))
     pipeline.PDF_STAGE.append(pdf_stage)
     from .service import CHANNELS
@@ -56,6 +56,8 @@ def _with_member(f, member):  # noqa: ANN001, ANN202
 def en16931_stage(work: pipeline.PieceWork, settings: Settings) -> None:
     """EN 16931 rules in the long-lived Saxon worker; if it cannot run, the
     piece is not accepted (ERR_VALIDATEUR), never passed silently."""
+    if not settings.schematron:  # turned off in this home's settings
+        return
     from . import schematron
 
     fmt = work.xml_format or work.format

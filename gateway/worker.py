@@ -4,6 +4,7 @@ PostgreSQL store and the home); a flow is leased to one at a time.
 """
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -192,6 +193,16 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
     return len(results)
 
 
+def settle_for_work() -> None:
+    """After start-up: what is loaded now lives as long as the process, so the
+    cyclic collector stops walking it (gc.freeze), and it runs less often (a
+    flow makes thousands of short-lived objects that reference counting
+    frees anyway): a tenth of the collector's time, measured by bench/."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def worker_main(home: str, role: str, stop, intake_done, overrides: dict[str, Any] | None = None) -> None:  # noqa: ANN001
     """Entry point of a worker process."""
     # Ctrl-C goes to the whole terminal group: the parent decides; SIGTERM
@@ -204,6 +215,7 @@ def worker_main(home: str, role: str, stop, intake_done, overrides: dict[str, An
     wiring.install(settings)
     worker_id = worker_name(role)  # this process's own pid, so a restart can tell it is gone
     store = Store(settings)
+    settle_for_work()
 
     class _Either:
         def is_set(self) -> bool:

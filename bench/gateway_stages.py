@@ -1,0 +1,96 @@
+"""Where a gateway's time goes, stage by stage: the real `gateway run --once`
+code, in one process (workers = 0), with a clock around its stage functions.
+Each stage's time is its own (a stage called inside another is not counted
+twice); "other" is what the clock did not name (loops, events, state)."""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from benchlib import link_into_inbox
+
+from gateway import (config, controls, files, intake, lifecycle, mapping, reports, routing, service, store, wiring,
+                     worker)
+
+
+class StageClock:
+    """Exclusive wall time per stage, with a stack so nested stages pause their caller."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = defaultdict(float)
+        self._stack: list[list[Any]] = []  # [name, started]
+
+    def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            now = time.perf_counter()
+            if self._stack:
+                outer = self._stack[-1]
+                self.spent[outer[0]] += now - outer[1]
+            self._stack.append([name, now])
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                end = time.perf_counter()
+                self.spent[name] += end - self._stack.pop()[1]
+                if self._stack:
+                    self._stack[-1][1] = end
+        return timed
+
+
+# (stage name, module or class, attribute): every place the run looks the function up
+STAGES: Sequence[tuple[str, Any, str]] = (
+    ("intake: claim, archive, hash, record", intake.Claimer, "claim"),
+    ("queue: lease a batch", store.Store, "claim"),
+    ("read, detect, parse, XSD", worker, "evaluate_file"),
+    ("mapping to the canonical piece", mapping, "map_piece"),
+    ("French controls", controls, "run_controls"),
+    ("invoice numbers (REJ_UNI)", lifecycle, "register_numbers"),
+    ("routing: pivot and status files built", lifecycle, "route_new_pieces"),
+    ("flow report built", worker, "write_flow_report"),
+    ("files written (atomic)", reports, "atomic_write"),
+    ("files written (atomic)", routing, "atomic_write"),
+    ("files written (atomic)", lifecycle, "atomic_write"),
+    ("store: outcome, pieces, events", store.Store, "complete"),
+)
+
+
+def gateway_stage_costs(paths: Sequence[Path], home: Path) -> tuple[dict[str, float], float]:
+    """ms per file per stage, and the whole run's ms per file, in a fresh
+    home with the EN 16931 rules off (their cost is measured on its own)."""
+    config.init_home(home)
+    settings = replace(config.load(home), workers=0, schematron=False, sftp_enabled=False)
+    wiring.install(settings)  # what `gateway run` does first: the business stages, the channels
+    worker.settle_for_work()  # as a worker process does once started
+    link_into_inbox(paths, home)
+    clock = StageClock()
+    saved = []
+    for name, owner, attr in STAGES:
+        fn = getattr(owner, attr)
+        saved.append((owner, attr, fn))
+        setattr(owner, attr, clock.wrap(name, fn))
+    try:
+        t0 = time.perf_counter()
+        summary = service.Gateway(settings, once=True).run()
+        total = time.perf_counter() - t0
+    finally:
+        for owner, attr, fn in reversed(saved):
+            setattr(owner, attr, fn)
+    n = summary.processed or 1
+    costs = {name: s * 1000 / n for name, s in clock.spent.items()}
+    costs["other (loops, events, state, start-up)"] = max(0.0, total * 1000 / n - sum(costs.values()))
+    return costs, total * 1000 / n
+
+
+def files_written_cost(folder: Path, n: int = 2000, size: int = 3000) -> float:
+    """Microseconds to create one small file (temporary name, then rename) in
+    `folder`: what this disk charges for each of the files a flow writes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = b"x" * size
+    t0 = time.perf_counter()
+    for i in range(n):
+        files.atomic_write(folder / f"probe-{i}.xml", data)
+    return (time.perf_counter() - t0) * 1e6 / n
