@@ -17,12 +17,15 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import paramiko
 from sqlmodel import Field, Session, SQLModel, select
 
 from . import db
 from .config import Settings
+
+if TYPE_CHECKING:  # paramiko is loaded where keys are read: `gateway run --once` never needs it
+    import paramiko
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 KEY_TYPES = (
@@ -77,6 +80,8 @@ def parse_public_key(line: str) -> str:
             f"{line.strip()[:40]!r}"
         )
     kind, blob = fields[0], fields[1]
+    import paramiko  # noqa: PLC0415
+
     try:
         key = paramiko.PKey.from_type_string(kind, base64.b64decode(blob, validate=True))
     except (binascii.Error, ValueError, paramiko.SSHException) as exc:
