@@ -87,3 +87,37 @@ def test_leases_of_dead_local_workers_are_requeued_at_once(store):
     assert len(store.claim("otherhost:1:w0", limit=5)) == 1  # another host's lease is left to expire
     assert store.reap_dead_holders() == 2
     assert store.queued() == 2
+
+
+def test_a_database_of_an_earlier_version_is_brought_up_to_date(store, caplog):
+    """An earlier version's tables lack columns and an index this one uses:
+    at start they are added, the rows already there keep their values and get
+    the model's defaults, and nothing is lost."""
+    from sqlalchemy import inspect, text
+
+    [(fid, _)] = store.record_received(_flows(1))
+    with store.engine.begin() as c:  # what the database of an earlier version looked like
+        c.execute(text("DROP INDEX ix_piece_due"))
+        for col in ("seq", "link_id", "due_at"):
+            c.execute(text(f"ALTER TABLE piece DROP COLUMN {col}"))
+        c.execute(text("ALTER TABLE flow DROP COLUMN report_written_at"))
+        c.execute(text(
+            'INSERT INTO piece (id, flow_id, "index", name, format, valid, status, error_codes, created_at, '
+            "partner, cadre, piece_type) VALUES (:id, :f, 1, 'old.xml', 'ubl-invoice', :v, 'MISE_A_DISPOSITION', "
+            "'', :at, 'ACME', 'A1', 'facture')"), dict(id=f"{fid}-001", f=fid, v=True, at=db.utcnow()))
+    db.dispose_all()
+
+    with caplog.at_level("WARNING", logger="gateway.db"):
+        again = Store(store.settings)
+    assert "piece.seq" in caplog.text and "flow.report_written_at" in caplog.text and "ix_piece_due" in caplog.text
+    insp = inspect(again.engine)
+    assert {"seq", "link_id", "due_at"} <= {c["name"] for c in insp.get_columns("piece")}
+    assert "ix_piece_due" in {i["name"] for i in insp.get_indexes("piece")}
+    old = again.piece(f"{fid}-001")
+    assert (old.status, old.seq, old.link_id, old.due_at) == ("MISE_A_DISPOSITION", 0, None, None)
+    assert again.flow(fid).report_written_at is None and again.queued() == 1
+    # and the store works as before: the old flow is leased and completed
+    assert [c.id for c in again.claim("w1")] == [fid]
+    again.complete([])
+    db.dispose_all()
+    assert db.upgrade_additive(Store(store.settings).engine) == []  # nothing left to add
