@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from watchdog.events import FileClosedEvent, FileCreatedEvent, FileMovedEvent, FileSystemEventHandler
@@ -117,22 +117,26 @@ class Claimer:
         between is finished by `recover()` (one small write per batch, not per file)."""
         now = db.utcnow()
         adir = self._archive_dir(now)
-        planned = [(new_flow_id(now), c) for c in cands]
+        # Flows are received in the order their files were finished (mtime),
+        # one microsecond apart: a status file is applied after the invoices
+        # received before it (worker.py), so the order must exist and be strict.
+        ordered = sorted(cands, key=lambda c: (c.mtime_ns, c.partner, c.path.name))
+        planned = [(new_flow_id(now), c, now + timedelta(microseconds=i)) for i, c in enumerate(ordered)]
         manifest = adir / f"{planned[0][0]}.claim" if planned else None
         if manifest is None:
             return []
         manifest.write_text(json.dumps([
             {"flow_id": fid, "partner": c.partner, "name": c.path.name, "channel": channel,
-             "received_at": now.isoformat()} for fid, c in planned]), encoding="utf-8")
+             "received_at": at.isoformat()} for fid, c, at in planned]), encoding="utf-8")
         flows: list[NewFlow] = []
-        for fid, c in planned:
+        for fid, c, at in planned:
             dest = adir / f"{fid}.bin"
             try:
                 os.rename(c.path, dest)  # atomic claim: whoever renames first owns the file
             except FileNotFoundError:
                 continue
             sha, size = _hash(dest)
-            flows.append(NewFlow(fid, c.partner, channel, c.path.name, sha, size, now, str(dest)))
+            flows.append(NewFlow(fid, c.partner, channel, c.path.name, sha, size, at, str(dest)))
         self.store.record_received(flows)
         manifest.unlink(missing_ok=True)
         for f in flows:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import Column, Index, Text, bindparam, func, select, text, update
+from sqlalchemy import Column, Index, Text, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel
 
@@ -32,6 +32,7 @@ class Flow(SQLModel, table=True):
         Index("ux_flow_original", "partner", "sha256", unique=True,
               sqlite_where=text("duplicate_of IS NULL"), postgresql_where=text("duplicate_of IS NULL")),
         Index("ix_flow_queue", "queue", "id"),
+        Index("ix_flow_queue_received", "queue", "received_at", "id"),  # leases in the order received
         Index("ix_flow_received", "received_at"),
     )
 
@@ -220,7 +221,7 @@ class Store:
     # --- the queue -------------------------------------------------------------
     def claim(self, worker: str, limit: int = 20, lease_seconds: float = 600) -> list[ClaimedFlow]:
         now = db.utcnow()
-        sub = (select(Flow.id).where(Flow.queue == "queued").order_by(Flow.id).limit(limit)
+        sub = (select(Flow.id).where(Flow.queue == "queued").order_by(Flow.received_at, Flow.id).limit(limit)
                .with_for_update(skip_locked=True))
         stmt = (update(Flow).where(Flow.id.in_(sub.scalar_subquery()))
                 .values(queue="running", locked_by=worker, locked_until=now + timedelta(seconds=lease_seconds),
@@ -230,7 +231,7 @@ class Store:
         with self.session() as s:
             rows = s.execute(stmt).all()
             s.commit()
-        return sorted((ClaimedFlow(*r) for r in rows), key=lambda c: c.id)
+        return sorted((ClaimedFlow(*r) for r in rows), key=lambda c: (c.received_at, c.id))  # as received
 
     def reap_dead_holders(self) -> int:
         """Flows leased by a worker of this host whose process is gone go back
@@ -263,8 +264,20 @@ class Store:
             return
         with self.session() as s:
             s.execute(update(Flow).where(Flow.id.in_(ids), Flow.queue == "running")
-                      .values(queue="queued", locked_by=None, locked_until=None))
+                      .values(queue="queued", locked_by=None, locked_until=None,
+                              attempts=Flow.attempts - 1))  # handed back untried: not an attempt
             s.commit()
+
+    def earlier_pending(self, flow: "ClaimedFlow", settled: Iterable[str] = ()) -> bool:
+        """Whether a flow received before this one is not processed yet
+        (queued, or in a worker's hands, this worker's batch included),
+        `settled` aside (flows of the batch whose effects are already committed)."""
+        t = Flow.__table__
+        with self.session() as s:
+            return s.execute(select(t.c.id).where(
+                t.c.queue.in_(("queued", "running")), t.c.id.notin_([flow.id, *settled]),  # the queue index
+                or_(t.c.received_at < flow.received_at,
+                    and_(t.c.received_at == flow.received_at, t.c.id < flow.id))).limit(1)).first() is not None
 
     def queued(self) -> int:
         with self.session() as s:

@@ -67,6 +67,18 @@ class _Flow:
     failed: bool = False
 
 
+def _is_status_flow(settings: Settings, c: ClaimedFlow) -> bool:
+    """A party's status file (not a duplicate), from the first 64 KB."""
+    if c.duplicate_of:
+        return False
+    try:
+        fd = os.open(c.archive_path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False  # evaluation reports why
+    with os.fdopen(fd, "rb") as fh:
+        return status_files.is_status_file(fh.read(1 << 16))
+
+
 def _internal_error(c: ClaimedFlow, exc: Exception) -> Evaluation:
     log.exception("flow %s: internal error", c.id)
     return Evaluation(Format.UNKNOWN, (), (codes.finding(
@@ -99,14 +111,25 @@ def prepare_flows(settings: Settings, store: Store, claimed: list[ClaimedFlow],
     accepted invoice numbers in one transaction, route, and say what to
     write (deliveries, then the report) and what to record. Any crash in a
     stage becomes a rejection with ERR_INTERNE; the file stays in the
-    archive. Returns results, writers, and the ids left unprocessed (stop)."""
+    archive. Returns results, writers, and the ids left unprocessed (a stop, or
+    a status file that waits for the flows received before it)."""
     machine = lifecycle.machine_for(settings)
-    flows, left = [], []
+    flows, left, applied = [], [], []
     for i, c in enumerate(claimed):
         if stop is not None and stop.is_set():
             left = [x.id for x in claimed[i:]]
             break
-        flows.append(_evaluate(settings, store, machine, c))
+        if _is_status_flow(settings, c) and store.earlier_pending(c, settled=applied):
+            # A status file is applied after every flow received before it: an
+            # invoice earlier in this batch exists only once the batch is
+            # recorded, another worker's once it finishes. The rest of the
+            # batch goes back to the queue, in order, for the next lease.
+            left = [x.id for x in claimed[i:]]
+            break
+        f = _evaluate(settings, store, machine, c)
+        flows.append(f)
+        if f.ev.format is Format.STATUS:
+            applied.append(c.id)  # its changes are committed as it goes
     wanted = {pid: key for f in flows for pid, key in f.wanted.items()}
     holders = lifecycle.register_numbers(store, wanted) if wanted else {}
     results, writes = [], []

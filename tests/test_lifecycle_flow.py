@@ -246,6 +246,37 @@ def test_public_works_chain_from_the_titulaire_to_the_financial_service(gw):
     _valid(STATUT_XSD, sorted(gw.outbox.glob("*/statuses/*.xml")))
 
 
+def test_a_status_file_is_applied_after_the_invoices_received_before_it(gw):
+    """A backlog (the gateway was stopped): an invoice and its recipient's
+    status file wait together. Received in the order they were written, the
+    status file waits for the invoice; one written before its invoice existed
+    is refused, not held."""
+    import os
+    import time
+
+    def written(path: Path, seconds_ago: float) -> None:
+        t = time.time() - seconds_ago
+        os.utime(path, (t, t))
+
+    def status(number: str) -> bytes:
+        return json.dumps({"statuses": [{"invoice_number": number, "supplier": SUPPLIER_SIRET,
+                                         "status": "SERVICE_FAIT"}]}).encode()
+
+    written(drop(gw, "fournisseur", "FA-ORD-1.xml", ubl_invoice(number="FA-ORD-1")), 30)
+    written(drop(gw, COMMUNE_SIRET, "st-ord-1.json", status("FA-ORD-1")), 20)
+    written(drop(gw, COMMUNE_SIRET, "st-ord-2.json", status("FA-ORD-2")), 25)
+    written(drop(gw, "fournisseur", "FA-ORD-2.xml", ubl_invoice(number="FA-ORD-2")), 15)
+    run(gw)
+
+    r = report_for(gw, COMMUNE_SIRET, "st-ord-1.json")
+    assert r["state"] == "IN_INTEGRE", r
+    assert status_of(gw, only_piece(report_for(gw, "fournisseur", "FA-ORD-1.xml"))) == "SERVICE_FAIT"
+    early = report_for(gw, COMMUNE_SIRET, "st-ord-2.json")
+    assert early["state"] == "IN_REJETE" and early["pieces"][0]["errors"][0]["code"] == "PIECE_INCONNUE"
+    assert status_of(gw, only_piece(report_for(gw, "fournisseur", "FA-ORD-2.xml"))) == "MISE_A_DISPOSITION"
+    assert Store(gw).queued() == 0
+
+
 def test_status_xml_from_a_recipient_is_applied(gw):
     from gateway.status_files import StatusNotice, status_xml
 
