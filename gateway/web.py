@@ -6,10 +6,13 @@
     /healthz          JSON: the store answers, counts, stuck flows
 
 Every page is self-contained (no script, inline style) and escapes what
-partners sent. Nothing here writes to the store. It listens on 127.0.0.1 by
-default and has no login: put it behind the site's own access control before
-listening anywhere else. FastAPI is imported only when the app is built, so
-the rest of the command line does not pay for it.
+partners sent. Nothing here writes to the store. Pages ask for an operator's
+login (HTTP Basic; `gateway operator add NAME`) as soon as one operator
+exists, and always when they listen on anything but the loopback address;
+/healthz stays open to monitoring (counts only). Basic sends the password
+with every request: put TLS in front (a reverse proxy) beyond this machine.
+FastAPI is imported only when the app is built, so the rest of the command
+line does not pay for it.
 """
 from __future__ import annotations
 
@@ -241,12 +244,31 @@ def health(settings: Settings) -> tuple[int, dict[str, Any]]:
 
 # --- the app ----------------------------------------------------------------------------------
 
-def create_app(settings: Settings) -> "FastAPI":
-    from fastapi import FastAPI
+def create_app(settings: Settings, *, require_login: bool = False) -> "FastAPI":
+    """The pages. `require_login`: refuse everyone (but /healthz) while no
+    operator exists, as when listening beyond the loopback address."""
+    from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    from .operators import Checker
 
     # No /docs: Swagger would load scripts from outside, and nothing here is an API to explore.
     app = FastAPI(title="e-invoicing gateway", docs_url=None, redoc_url=None, openapi_url=None)
+    checker = Checker(settings)
+
+    @app.middleware("http")
+    async def login(request: Request, call_next):  # noqa: ANN001, ANN202
+        if request.url.path != "/healthz" and (require_login or checker.users()):
+            # scrypt takes tens of ms: off the event loop
+            who = await run_in_threadpool(checker.operator, request.headers.get("authorization"))
+            if who is None:
+                return HTMLResponse(html_page("Login required", "<h1>Login required</h1><p>An operator's name and "
+                                              "password (<code>gateway operator add NAME</code>).</p>"),
+                                    status_code=401, headers={**_HEADERS, "Cache-Control": "no-store",
+                                                              "WWW-Authenticate": 'Basic realm="gateway", '
+                                                                                  'charset="UTF-8"'})
+        return await call_next(request)
 
     def page(text: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(text, status_code=status, headers=_HEADERS)
@@ -278,30 +300,57 @@ def create_app(settings: Settings) -> "FastAPI":
     return app
 
 
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve the pages until SIGTERM or Ctrl-C."""
+    """Serve the pages until SIGTERM or Ctrl-C. Beyond the loopback address,
+    only with operators to log in (ValueError otherwise)."""
     import signal
     import threading
 
     import uvicorn
+
+    from .operators import load
+
+    local = is_loopback(host)
+    if not local and not load(settings):
+        raise ValueError(f"the pages would listen on {host} with nobody able to log in: add an operator first "
+                         "(gateway operator add NAME)")
 
     if threading.current_thread() is threading.main_thread():
         # uvicorn stops gracefully, then re-raises the signal to the handler it
         # found: with these, a stop on request ends with exit 0, as `gateway run`.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: None)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=True,
-                server_header=False)
+    uvicorn.run(create_app(settings, require_login=not local), host=host, port=port, log_level="info",
+                access_log=True, server_header=False)
 
 
 def main(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (no login: keep it local).")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; beyond 127.0.0.1 operators must log "
+                                                     "in (gateway operator add).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
     home: Annotated[Optional[Path], typer.Option(
         "--home", help="The gateway's home (default: GATEWAY_HOME, else the current folder).")] = None,
 ) -> None:
     """Serve the operators' read-only web pages (flows, stuck flows, rejections)."""
+    from .operators import load
+
     settings = config.load(home)
-    typer.echo(f"operators' pages on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
-    serve(settings, host, port)
+    login = "operators log in" if load(settings) or not is_loopback(host) else "no login: local only"
+    typer.echo(f"operators' pages on http://{host}:{port}/ ({login}; Ctrl-C to stop)", err=True)
+    try:
+        serve(settings, host, port)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 

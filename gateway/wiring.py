@@ -174,3 +174,6 @@ def register_commands(app) -> None:  # noqa: ANN001 - a typer.Typer
 
     app.add_typer(report_rejections.app, name="report", help="Operators' reports (rejections by partner and code).")
     app.command("web", help="Serve the operators' read-only web pages.")(web.main)
+    from . import operators
+
+    app.add_typer(operators.app, name="operator", help="Operators who log in to the web pages.")

@@ -176,3 +176,98 @@ def test_gateway_web_command_serves_until_sigterm(filled):
         out, _ = p.communicate(timeout=30)
     assert p.returncode == 0, out
     assert f"http://127.0.0.1:{port}/" in out
+
+
+class _Served:
+    """An app on a real socket in a thread, for a test of its own."""
+
+    def __init__(self, app):  # noqa: ANN001
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.srv.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> "_Served":
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.srv.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.srv.started
+        return self
+
+    def __exit__(self, *exc) -> None:  # noqa: ANN002
+        self.srv.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+def get_as(url: str, user: str, password: str) -> tuple[int, dict[str, str], str]:
+    import base64
+
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    req = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, dict(r.headers), r.read().decode("utf-8")
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode("utf-8")
+
+
+@pytest.fixture
+def fresh(tmp_path):
+    from gateway import config
+
+    config.init_home(tmp_path / "home")
+    yield config.load(tmp_path / "home")
+    db.dispose_all()
+
+
+def test_pages_ask_for_an_operator_login_once_one_exists(fresh):
+    from gateway import operators
+
+    with _Served(create_app(fresh)) as s:
+        assert get(s.url + "/")[0] == 200  # nobody added, local: open, as documented
+        operators.add(fresh, "alice", "correct horse battery")
+        status, headers, body = get(s.url + "/")
+        assert status == 401 and {k.lower(): v for k, v in headers.items()}["www-authenticate"].startswith(
+            "Basic realm=")
+        assert "gateway operator add" in body
+        assert get_as(s.url + "/", "alice", "wrong horse battery")[0] == 401
+        assert get_as(s.url + "/", "mallory", "correct horse battery")[0] == 401
+        assert get_as(s.url + "/rejections", "alice", "correct horse battery")[0] == 200
+        assert get(s.url + "/healthz")[0] == 200  # monitoring needs no login
+        operators.add(fresh, "alice", "a brand new password")  # a new password replaces the old at once
+        assert get_as(s.url + "/", "alice", "correct horse battery")[0] == 401
+        assert get_as(s.url + "/", "alice", "a brand new password")[0] == 200
+
+
+def test_pages_beyond_loopback_refuse_everyone_while_no_operator_exists(fresh):
+    from gateway import operators, web
+
+    with _Served(create_app(fresh, require_login=True)) as s:
+        assert get(s.url + "/")[0] == 401 and get(s.url + "/healthz")[0] == 200
+        operators.add(fresh, "bob", "long enough password")
+        assert get_as(s.url + "/", "bob", "long enough password")[0] == 200
+        operators.remove(fresh, "bob")
+        assert get_as(s.url + "/", "bob", "long enough password")[0] == 401  # removing the last does not open it
+    assert web.is_loopback("127.0.0.1") and web.is_loopback("::1") and not web.is_loopback("0.0.0.0")
+
+
+def test_operator_commands_keep_only_a_hash_and_web_refuses_to_listen_openly(fresh):
+    from conftest import gateway_cli
+
+    out = gateway_cli("operator", "add", "alice", "--password-stdin", home=fresh)
+    assert out.returncode != 0  # no password given on stdin: too short
+    p = subprocess.run([sys.executable, "-m", "gateway.cli", "operator", "add", "alice", "--password-stdin"],
+                       input="correct horse battery\n", capture_output=True, text=True, cwd=REPO,
+                       env=dict(os.environ, GATEWAY_HOME=str(fresh.home)), timeout=60)
+    assert p.returncode == 0, p.stderr
+    f = fresh.keys / "operators"
+    assert oct(f.stat().st_mode & 0o777) == "0o600"
+    assert "correct horse" not in f.read_text() and f.read_text().startswith("alice:scrypt:")
+    assert gateway_cli("operator", "list", home=fresh).stdout.split() == ["alice"]
+    assert gateway_cli("operator", "remove", "alice", home=fresh).returncode == 0
+    assert gateway_cli("operator", "remove", "alice", home=fresh).returncode == 1
+    out = gateway_cli("web", "--host", "0.0.0.0", "--port", "1", home=fresh)
+    assert out.returncode == 2 and "add an operator first" in out.stderr
