@@ -83,6 +83,8 @@ class Settings:
     sftp_enabled: bool = True
     sftp_host: str = "127.0.0.1"
     sftp_port: int = 2222
+    platform_id: str = "GTW001"  # [platform] id: this gateway in the platform's envelopes
+    mapping_dirs: tuple[Path, ...] = ()  # [mapping] dirs: more mapping files, before the packaged ones
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     # --- the home's folders -------------------------------------------------
@@ -151,9 +153,11 @@ def _coerce(val: str) -> Any:
         return low == "true"
     for cast in (int, float):
         try:
-            return cast(val)
+            number = cast(val)
         except ValueError:
-            pass
+            continue
+        # "0012" is a code, not twelve: only a number that reads back the same is one
+        return number if str(number) == val.strip() else val
     if val.startswith("["):
         return [v.strip() for v in val.strip("[]").split(",") if v.strip()]
     return val
@@ -171,8 +175,9 @@ def load(home: str | os.PathLike | None = None, *, create: bool = True, **overri
     _env_overrides(raw)
     st, it, va, ro, sf = (raw.get(k, {}) for k in ("store", "intake", "validation", "routing", "sftp"))
 
-    def dirs(v: list[str]) -> tuple[Path, ...]:
-        return tuple((root / p).resolve() if not Path(p).is_absolute() else Path(p) for p in v)
+    def dirs(v: list[str] | str) -> tuple[Path, ...]:
+        paths = [v] if isinstance(v, str) else v  # one folder from an environment variable
+        return tuple((root / p).resolve() if not Path(p).is_absolute() else Path(p) for p in paths)
 
     s = Settings(
         home=root,
@@ -191,6 +196,8 @@ def load(home: str | os.PathLike | None = None, *, create: bool = True, **overri
         sftp_enabled=bool(sf.get("enabled", True)),
         sftp_host=str(sf.get("host", "127.0.0.1")),
         sftp_port=int(sf.get("port", 2222)),
+        platform_id=str(raw.get("platform", {}).get("id", "GTW001")),
+        mapping_dirs=dirs(raw.get("mapping", {}).get("dirs", [])),
         raw=raw,
     )
     known = {f.name for f in fields(Settings)}

@@ -8,20 +8,24 @@ from pathlib import Path
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
-def atomic_write(path: Path, data: bytes, *, fsync: bool = False) -> None:
+def atomic_write(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o644) -> None:
     """Write under a hidden temporary name in the same folder, then rename, so
     a reader never sees half a file.
 
     Plain os calls, not open(): a gateway writes several of these per invoice,
     and open() adds an isatty ioctl, an fstat and an lseek to each; the folder
-    is made only when it is missing (a mkdir per file cost as much again)."""
+    is made only when it is missing (a mkdir per file cost as much again).
+    `mode` is the file's from its creation (0o600 for secrets: never readable
+    by others, not even for an instant); a file replaced keeps it too."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        fd = os.open(tmp, _WRITE_FLAGS, 0o644)
+        fd = os.open(tmp, _WRITE_FLAGS, mode)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, _WRITE_FLAGS, 0o644)
+        fd = os.open(tmp, _WRITE_FLAGS, mode)
     try:
+        if mode != 0o644:  # a temporary left by a crash keeps its old mode: tighten it (one syscall, secrets only)
+            os.fchmod(fd, mode)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]

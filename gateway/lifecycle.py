@@ -135,7 +135,7 @@ def notices_for(settings: Settings, machine: Any, piece: dict[str, Any], steps: 
         folder = folder_of(settings, party) if party else None
         if folder and folder not in folders:
             folders.append(folder)
-    platform_id = settings.section("platform").get("id", "GTW001")
+    platform_id = settings.platform_id
     body = status_json(notes, machine)  # the same for every party; the XML names its receiver
     out = []
     try:

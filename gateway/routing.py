@@ -249,7 +249,7 @@ def delivery_writes(settings: Settings, flow: ClaimedFlow, verdict: Verdict, pie
     attachments = _one_main(attachments)
     pivot = write_pivot(inv, flow_id=flow.id, piece_id=piece_id, received_at=flow.received_at, structure=structure,
                         service=service, attachments=attachments, renvoi=renvoi,
-                        emitter_id=settings.section("platform").get("id", "GTW001"), receiver_id=edi_id(party.get("siret") or party.get("partner") or "DEST"))
+                        emitter_id=edi_id(settings.platform_id), receiver_id=edi_id(party.get("siret") or party.get("partner") or "DEST"))
     writes: list[Callable[[], None]] = [lambda: atomic_write(target / original, verdict.original)]
     writes += [lambda n=n, b=b: atomic_write(target / n, b) for n, b in docs]
     return target, writes + [lambda: atomic_write(target / f"{piece_id}.pivot.xml", pivot)]

@@ -36,8 +36,25 @@ def read_archived(path: str, limit: int) -> tuple[bytes | None, list[Finding]]:
         return fh.read(limit + 1), []
 
 
-def evaluate_flow(settings: Settings, c: ClaimedFlow, store: Store) -> Evaluation:
+@dataclass(frozen=True)
+class _Archived:
+    """A claimed flow's bytes, read once for the whole of its evaluation."""
+
+    data: bytes | None
+    problems: tuple[Finding, ...]
+
+    @property
+    def is_status_file(self) -> bool:
+        return bool(self.data) and status_files.is_status_file(self.data)
+
+
+def _read(settings: Settings, c: ClaimedFlow) -> _Archived:
     data, problems = read_archived(c.archive_path, settings.max_file_bytes)
+    return _Archived(data, tuple(problems))
+
+
+def evaluate_flow(settings: Settings, c: ClaimedFlow, store: Store, archived: _Archived) -> Evaluation:
+    data, problems = archived.data, archived.problems
     if problems:
         return Evaluation(Format.UNKNOWN, (), tuple(problems))
     if c.duplicate_of:
@@ -46,7 +63,7 @@ def evaluate_flow(settings: Settings, c: ClaimedFlow, store: Store) -> Evaluatio
             "DOUBLON", f"Same content as flow {c.duplicate_of}, already received; not processed again",
             f"Même contenu que le flux {c.duplicate_of}, déjà reçu ; non retraité",
             value=c.sha256, stage="reception"),))
-    if data and status_files.is_status_file(data):
+    if archived.is_status_file:
         # a party's status changes, not an invoice: applied here, answered in the report
         res = lifecycle.evaluate_status_file(settings, store, c, data)
         if isinstance(res, list):
@@ -67,18 +84,6 @@ class _Flow:
     failed: bool = False
 
 
-def _is_status_flow(settings: Settings, c: ClaimedFlow) -> bool:
-    """A party's status file (not a duplicate), from the first 64 KB."""
-    if c.duplicate_of:
-        return False
-    try:
-        fd = os.open(c.archive_path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return False  # evaluation reports why
-    with os.fdopen(fd, "rb") as fh:
-        return status_files.is_status_file(fh.read(1 << 16))
-
-
 def _internal_error(c: ClaimedFlow, exc: Exception) -> Evaluation:
     log.exception("flow %s: internal error", c.id)
     return Evaluation(Format.UNKNOWN, (), (codes.finding(
@@ -87,12 +92,13 @@ def _internal_error(c: ClaimedFlow, exc: Exception) -> Evaluation:
         stage="internal"),))
 
 
-def _evaluate(settings: Settings, store: Store, machine, c: ClaimedFlow) -> _Flow:  # noqa: ANN001
+def _evaluate(settings: Settings, store: Store, machine, c: ClaimedFlow,  # noqa: ANN001
+              archived: _Archived) -> _Flow:
     """Validate, then the checks that read the store: the piece's addressee
     and the piece it continues. (Its number's uniqueness comes last, for the
     whole batch at once, so a refused piece never holds a number.)"""
     try:
-        ev = evaluate_flow(settings, c, store)
+        ev = evaluate_flow(settings, c, store, archived)
         f = _Flow(c, ev)
         if ev.format is not Format.STATUS and ev.verdicts:
             f.ids = [f"{c.id}-{v.index:03d}" for v in ev.verdicts]
@@ -119,14 +125,19 @@ def prepare_flows(settings: Settings, store: Store, claimed: list[ClaimedFlow],
         if stop is not None and stop.is_set():
             left = [x.id for x in claimed[i:]]
             break
-        if _is_status_flow(settings, c) and store.earlier_pending(c, settled=applied):
+        try:
+            archived = _read(settings, c)
+        except OSError as exc:
+            flows.append(_Flow(c, _internal_error(c, exc), failed=True))
+            continue
+        if not c.duplicate_of and archived.is_status_file and store.earlier_pending(c, settled=applied):
             # A status file is applied after every flow received before it: an
             # invoice earlier in this batch exists only once the batch is
             # recorded, another worker's once it finishes. The rest of the
             # batch goes back to the queue, in order, for the next lease.
             left = [x.id for x in claimed[i:]]
             break
-        f = _evaluate(settings, store, machine, c)
+        f = _evaluate(settings, store, machine, c, archived)
         flows.append(f)
         if f.ev.format is Format.STATUS:
             applied.append(c.id)  # its changes are committed as it goes
@@ -180,7 +191,7 @@ def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
         for w in deliveries:  # delivered before the report says so
             w()
         write_flow_report(settings.reports_dir(c.partner), report,
-                          platform_id=settings.section("platform").get("id", "GTW001"))
+                          platform_id=settings.platform_id)
 
     return FlowResult(c.id, state.value, ev.format.value, tuple(pieces), tuple(events), True,
                       tuple(routed.changes), tuple(routed.notices)), write
