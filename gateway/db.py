@@ -28,11 +28,14 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(dt: datetime) -> datetime:
+    """An aware UTC time; a naive one (as SQLite gives them back) is UTC already."""
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
 def iso(dt: datetime) -> str:
     """ISO 8601 in UTC with a Z, as return files show times."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return as_utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def engine(settings: Settings) -> Engine:
