@@ -1,12 +1,11 @@
-"""What every benchmark run shares: paths, clean environments, the gateway
-started as a batch (`run --once`) or as a service, peak RSS of its process
-tree, waiting for reports, and per-stage timing."""
+"""What every benchmark run shares: paths, clean environments, the files,
+the gateway started as a batch (`run --once`) or as a service, peak RSS and
+PSS of its process tree, waiting for reports, and per-stage timing."""
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,9 +21,19 @@ for _p in (REPO / "tests", REPO):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from gateway import config  # noqa: E402
+from sftp_support import listening  # noqa: E402
+
+from gateway import config, db, reports  # noqa: E402
+from gateway.pipeline import evaluate_file  # noqa: E402
 
 PARTNER = "BENCH"
+XSD_CHECKS = "parse + XSD"
+RULES_CHECKS = "parse + XSD + EN 16931 rules"
+
+
+def checks(rules: bool) -> str:
+    """What a run checks, as its headers say it."""
+    return RULES_CHECKS if rules else XSD_CHECKS
 
 
 def clean_env(home: Path, **settings: str) -> dict[str, str]:
@@ -33,13 +42,6 @@ def clean_env(home: Path, **settings: str) -> dict[str, str]:
     env["GATEWAY_HOME"] = str(home)
     env.update(settings)
     return env
-
-
-def make_home(root: Path, toml: str) -> config.Settings:
-    """A fresh home whose gateway.toml is exactly `toml`."""
-    config.init_home(root)
-    (root / "gateway.toml").write_text(toml, encoding="utf-8")
-    return config.load(root)
 
 
 def link_into_inbox(files: Sequence[Path], home: Path, partner: str = PARTNER) -> None:
@@ -56,41 +58,60 @@ def age(path: Path, seconds: float = 60) -> None:
     os.utime(path, (old, old))
 
 
-def process_tree(pid: int) -> list[int]:
-    """A process and its descendants, from /proc."""
-    kids: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(d))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, []))
-    return out
+def write_files(folder: Path, n: int, build: Callable[[int], bytes], suffix: str) -> list[Path]:
+    """Files inv-000000<suffix>... with build(i) in them, already stable (old mtime)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"inv-{i:06d}{suffix}"
+        p.write_bytes(build(i))
+        age(p)
+        paths.append(p)
+    return paths
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: str | int) -> tuple[int, float]:
+    """(parent pid, CPU seconds user + system) from one read of /proc/<pid>/stat."""
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # the name may hold spaces
+    return int(f[1]), (int(f[11]) + int(f[12])) / _TICK
+
+
 def tree_cpu(pid: int) -> dict[int, float]:
-    """CPU seconds (user + system) so far of each process of a tree."""
-    return cpu_of(process_tree(pid))
-
-
-def cpu_of(pids: list[int]) -> dict[int, float]:
-    out = {}
-    for p in pids:
-        try:
-            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-            out[p] = (int(f[11]) + int(f[12])) / _TICK
-        except (OSError, IndexError, ValueError):
-            continue
+    """CPU seconds so far of a process and each of its descendants, from /proc."""
+    kids: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid, cpu[int(d)] = _stat(d)
+            except (OSError, IndexError, ValueError):  # ended meanwhile
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    out, todo = {}, [pid]
+    while todo:
+        p = todo.pop()
+        if p in cpu:
+            out[p] = cpu[p]
+        todo.extend(kids.get(p, []))
     return out
+
+
+def memory_of(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) in bytes of one process, from /proc/<pid>/smaps_rollup; (0, 0) once it has ended."""
+    rss = pss = 0
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1]) * 1024
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1]) * 1024
+                break  # Pss comes after Rss
+    except OSError:
+        pass
+    return rss, pss
 
 
 def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
@@ -100,8 +121,8 @@ def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 class RssSampler(threading.Thread):
-    """Peak RSS summed over a process and its descendants, and the CPU time
-    each of them was last seen with (from /proc, every 0.1 s)."""
+    """Peak RSS and PSS summed over a process and its descendants, and the CPU
+    time each of them was last seen with (from /proc, every 0.1 s)."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -118,22 +139,12 @@ class RssSampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            total = pss = 0
-            pids = process_tree(self.pid)
-            for p, t in cpu_of(pids).items():
+            rss = pss = 0
+            for p, t in tree_cpu(self.pid).items():
                 self.cpu[p] = max(self.cpu.get(p, 0.0), t)
-            for p in pids:
-                try:
-                    for line in open(f"/proc/{p}/status"):
-                        if line.startswith("VmRSS:"):
-                            total += int(line.split()[1]) * 1024
-                    for line in open(f"/proc/{p}/smaps_rollup"):
-                        if line.startswith("Pss:"):
-                            pss += int(line.split()[1]) * 1024
-                            break
-                except OSError:
-                    pass
-            self.peak = max(self.peak, total)
+                r, s = memory_of(p)
+                rss, pss = rss + r, pss + s
+            self.peak = max(self.peak, rss)
             self.peak_pss = max(self.peak_pss, pss)
             self.stop.wait(0.1)
 
@@ -166,18 +177,27 @@ def run_once(home: Path, workers: int, rules: bool) -> OnceResult:
                       "; ".join(lines[:1] + [" ".join(lines[1:])]), sampler.peak_pss)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@dataclass(frozen=True)
+class Baseline:
+    label: str
+    short: str  # in the ratio line
+    measure: Measure
 
 
-def listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+def compare_once(files: list[Path], home: Path, workers: int, rules: bool, baselines: Sequence[Baseline]) -> Measure:
+    """`gateway run --once` on `files` dropped in `home`, printed beside the
+    baselines (measured before, on the same files): files/s, CPU, the ratios,
+    and the peak memory of the gateway's process tree."""
+    link_into_inbox(files, home)
+    res = run_once(home, workers, rules)
+    gw = Measure(len(files), res.seconds, res.cpu)
+    for b in baselines:
+        show("baseline", b.label, b.measure)
+    show("gateway", f"run --once, {workers} workers, start to exit:", gw, f"  ({res.seconds:.1f} s; {res.summary})")
+    for b in baselines:
+        show_ratio(f"gateway / {b.short}", gw, b.measure)
+    print(f"  memory    peak RSS {mb(res.peak_rss)}, PSS {mb(res.peak_pss)} over the gateway's process tree")
+    return gw
 
 
 class Service:
@@ -235,26 +255,27 @@ def report_files(reports_dir: Path) -> list[Path]:
         return []
 
 
-def wait_reports(reports_dir: Path, n: int, timeout: float, service: Service | None = None,
-                 stall: float = 60) -> float:
-    """Wait for `n` reports; return when the last one was written (its
-    mtime, wall clock), so the polling interval does not count. Gives up
-    after `timeout`, or after `stall` seconds without a new report."""
+STALL_SECONDS = 60  # a service that writes no report for this long is stuck
+
+
+def wait_reports(reports_dir: Path, n: int, timeout: float, service: Service) -> float:
+    """Wait for `n` reports of a service; return when the last one was
+    written (its mtime, wall clock), so the polling interval does not count.
+    Gives up after `timeout`, or after STALL_SECONDS without a new report."""
     end = time.monotonic() + timeout
     seen, since = -1, time.monotonic()
     while True:
         found = report_files(reports_dir)
         if len(found) >= n:
             return max(p.stat().st_mtime for p in found)
-        if service is not None and service.proc.poll() is not None:
+        if service.proc.poll() is not None:
             raise SystemExit(f"gateway run died:\n{service.log.read_text()[-3000:]}")
         now = time.monotonic()
         if len(found) != seen:
             seen, since = len(found), now
-        if now > end or now - since > stall:
-            log = f"\n{service.log.read_text()[-3000:]}" if service is not None else ""
+        if now > end or now - since > STALL_SECONDS:
             raise SystemExit(f"only {len(found)} of {n} reports in {reports_dir} after "
-                             f"{timeout - (end - now):.0f} s{log}")
+                             f"{timeout - (end - now):.0f} s\n{service.log.read_text()[-3000:]}")
         time.sleep(0.05)
 
 
@@ -277,6 +298,50 @@ def stage_timer(datas: Sequence[Any]) -> tuple[dict[str, float], Callable[[str, 
         costs[name] = (time.perf_counter() - t0) * 1000 / len(datas)
 
     return costs, timed
+
+
+class InProcessRules:
+    """The bare way to run the EN 16931 rules: Saxon in this process, same rule sets."""
+
+    def __init__(self, settings: config.Settings):
+        from saxonche import PySaxonProcessor
+
+        from gateway.rulesets import find_ruleset
+
+        self.proc = PySaxonProcessor(license=False)
+        xslt = self.proc.new_xslt30_processor()
+        self.exe = {k: xslt.compile_stylesheet(stylesheet_file=str(find_ruleset(k, settings).path))
+                    for k in ("ubl", "cii")}
+
+    def check(self, kind: str, data: bytes) -> str:
+        node = self.proc.parse_xml(xml_text=data.decode("utf-8"))
+        return self.exe[kind].transform_to_string(xdm_node=node)
+
+
+_rules: dict[tuple, InProcessRules] = {}
+
+
+def in_process_rules(settings: config.Settings) -> InProcessRules:
+    """One Saxon processor for the whole bench process (compiling is slow)."""
+    key = tuple(settings.schema_dirs)
+    if key not in _rules:
+        _rules[key] = InProcessRules(settings)
+    return _rules[key]
+
+
+def write_report_cost(settings: config.Settings, sample: bytes, name: str):  # noqa: ANN201
+    """(write, folder): write(d) writes one flow's JSON + XML report of `sample`, as a worker does."""
+    out = settings.home / "stage-reports"
+    ev = evaluate_file(sample, name, settings)
+
+    def write(d: bytes) -> None:
+        now = db.utcnow()
+        rep = reports.report_dict(flow_id=f"F{id(d)}", partner=PARTNER, file_name=name, sha256="0" * 64,
+                                  size=len(d), received_at=now, fmt=ev.format.value, state=ev.state,
+                                  verdicts=ev.verdicts, file_findings=(), duplicate_of=None, processed_at=now)
+        reports.write_flow_report(out, rep)
+
+    return write, out
 
 
 def print_costs(costs: dict[str, float], title: str = "per-stage cost (ms per file, in-process, on a sample):") -> None:

@@ -5,28 +5,29 @@ twice); "other" is what the clock did not name (loops, events, state)."""
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchlib import link_into_inbox
 
-from gateway import (config, controls, files, intake, lifecycle, mapping, reports, routing, service, store, wiring,
-                     worker)
+from gateway import config, controls, files, intake, lifecycle, mapping, reports, routing, service, store, wiring, worker
 
 
 class StageClock:
-    """Exclusive wall time per stage, with a stack so nested stages pause their caller."""
+    """Exclusive wall time and calls per stage, with a stack so nested stages pause their caller."""
 
     def __init__(self) -> None:
         self.spent: dict[str, float] = defaultdict(float)
+        self.calls: Counter[str] = Counter()
         self._stack: list[list[Any]] = []  # [name, started]
 
     def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
             now = time.perf_counter()
+            self.calls[name] += 1
             if self._stack:
                 outer = self._stack[-1]
                 self.spent[outer[0]] += now - outer[1]
@@ -41,6 +42,9 @@ class StageClock:
         return timed
 
 
+WRITES = "files written (atomic)"
+OTHER = "other (loops, events, state, start-up)"
+
 # (stage name, module or class, attribute): every place the run looks the function up
 STAGES: Sequence[tuple[str, Any, str]] = (
     ("intake: claim, archive, hash, record", intake.Claimer, "claim"),
@@ -51,18 +55,24 @@ STAGES: Sequence[tuple[str, Any, str]] = (
     ("invoice numbers (REJ_UNI)", lifecycle, "register_numbers"),
     ("routing: pivot and status files built", lifecycle, "route_new_pieces"),
     ("flow report built", worker, "write_flow_report"),
-    ("files written (atomic)", reports, "atomic_write"),
-    ("files written (atomic)", routing, "atomic_write"),
-    ("files written (atomic)", lifecycle, "atomic_write"),
+    (WRITES, reports, "atomic_write"),
+    (WRITES, routing, "atomic_write"),
+    (WRITES, lifecycle, "atomic_write"),
     ("store: outcome, pieces, events", store.Store, "complete"),
 )
 
 
-def gateway_stage_costs(paths: Sequence[Path], home: Path) -> tuple[dict[str, float], float]:
-    """ms per file per stage, and the whole run's ms per file, in a fresh
-    home with the EN 16931 rules off (their cost is measured on its own)."""
-    config.init_home(home)
-    settings = replace(config.load(home), workers=0, schematron=False, sftp_enabled=False)
+@dataclass(frozen=True)
+class StageCosts:
+    costs: dict[str, float]  # ms per flow, per stage, in STAGES order, then OTHER
+    whole_ms: float  # the whole run, ms per flow
+    files_per_flow: float  # atomic_write calls per flow: the files a flow writes
+
+
+def gateway_stage_costs(paths: Sequence[Path], home: Path) -> StageCosts:
+    """Each stage's cost per file, in a fresh home with the EN 16931 rules
+    off (their cost is measured on its own)."""
+    settings = config.load(home, workers=0, schematron=False, sftp_enabled=False)
     wiring.install(settings)  # what `gateway run` does first: the business stages, the channels
     worker.settle_for_work()  # as a worker process does once started
     link_into_inbox(paths, home)
@@ -80,9 +90,9 @@ def gateway_stage_costs(paths: Sequence[Path], home: Path) -> tuple[dict[str, fl
         for owner, attr, fn in reversed(saved):
             setattr(owner, attr, fn)
     n = summary.processed or 1
-    costs = {name: s * 1000 / n for name, s in clock.spent.items()}
-    costs["other (loops, events, state, start-up)"] = max(0.0, total * 1000 / n - sum(costs.values()))
-    return costs, total * 1000 / n
+    costs = {name: clock.spent[name] * 1000 / n for name in dict.fromkeys(name for name, _, _ in STAGES)}
+    costs[OTHER] = max(0.0, total * 1000 / n - sum(costs.values()))
+    return StageCosts(costs, total * 1000 / n, clock.calls[WRITES] / n)
 
 
 def files_written_cost(folder: Path, n: int = 2000, size: int = 3000) -> float:

@@ -8,14 +8,13 @@ import io
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from benchlib import (Measure, age, link_into_inbox, make_home, mb, print_costs, run_once, show, show_ratio,
-                      stage_timer, timed_loop)
+from benchlib import (Baseline, checks, compare_once, in_process_rules, print_costs, stage_timer, timed_loop,
+                      write_files, write_report_cost)
 from invoice_support import cii_invoice
 from pdf_support import make_facturx, make_pki, sign, sign_by, timestamp_document, trust
-from xml_bench import in_process_rules, write_report_cost
 
 from gateway import config, pdf, schematron, signatures, wiring, xmlsafe, xsd
 from gateway.pipeline import evaluate_file
@@ -44,17 +43,6 @@ def facturx_bytes(i: int, tag: str = "FX") -> bytes:
 FACTURX_MIX = "profile EN 16931; 2, 10 or 40 lines; 1 in 5 a credit note; 1 in 4 with a CSV attachment"
 SIGNED_MIX = ("the Factur-X mix, signed under the trusted test CA (7 in 10), the same plus a document "
               "timestamp (2 in 10), signed under an untrusted CA (1 in 10)")
-
-
-def write_files(folder: Path, n: int, build: Callable[[int], bytes]) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        p = folder / f"inv-{i:06d}.pdf"
-        p.write_bytes(build(i))
-        age(p)
-        paths.append(p)
-    return paths
 
 
 def signed_builder(pki) -> Callable[[int], bytes]:  # noqa: ANN001
@@ -144,65 +132,46 @@ def pdf_stage_costs(datas: Sequence[bytes], settings: config.Settings, signed: b
 
 # --- the runs ----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Baseline:
-    label: str
-    short: str  # in the ratio line
-    measure: Measure
+Baselines = Callable[[config.Settings, bool, list[bytes]], list[Baseline]]
 
 
-def _compare(files: list[Path], home: Path, workers: int, rules: bool, baselines: list[Baseline]) -> None:
-    link_into_inbox(files, home)
-    res = run_once(home, workers, rules)
-    gw = Measure(len(files), res.seconds, res.cpu)
-    for b in baselines:
-        show("baseline", b.label, b.measure)
-    show("gateway", f"run --once, {workers} workers, start to exit:", gw, f"  ({res.seconds:.1f} s; {res.summary})")
-    for b in baselines:
-        show_ratio(f"gateway / {b.short}", gw, b.measure)
-    print(f"  memory    peak RSS {mb(res.peak_rss)} over the gateway's process tree")
-
-
-def _label(rules: bool) -> str:
-    return "parse + XSD + EN 16931 rules" if rules else "parse + XSD"
+def _run(root: Path, n: int, build: Callable[[int], bytes], what: str, section: str, workers: int,
+         rule_modes: Sequence[bool], baselines: Baselines, signed: bool,
+         prepare: Callable[[config.Settings], None] = lambda settings: None) -> None:
+    """Build n PDFs, then per rules mode: a fresh home (`prepare`d), the bare
+    loops, the gateway beside them; then the per-stage costs."""
+    t0 = time.perf_counter()
+    files = write_files(root / "files", n, build, ".pdf")
+    datas = [p.read_bytes() for p in files]
+    print(f"[{what}, about {sum(map(len, datas)) // n // 1024} KB each; built in {time.perf_counter() - t0:.0f} s]")
+    for rules in rule_modes:
+        settings = config.load(root / f"home-{'rules' if rules else 'xsd'}", schematron=rules)
+        prepare(settings)
+        print(f" [{section}{checks(rules)}]")
+        compare_once(files, settings.home, workers, rules, baselines(settings, rules, datas))
+    # the stages with the rules, as their labels say, whichever modes ran
+    print_costs(pdf_stage_costs(datas[:SAMPLE], replace(settings, schematron=True), signed=signed))
 
 
 def run_facturx(out: Path, n: int, workers: int, rule_modes: Sequence[bool]) -> None:
-    root = out / "facturx"
-    t0 = time.perf_counter()
-    files = write_files(root / "files", n, facturx_bytes)
-    datas = [p.read_bytes() for p in files]
-    print(f"[Factur-X, {n} PDFs ({FACTURX_MIX}), about {sum(map(len, datas)) // n // 1024} KB each; "
-          f"built in {time.perf_counter() - t0:.0f} s]")
-    for rules in rule_modes:
-        home = root / f"home-{'rules' if rules else 'xsd'}"
-        settings = replace(make_home(home, config.DEFAULT_TOML), schematron=rules)
-        print(f" [{_label(rules)}]")
+    def baselines(settings: config.Settings, rules: bool, datas: list[bytes]) -> list[Baseline]:
         base = timed_loop(datas, [facturx_bare(settings, rules)])
-        _compare(files, home, workers, rules, [Baseline(f"pypdf extraction + {_label(rules)}, 1 process:",
-                                                        "the bare loop", base)])
-    settings = config.load(root / f"home-{'rules' if rule_modes[-1] else 'xsd'}")
-    print_costs(pdf_stage_costs(datas[:SAMPLE], settings, signed=False))
+        return [Baseline(f"pypdf extraction + {checks(rules)}, 1 process:", "the bare loop", base)]
+
+    _run(out / "facturx", n, facturx_bytes, f"Factur-X, {n} PDFs ({FACTURX_MIX})", "", workers, rule_modes,
+         baselines, signed=False)
 
 
 def run_signed(out: Path, n: int, workers: int, rule_modes: Sequence[bool]) -> None:
-    root = out / "signed"
-    t0 = time.perf_counter()
     pki = make_pki()
-    files = write_files(root / "files", n, signed_builder(pki))
-    datas = [p.read_bytes() for p in files]
-    print(f"[Signed PDFs, {n} PAdES-signed Factur-X ({SIGNED_MIX}), about {sum(map(len, datas)) // n // 1024} KB "
-          f"each; built in {time.perf_counter() - t0:.0f} s]")
-    for rules in rule_modes:
-        home = root / f"home-{'rules' if rules else 'xsd'}"
-        settings = replace(make_home(home, config.DEFAULT_TOML), schematron=rules)
-        trust(settings, pki.root)  # the trust root configured in the home
-        print(f" [signatures + Factur-X {_label(rules)}]")
+
+    def baselines(settings: config.Settings, rules: bool, datas: list[bytes]) -> list[Baseline]:
         hanko = pyhanko_bare(settings.trust)
         alone = timed_loop(datas, [hanko])
         full = timed_loop(datas, [hanko, facturx_bare(settings, rules)])
-        _compare(files, home, workers, rules, [
-            Baseline("pyHanko validation alone, 1 process:", "pyHanko alone", alone),
-            Baseline(f"pyHanko + pypdf + {_label(rules)}, 1 process:", "pyHanko + the bare loop", full)])
-    settings = config.load(root / f"home-{'rules' if rule_modes[-1] else 'xsd'}")
-    print_costs(pdf_stage_costs(datas[:SAMPLE], settings, signed=True))
+        return [Baseline("pyHanko validation alone, 1 process:", "pyHanko alone", alone),
+                Baseline(f"pyHanko + pypdf + {checks(rules)}, 1 process:", "pyHanko + the bare loop", full)]
+
+    _run(out / "signed", n, signed_builder(pki), f"Signed PDFs, {n} PAdES-signed Factur-X ({SIGNED_MIX})",
+         "signatures + Factur-X ", workers, rule_modes, baselines, signed=True,
+         prepare=lambda settings: trust(settings, pki.root))  # the trust root configured in the home

@@ -2,7 +2,7 @@
 
 Every run measures the gateway beside a baseline in the same run, on the same
 files built in code, and prints files/s, the ratio, per-stage cost and the peak
-RSS of the gateway's process tree. Runs (default: xml):
+RSS and PSS of the gateway's process tree. Runs (default: xml):
 
 - xml: UBL and CII invoices, `gateway run --once` beside a bare loop (locked-down
   lxml parse + XSD, then + EN 16931 rules); peak memory with M files waiting.

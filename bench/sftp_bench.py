@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchlib import (PARTNER, REPO, Measure, Service, clean_env, cpu_between, free_port, make_home, mb, show,
-                      show_ratio, states, tree_cpu, wait_reports)
-from sftp_support import ecdsa_key
+from benchlib import (PARTNER, Measure, Service, checks, cpu_between, link_into_inbox, mb, show, show_ratio, states,
+                      tree_cpu, wait_reports)
+from conftest import home_with
+from sftp_support import ecdsa_key, free_port
 from xml_bench import generate
 
-from gateway import config, sftp_server
+from gateway import config, db, partners, sftp_server
 
 WARMUP = "WARMUP"
 WARMUP_FILES = 40  # two claim batches of 20: both workers start Saxon before the clock runs
@@ -30,7 +29,8 @@ class ModeResult:
     last_in: float  # wall clock: last file completely in the inbox
     last_report: float  # wall clock: mtime of the last report
     gateway_cpu: float  # CPU seconds of the gateway's process tree, first file in to last report
-    peak_rss: int
+    peak_rss: int  # bytes, over the gateway's process tree, warm-up included
+    peak_pss: int
     states: str
     upload_ms: float = 0.0  # mean per file, as one client sees it (open, write, close)
     client_cpu: float = 0.0  # CPU seconds the SFTP clients spent uploading (they share the machine)
@@ -47,10 +47,7 @@ def _toml(port: int, workers: int, rules: bool) -> str:
 
 def _warm_up(home: Path, files: list[Path], svc: Service) -> None:
     """Workers spawned and Saxon started before the clock runs."""
-    inbox = home / "inbox" / WARMUP
-    inbox.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        (inbox / f.name).write_bytes(f.read_bytes())
+    link_into_inbox(files, home, WARMUP)
     wait_reports(home / "outbox" / WARMUP / "reports", len(files), timeout=180, service=svc)
 
 
@@ -58,7 +55,7 @@ def _new_home(root: Path, name: str, workers: int, rules: bool) -> tuple[Path, i
     """A fresh home, the same settings for every mode, on a free port."""
     port = free_port()
     home = root / f"home-{name}"
-    make_home(home, _toml(port, workers, rules))
+    home_with(home, _toml(port, workers, rules))
     return home, port
 
 
@@ -92,7 +89,7 @@ def folder_mode(root: Path, files: list[Path], workers: int, rules: bool, warm: 
         svc.abort()
         raise
     svc.stop()
-    return ModeResult(len(files), first, last_in, last, cpu, svc.rss.peak, states(reports))
+    return ModeResult(len(files), first, last_in, last, cpu, svc.rss.peak, svc.rss.peak_pss, states(reports))
 
 
 def _client(address: tuple[str, int], key_path: str, host_keys: list[str], files: list[str],
@@ -133,12 +130,12 @@ def sftp_mode(root: Path, files: list[Path], workers: int, rules: bool, warm: li
               clients: int) -> ModeResult:
     """`clients` processes, each its own SSH connection, upload in parallel."""
     home, port = _new_home(root, "sftp", workers, rules)
-    host_keys = sftp_server.host_public_keys(config.load(home))  # created now; the server loads the same
+    settings = config.load(home)
+    # created now; the server loads the same, and a client checks it gets one of them
+    host_keys = [f"{k.get_name()} {k.get_base64()}" for k in sftp_server.host_keys(settings)]
     key = ecdsa_key(root, "partner-key")
-    r = subprocess.run([sys.executable, "-m", "gateway.cli", "partner", "add", PARTNER, "--key",
-                        str(key.path) + ".pub"], env=clean_env(home), cwd=REPO, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"gateway partner add failed:\n{r.stdout}{r.stderr}")
+    partners.add_partner(settings, PARTNER, [key.pub])
+    db.dispose_all()  # the service opens the database on its own
     svc = _started(home, port, root / "gateway-sftp.log", warm)
     ctx = mp.get_context("spawn")
     ready, results, start = ctx.Queue(), ctx.Queue(), ctx.Event()
@@ -177,17 +174,16 @@ def sftp_mode(root: Path, files: list[Path], workers: int, rules: bool, warm: li
     svc.stop()
     first, last_in = min(g[1] for g in got), max(g[2] for g in got)
     upload_ms = 1000 * sum(g[3] for g in got) / sum(g[4] for g in got)
-    return ModeResult(len(files), first, last_in, last, cpu, svc.rss.peak, states(reports), upload_ms,
-                      sum(g[5] for g in got))
+    return ModeResult(len(files), first, last_in, last, cpu, svc.rss.peak, svc.rss.peak_pss, states(reports),
+                      upload_ms, sum(g[5] for g in got))
 
 
 def run(out: Path, n: int, workers: int, rules: bool, clients: int) -> None:
     root = out / f"sftp-{'rules' if rules else 'xsd'}"
     files = generate(root / "files", n)
     warm = generate(root / "warm", WARMUP_FILES, prefix="W")
-    label = "parse + XSD + EN 16931 rules" if rules else "parse + XSD"
     print(f"[SFTP, {n} invoices (UBL and CII, about {files[0].stat().st_size // 1024} KB), "
-          f"gateway run as a service, {workers} workers, {label}]")
+          f"gateway run as a service, {workers} workers, {checks(rules)}]")
     folder = folder_mode(root, files, workers, rules, warm)
     sftp = sftp_mode(root, files, workers, rules, warm, clients)
     f, s = folder.measure, sftp.measure
@@ -196,8 +192,8 @@ def run(out: Path, n: int, workers: int, rules: bool, clients: int) -> None:
     show("gateway", f"SFTP, {clients} paramiko clients, first upload to last report:", s,
          f"  ({s.seconds:.1f} s; {sftp.states})")
     show_ratio("SFTP / folder", s, f)
-    print(f"  memory    peak RSS {mb(sftp.peak_rss)} with SFTP, {mb(folder.peak_rss)} with the folder, over the "
-          "gateway's process tree")
+    print(f"  memory    peak RSS {mb(sftp.peak_rss)}, PSS {mb(sftp.peak_pss)} with SFTP; RSS {mb(folder.peak_rss)}, "
+          f"PSS {mb(folder.peak_pss)} with the folder, over the gateway's process tree (warm-up included)")
     up, drop = sftp.last_in - sftp.first_in, folder.last_in - folder.first_in
     print("  per-stage cost:")
     print(f"    SFTP uploads alone, first to last   {n / up:7.0f} files/s ({up:.1f} s); {sftp.upload_ms:.1f} ms per "

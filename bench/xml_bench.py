@@ -3,19 +3,16 @@ bare parse + XSD (+ EN 16931 rules) loop; per-stage cost; peak memory with
 many files waiting."""
 from __future__ import annotations
 
-import datetime as dt
-import os
 import shutil
-import time
-from dataclasses import replace
 from pathlib import Path
 
-from benchlib import Measure, link_into_inbox, mb, print_costs, run_once, show, show_ratio, stage_timer, timed_loop
+from benchlib import (Baseline, Measure, checks, compare_once, in_process_rules, link_into_inbox, mb,
+                      print_costs, run_once, stage_timer, timed_loop, write_files, write_report_cost)
 from gateway_stages import files_written_cost, gateway_stage_costs
 
 from invoice_support import cii_invoice, ubl_invoice
 
-from gateway import config, detect, reports, schematron, wiring, xmlsafe, xsd
+from gateway import config, detect, schematron, wiring, xmlsafe, xsd
 from gateway.pipeline import evaluate_file
 from gateway.records import Format
 
@@ -28,46 +25,8 @@ def generate(folder: Path, n: int, prefix: str = "") -> list[Path]:
     own invoice number, so distinct bytes (the gateway processes a repeated
     file as a DOUBLON, without validating it). `prefix` makes another set of
     the same shape."""
-    folder.mkdir(parents=True, exist_ok=True)
     templates = (ubl_invoice(number=f"{prefix}B{SLOT.decode()}"), cii_invoice(number=f"{prefix}C{SLOT.decode()}"))
-    paths = []
-    old = time.time() - 60
-    for i in range(n):
-        data = templates[i % 2].replace(SLOT, f"{i:07d}".encode())
-        p = folder / f"inv-{i:06d}.xml"
-        p.write_bytes(data)
-        os.utime(p, (old, old))
-        paths.append(p)
-    return paths
-
-
-class InProcessRules:
-    """The bare way to run the EN 16931 rules: Saxon in this process, same rule sets."""
-
-    def __init__(self, settings: config.Settings):
-        from saxonche import PySaxonProcessor
-
-        from gateway.rulesets import find_ruleset
-
-        self.proc = PySaxonProcessor(license=False)
-        xslt = self.proc.new_xslt30_processor()
-        self.exe = {k: xslt.compile_stylesheet(stylesheet_file=str(find_ruleset(k, settings).path))
-                    for k in ("ubl", "cii")}
-
-    def check(self, kind: str, data: bytes) -> str:
-        node = self.proc.parse_xml(xml_text=data.decode("utf-8"))
-        return self.exe[kind].transform_to_string(xdm_node=node)
-
-
-_rules: dict[tuple, InProcessRules] = {}
-
-
-def in_process_rules(settings: config.Settings) -> InProcessRules:
-    """One Saxon processor for the whole bench process (compiling is slow)."""
-    key = tuple(settings.schema_dirs)
-    if key not in _rules:
-        _rules[key] = InProcessRules(settings)
-    return _rules[key]
+    return write_files(folder, n, lambda i: templates[i % 2].replace(SLOT, f"{i:07d}".encode()), ".xml")
 
 
 def baseline(paths: list[Path], settings: config.Settings) -> Measure:
@@ -83,21 +42,6 @@ def baseline(paths: list[Path], settings: config.Settings) -> Measure:
             rules.check("ubl" if fmt is not Format.CII else "cii", data)
 
     return timed_loop(paths, [one])
-
-
-def write_report_cost(settings: config.Settings, sample: bytes, name: str):  # noqa: ANN201
-    """A function that writes one flow's JSON + XML report, as a worker does."""
-    out = settings.home / "stage-reports"
-    ev = evaluate_file(sample, name, settings)
-
-    def write(d: bytes) -> None:
-        now = dt.datetime.now(dt.timezone.utc)
-        rep = reports.report_dict(flow_id=f"F{id(d)}", partner="BENCH", file_name=name, sha256="0" * 64,
-                                  size=len(d), received_at=now, fmt=ev.format.value, state=ev.state,
-                                  verdicts=ev.verdicts, file_findings=(), duplicate_of=None, processed_at=now)
-        reports.write_flow_report(out, rep)
-
-    return write, out
 
 
 def stage_costs(paths: list[Path], settings: config.Settings) -> dict[str, float]:
@@ -121,17 +65,11 @@ def stage_costs(paths: list[Path], settings: config.Settings) -> dict[str, float
 
 
 def compare(files: list[Path], out: Path, workers: int, rules: bool) -> Measure:
-    home = out / f"home-{'rules' if rules else 'xsd'}"
-    config.init_home(home)
-    settings = replace(config.load(home), schematron=rules)
+    """The bare loop, then the gateway on the same files in a fresh home."""
+    settings = config.load(out / f"home-{'rules' if rules else 'xsd'}", schematron=rules)
     base = baseline(files, settings)
-    print(f"[XML, {'parse + XSD + EN 16931 rules' if rules else 'parse + XSD'}]")
-    show("baseline", "bare loop, 1 process:", base)
-    link_into_inbox(files, home)
-    res = run_once(home, workers, rules)
-    gw = Measure(len(files), res.seconds, res.cpu)
-    show("gateway", f"run --once, {workers} workers, start to exit:", gw, f"  ({res.seconds:.1f} s; {res.summary})")
-    show_ratio("gateway / baseline", gw, base, f"   peak RSS {mb(res.peak_rss)} (PSS {mb(res.peak_pss)})")
+    print(f"[XML, {checks(rules)}]")
+    compare_once(files, settings.home, workers, rules, [Baseline("bare loop, 1 process:", "the bare loop", base)])
     return base
 
 
@@ -150,11 +88,11 @@ def run(out: Path, n: int, waiting: int, workers: int) -> None:
     print_costs(stage_costs(files, settings))
 
     sample = files[:2000]
-    costs, whole = gateway_stage_costs(sample, out / "home-stages")
-    print_costs(costs, f"the gateway's own stages, XSD only, {len(sample)} files in one process "
-                       f"(ms per file; {whole:.2f} in all, bare loop {base_ms:.2f}):")
+    stages = gateway_stage_costs(sample, out / "home-stages")
+    print_costs(stages.costs, f"the gateway's own stages, XSD only, {len(sample)} files in one process "
+                              f"(ms per file; {stages.whole_ms:.2f} in all, bare loop {base_ms:.2f}):")
     print(f"  this disk: {files_written_cost(out / 'probe'):.0f} us to create one small file (temporary "
-          f"name, then rename); a routed invoice writes 8")
+          f"name, then rename); a flow wrote {stages.files_per_flow:.1f} on average above")
 
     if waiting:
         mfiles = generate(out / "files-waiting", waiting)

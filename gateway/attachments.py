@@ -12,7 +12,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from lxml import etree
 
@@ -103,6 +103,31 @@ class AttachmentLimits:
         )
 
 
+T = TypeVar("T")
+
+
+def per_settings(build: Callable[[Settings], T]) -> Callable[[Settings], T]:
+    """`build(settings)` once per settings object: every piece asks for its
+    limits, and a home's settings do not change while it runs. Keyed by
+    identity: settings compare equal whatever their raw sections say."""
+    cache: dict[int, tuple[Settings, T]] = {}
+
+    def get(settings: Settings) -> T:
+        hit = cache.get(id(settings))
+        if hit is not None and hit[0] is settings:
+            return hit[1]
+        value = build(settings)
+        if len(cache) >= 32:  # a process has one or two settings; tests make many
+            cache.clear()
+        cache[id(settings)] = (settings, value)
+        return value
+
+    return get
+
+
+attachment_limits = per_settings(AttachmentLimits.from_settings)
+
+
 def _loc(att: Attachment) -> Location:
     return Location(xpath=att.where, line=att.line, member=att.name or None)
 
@@ -112,15 +137,22 @@ def mime_of(att: Attachment) -> str:
     declared = (att.mime or "").strip()
     if declared:
         return declared
-    if att.data[:5] == b"%PDF-":
+    if is_pdf(att):
         return "application/pdf"
     return MIME_TYPES.get(extension(att.name), "application/octet-stream")
+
+
+def stem(name: str) -> str:
+    """The file name without its folder and last extension: `in/FA-1.xml` ->
+    `FA-1`; a leading or trailing dot starts no extension (`.pdf`, `a.`)."""
+    base = name.rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[0] if "." in base.strip(".") else base
 
 
 def extension(name: str) -> str:
     """The last extension, upper case, without the dot ('' when none)."""
     base = name.rsplit("/", 1)[-1]
-    return base.rsplit(".", 1)[1].upper() if "." in base.strip(".") else ""
+    return base[len(stem(base)) + 1:].upper()
 
 
 def check_one(att: Attachment, limits: AttachmentLimits) -> list[Finding]:
@@ -157,22 +189,20 @@ def check_one(att: Attachment, limits: AttachmentLimits) -> list[Finding]:
     return out
 
 
-def check_attachments(
-    atts: Iterable[Attachment], *, invoice_size: int, settings: Settings | None = None
-) -> list[Finding]:
-    """Apply the attachment rules to each attachment, then the total size
-    rule (invoice + attachments) to the whole."""
-    limits = AttachmentLimits.from_settings(settings)
-    atts = list(atts)
-    out = [f for att in atts for f in check_one(att, limits)]
-    total = invoice_size + sum(len(a.data) for a in atts)
-    if total > limits.max_total_bytes:
-        out.append(codes.finding(
-            "IRR_TAILLE_F",
-            f"Invoice and attachments total {total} bytes; the limit is {limits.max_total_bytes}",
-            f"La facture et ses pièces jointes font {total} octets ; la limite est {limits.max_total_bytes}",
-            value=str(total), stage=STAGE))
-    return out
+def check_total(invoice_size: int, sizes: Iterable[int], limits: AttachmentLimits, *,
+                member: str | None = None) -> list[Finding]:
+    """IRR_TAILLE_F when the invoice file and the documents delivered beside
+    it (lot members) exceed `max_total_bytes` together. What a file carries
+    inside (a Factur-X's embedded files, an XML's base64) is bounded by the
+    file's own size limit instead."""
+    total = invoice_size + sum(sizes)
+    if total <= limits.max_total_bytes:
+        return []
+    return [codes.finding(
+        "IRR_TAILLE_F", f"The invoice and the documents delivered with it total {total} bytes; the limit is "
+        f"{limits.max_total_bytes}", f"La facture et les documents qui l'accompagnent font {total} octets ; la "
+        f"limite est {limits.max_total_bytes}", location=Location(member=member) if member else None,
+        value=str(total), stage=STAGE)]
 
 
 def _root(tree: Any) -> etree._Element:
@@ -198,8 +228,7 @@ def _readable_path(el: etree._Element) -> str:
     return "/" + "/".join(reversed(steps))
 
 
-def _decode(el: etree._Element, name: str, max_bytes: int) -> tuple[bytes | None, Finding | None]:
-    where = _readable_path(el)
+def _decode(el: etree._Element, name: str, where: str, max_bytes: int) -> tuple[bytes | None, Finding | None]:
     text = _SPACE.sub(b"", (el.text or "").encode("ascii", "replace"))
     # base64 gives 3 bytes per 4 characters, less the padding: refuse before
     # decoding what would be too big (exact for well-formed base64)
@@ -239,12 +268,12 @@ def extract_xml_attachments(
     atts: list[Attachment] = []
     problems: list[Finding] = []
     for el, source, name, labels in found:
-        data, problem = _decode(el, name, max_bytes)
+        where = _readable_path(el)
+        data, problem = _decode(el, name, where, max_bytes)
         if problem:
             problems.append(problem)
             continue
-        atts.append(Attachment(name, data or b"", el.get("mimeCode"), source, _readable_path(el),
-                               el.sourceline, labels))
+        atts.append(Attachment(name, data or b"", el.get("mimeCode"), source, where, el.sourceline, labels))
     return atts, problems
 
 

@@ -5,22 +5,34 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from . import config, status_files, wiring
-from .pipeline import evaluate_file
-from .records import FlowState
+from .pipeline import Evaluation, evaluate_file
+from .records import FlowState, Format
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="E-invoicing exchange gateway: intake, validation, routing and status files.")
 console = Console()
 err_console = Console(stderr=True)
 
-HomeOpt = typer.Option(None, "--home", help="The gateway's home folder (default: $GATEWAY_HOME or the current directory).")
+# every command's --home (gateway piece, operator, web, report... use this one too)
+HomeOpt = Annotated[Optional[Path], typer.Option(
+    "--home", help="The gateway's home folder (default: $GATEWAY_HOME or the current directory).")]
+
+
+def existing_home(home: Optional[Path]) -> config.Settings:
+    """The settings of a home that must exist already (reports, pages,
+    operators, pieces): a mistyped --home is an error, not a new empty home."""
+    root = config.resolve_home(home)
+    if not (root / "gateway.toml").is_file():
+        typer.echo(f"error: {root} is not a gateway home (no gateway.toml); give --home or GATEWAY_HOME", err=True)
+        raise typer.Exit(2)
+    return config.load(root, create=False)
 
 
 def _settings(home: Optional[Path], **overrides):  # noqa: ANN202
@@ -31,7 +43,7 @@ def _settings(home: Optional[Path], **overrides):  # noqa: ANN202
 
 @app.command()
 def run(
-    home: Optional[Path] = HomeOpt,
+    home: HomeOpt = None,
     once: bool = typer.Option(False, "--once", help="Process everything waiting, print a summary and exit."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Validation processes (0 = in this process)."),
     sftp_port: Optional[int] = typer.Option(None, "--sftp-port", help="Serve SFTP on this port (turns the server on)."),
@@ -75,22 +87,12 @@ def run(
         console.print(f"  {state}: {n}")
 
 
-def _check_status_file(s: config.Settings, data: bytes):  # noqa: ANN202
-    """A party's status file, read (not applied): one verdict per change it asks."""
+def _check_status_file(s: config.Settings, data: bytes) -> Evaluation:
+    """A party's status file, read as the gateway reads it, not applied."""
     from . import lifecycle
-    from .pipeline import Evaluation
-    from .records import Check, Format, Verdict
 
-    machine = lifecycle.machine_for(s)
-    requests, problems = status_files.parse_status_file(data, machine, xsd=status_files.status_xsd(s))
-    if problems and not requests:
-        return Evaluation(Format.STATUS, (), tuple(problems))
-    verdicts = [Verdict(r.index, f"{r.piece_id or r.invoice_number or '?'}: {r.status}", Format.STATUS, (),
-                        (Check("status-file", "passed", "read; not applied: `gateway validate` changes nothing"),))
-                for r in requests]
-    if problems:
-        verdicts.append(Verdict(len(verdicts) + 1, "(file)", Format.STATUS, tuple(problems)))
-    return Evaluation(Format.STATUS, tuple(verdicts))
+    res = lifecycle.evaluate_status_file(s, None, None, data, apply=False)
+    return Evaluation(Format.STATUS, (), tuple(res)) if isinstance(res, list) else Evaluation(Format.STATUS, res)
 
 
 def _seed_demo(s: config.Settings) -> None:
@@ -116,7 +118,7 @@ def _seed_demo(s: config.Settings) -> None:
 def validate(
     paths: list[Path] = typer.Argument(..., help="Files (or folders, walked recursively) to validate."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file and line."),
-    home: Optional[Path] = HomeOpt,
+    home: HomeOpt = None,
     at: Optional[str] = typer.Option(None, "--at", help="Validate signatures at this ISO datetime."),
 ) -> None:
     """Validate files without depositing them. Exit 0 if all are valid, 1 if some are not."""
@@ -132,6 +134,8 @@ def validate(
         else:
             err_console.print(f"no such file: {p}")
             raise typer.Exit(2)
+    from .report_rejections import location_text  # not at the top: it takes HomeOpt from here
+
     all_valid = True
     for f in files:
         data = f.read_bytes() if f.stat().st_size <= s.max_file_bytes else None
@@ -152,9 +156,7 @@ def validate(
             mark = "[green]valid[/]" if valid else "[red]invalid[/]"
             console.print(f"{f}: {ev.format.value} {mark}")
             for e in errors:
-                loc = e.get("location") or {}
-                where = " ".join(str(x) for x in (loc.get("member"), loc.get("xpath"),
-                                                  f"line {loc['line']}" if loc.get("line") else None) if x)
+                where = location_text(e.get("location"))
                 console.print(f"  {e['code']}: {e['message']}" + (f" [{where}]" if where else "")
                               + (f" value={e['value']!r}" if e.get("value") is not None else ""), markup=False)
             for v in ev.verdicts:
@@ -166,7 +168,7 @@ def validate(
 
 @app.command()
 def flows(
-    home: Optional[Path] = HomeOpt,
+    home: HomeOpt = None,
     limit: int = typer.Option(30, "--limit", "-n"),
     partner: Optional[str] = typer.Option(None, "--partner"),
     state: Optional[str] = typer.Option(None, "--state"),
@@ -190,8 +192,9 @@ def flows(
 
 
 @app.command()
-def flow(flow_id: str, home: Optional[Path] = HomeOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+def flow(flow_id: str, home: HomeOpt = None, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show one flow: its pieces, their errors and its history."""
+    from .report_rejections import location_text
     from .store import Store
 
     st = Store(_settings(home))
@@ -216,8 +219,8 @@ def flow(flow_id: str, home: Optional[Path] = HomeOpt, as_json: bool = typer.Opt
         v = json.loads(p.verdict_json)
         console.print(f"  piece {p.index} {p.name}: {p.format} {'valid' if p.valid else 'REJECTED'} status {p.status}")
         for e in v.get("errors", []):
-            loc = e.get("location") or {}
-            console.print(f"    {e['code']}: {e['message']} {loc}", markup=False)
+            where = location_text(e.get("location"))
+            console.print(f"    {e['code']}: {e['message']}" + (f" [{where}]" if where else ""), markup=False)
     console.print("history:")
     for e in history:
         console.print(f"  {e.at:%Y-%m-%d %H:%M:%S} {e.stage:<12} {e.outcome:<12} {e.piece_id or ''} {e.detail_json}",

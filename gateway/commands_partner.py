@@ -15,8 +15,13 @@ PASSWORD_ENV = "GATEWAY_PARTNER_PASSWORD"
 Home = Annotated[Optional[Path], typer.Option("--home", help="The gateway's home (default: GATEWAY_HOME, else the current folder).")]
 
 
-def _settings(home: Optional[Path]) -> config.Settings:
-    return config.load(home)
+def _settings(home: Optional[Path], *, create: bool = True) -> config.Settings:
+    """The home's settings; `create=False` where a mistyped --home must not
+    become a new, empty home."""
+    s = config.load(home, create=create)
+    if not create and not s.config_file.is_file():
+        _fail(f"no gateway home at {s.home} (no gateway.toml): check --home or GATEWAY_HOME")
+    return s
 
 
 def _fail(message: str) -> None:
@@ -54,7 +59,7 @@ def add(
 @app.command("list")
 def list_(home: Home = None) -> None:
     """List partners."""
-    rows = partners.list_partners(_settings(home))
+    rows = partners.list_partners(_settings(home, create=False))
     if not rows:
         typer.echo("no partners")
         return
@@ -67,21 +72,21 @@ def list_(home: Home = None) -> None:
 @app.command("disable")
 def disable(name: str, home: Home = None) -> None:
     """Stop a partner from logging in (its folders and files are kept)."""
-    try:
-        partners.disable_partner(_settings(home), name)
-    except (LookupError, ValueError) as exc:
-        _fail(str(exc))
-    typer.echo(f"partner {name} disabled")
+    _set_enabled(name, home, False)
 
 
 @app.command("enable")
 def enable(name: str, home: Home = None) -> None:
     """Allow a disabled partner to log in again."""
+    _set_enabled(name, home, True)
+
+
+def _set_enabled(name: str, home: Optional[Path], enabled: bool) -> None:
     try:
-        partners.enable_partner(_settings(home), name)
+        partners.set_enabled(_settings(home, create=False), name, enabled)
     except (LookupError, ValueError) as exc:
         _fail(str(exc))
-    typer.echo(f"partner {name} enabled")
+    typer.echo(f"partner {name} {'enabled' if enabled else 'disabled'}")
 
 
 @app.command("hostkey")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -14,12 +14,12 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from . import config, db, lifecycle
+from .cli import HomeOpt, existing_home
 from .records import Document
 from .store import Store
 
 console = Console()
 err = Console(stderr=True)
-HomeOpt = typer.Option(None, "--home", help="Gateway home (default: GATEWAY_HOME or the current directory).")
 
 
 class _PieceGroup(TyperGroup):
@@ -37,13 +37,13 @@ app = typer.Typer(cls=_PieceGroup, no_args_is_help=True)
 def _settings(home: Optional[Path]) -> config.Settings:
     from . import wiring
 
-    s = config.load(home, create=False)
+    s = existing_home(home)
     wiring.install(s)
     return s
 
 
 @app.command("show")
-def show(piece_id: str, home: Optional[Path] = HomeOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+def show(piece_id: str, home: HomeOpt = None, as_json: bool = typer.Option(False, "--json")) -> None:
     """A piece: where it stands, its parties, its full history and its billing file."""
     s = _settings(home)
     h = lifecycle.piece_history(Store(s), piece_id)
@@ -91,7 +91,7 @@ def set_status(
     service: Optional[str] = typer.Option(None, "--service", help="Recycling: the corrected service code."),
     engagement: Optional[str] = typer.Option(None, "--engagement", help="Recycling: the corrected engagement."),
     attach: list[Path] = typer.Option([], "--attach", help="Completing: a file to add (repeatable)."),
-    home: Optional[Path] = HomeOpt,
+    home: HomeOpt = None,
 ) -> None:
     """Set a piece's status as a party would by sending a status file; the
     same rules apply (who may, from which status, with which reason)."""
@@ -118,7 +118,7 @@ def set_status(
 
 def deadlines(
     at: Optional[str] = typer.Option(None, "--at", help="Apply what is due at this ISO datetime (default: now)."),
-    home: Optional[Path] = HomeOpt,
+    home: HomeOpt = None,
 ) -> None:
     """Apply every delay that has run out (validators' 15 days, the MOE's 7 days...)."""
     s = _settings(home)
@@ -129,7 +129,7 @@ def deadlines(
         except ValueError:
             err.print(f"--at: not an ISO datetime: {at!r}")
             raise typer.Exit(2) from None
-        when = (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        when = db.as_utc(when)
     outcomes = lifecycle.apply_deadlines(s, Store(s), when)
     for o in outcomes:
         console.print(f"{o.piece_id}: {' -> '.join(o.applied) if o.ok else o.findings[0].message}", markup=False)
@@ -143,7 +143,7 @@ def pieces(
     due: bool = typer.Option(False, "--due", help="Only pieces waiting on a delay, soonest first."),
     limit: int = typer.Option(50, "--limit", "-n"),
     as_json: bool = typer.Option(False, "--json"),
-    home: Optional[Path] = HomeOpt,
+    home: HomeOpt = None,
 ) -> None:
     """Accepted pieces and where they stand (newest first, or by deadline with --due)."""
     from sqlalchemy import select

@@ -210,6 +210,6 @@ def init_home(root: Path) -> None:
         (root / sub).mkdir(parents=True, exist_ok=True)
     cfg = root / "gateway.toml"
     if not cfg.exists():
-        tmp = cfg.with_suffix(".toml.tmp")
-        tmp.write_text(DEFAULT_TOML, encoding="utf-8")
-        os.replace(tmp, cfg)
+        from .files import atomic_write
+
+        atomic_write(cfg, DEFAULT_TOML.encode("utf-8"))

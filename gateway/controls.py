@@ -2,8 +2,9 @@
 
 Run in the documented order (chorus-domain 4): data the platform cannot do
 without, identities (SIRET), platform limits, credit-note form, reserved
-service, validator of the cadre, then, when a directory is loaded, the
-recipient and its routing obligations (docs/mapping-and-controls.md 4).
+service, the validators and the MOE the cadre uses, then, when a directory is
+loaded, the recipient, its routing obligations and those other parties
+(docs/mapping-and-controls.md 4).
 Every control leaves a Check; one that cannot run because an earlier one
 failed is reported as skipped, never as passed.
 
@@ -12,31 +13,24 @@ duplicate check (REJ_UNI) needs the store: see `invoice_key`.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 
 from . import codes
 from .config import Settings
 from .directory import Service, Structure, find_structure
-from .piece import CREDIT_NOTE_CODES, VALIDATED_CADRES, WORKS_CADRES, Invoice, siret_error
+from .piece import (CREDIT_NOTE_CODES, CURRENCY, MAX_LENGTHS, VALIDATED_CADRES, WORKS_CADRES, Invoice,
+                    siret_error)
 from .records import Check, Finding, Severity
 
 STAGE = "controls"
 RULES = "French public-sector rules"
 DIRECTORY = "directory of public structures"
 RESERVED_SERVICE = "FACTURES_PUBLIQUES"
-_CURRENCY = re.compile("[A-Z]{3}")
 # Type codes the platform takes: invoices (the pivot writes them as 380) and the credit note 381 [U].
 ACCEPTED_TYPE_CODES = frozenset({380, 381, 383, 384, 385, 386, 389})
-MAX_LENGTHS = (  # field, limit, English / French name, rule (chorus-domain 4)
-    ("invoice_number", 20, "invoice number", "numéro de facture", "BR-FR-CPRO-02"),
-    ("original_invoice", 20, "original invoice number", "numéro de la facture d'origine", "pivot IdFactureOrigine"),
-    ("engagement_number", 50, "engagement number", "numéro d'engagement", "pivot NumeroEngagement"),
-    ("contract_number", 50, "contract number", "numéro de marché", "pivot NumeroMarche"),
-    ("service_code", 100, "service code", "code service", "pivot CodeService"),
-)
 MANDATORY = (  # field, EN 16931 rule, English / French name
     ("invoice_number", "BR-02", "invoice number (BT-1)", "numéro de facture (BT-1)"),
     ("issue_date", "BR-03", "issue date (BT-2)", "date d'émission (BT-2)"),
@@ -106,7 +100,7 @@ def _mandatory(r: _Run) -> str:
     for _name, rule, en, fr in missing:
         r.fail("REJ_SEMAN", f"Missing or unreadable: {en}", f"Donnée absente ou illisible : {fr}", rule=rule)
     currency = r.invoice.currency
-    if currency is not None and not _CURRENCY.fullmatch(currency):
+    if currency is not None and not CURRENCY.fullmatch(currency):
         r.fail("REJ_SEMAN", f"Currency {currency!r} is not an ISO 4217 code (3 capital letters)",
                f"La devise {currency!r} n'est pas un code ISO 4217 (3 lettres majuscules)", "currency", currency,
                "BR-CL-04")
@@ -184,12 +178,33 @@ def _reserved_service(r: _Run) -> str:
     return "not a reserved service"
 
 
-def _validator(r: _Run) -> str:
+@dataclass(frozen=True)
+class Reference:
+    """A party the piece names by SIRET and routing delivers to by that SIRET:
+    a validator or the maîtrise d'œuvre. Checked only where the cadre uses it."""
+
+    attr: str  # the Invoice attribute (a Validator)
+    en: str
+    fr_of: str  # "du valideur": the French name after "le SIRET"
+    fr: str  # "Le valideur": the French name opening a sentence
+    cadres: frozenset[str]
+    required: bool = False
+
+
+VALIDATOR = Reference("validator", "validator", "du valideur", "Le valideur", VALIDATED_CADRES, required=True)
+VALIDATOR2 = Reference("validator2", "second validator", "du second valideur", "Le second valideur", VALIDATED_CADRES)
+MOE = Reference("moe", "maîtrise d'oeuvre (MOE)", "de la maîtrise d'œuvre (MOE)", "La maîtrise d'œuvre (MOE)",
+                WORKS_CADRES)
+
+
+def _reference(ref: Reference, r: _Run) -> str:
     inv = r.invoice
-    v = inv.validator
-    if inv.cadre not in VALIDATED_CADRES:
-        return f"cadre {inv.cadre} needs no validator" + (" (the one given is ignored)" if v else "")
+    v = getattr(inv, ref.attr)
+    if inv.cadre not in ref.cadres:
+        return f"cadre {inv.cadre} needs no {ref.en}" + (" (the one given is ignored)" if v else "")
     if v is None or not v.siret:
+        if not ref.required:
+            return f"no {ref.en} given"
         r.fail("REJ_CONT_B2G",
                f"Cadre {inv.cadre} needs a validator (titulaire or mandataire): give its SIRET",
                f"Le cadre {inv.cadre} exige un valideur (titulaire ou mandataire) : indiquez son SIRET",
@@ -197,10 +212,10 @@ def _validator(r: _Run) -> str:
         return ""
     error = siret_error(v.siret)
     if error:
-        r.fail("SIRET_ERR", f"The validator SIRET {v.siret!r} {error[0]}",
-               f"Le SIRET du valideur {v.siret!r} {error[1]}", "validator.siret", v.siret, "siret")
+        r.fail("SIRET_ERR", f"The {ref.en} SIRET {v.siret!r} {error[0]}",
+               f"Le SIRET {ref.fr_of} {v.siret!r} {error[1]}", f"{ref.attr}.siret", v.siret, "siret")
         return ""
-    return f"validator {v.siret}"
+    return f"{ref.en} {v.siret}"
 
 
 # --- rules on the directory -------------------------------------------------------
@@ -301,23 +316,26 @@ def _moa(r: _Run) -> str:
     return "consistent with the cadre"
 
 
-def _validator_known(r: _Run) -> str:
-    v = r.invoice.validator
-    if r.invoice.cadre not in VALIDATED_CADRES:
-        return "no validator needed"
+def _reference_known(ref: Reference, r: _Run) -> str:
+    v = getattr(r.invoice, ref.attr)
+    if r.invoice.cadre not in ref.cadres:
+        return f"no {ref.en} needed"
+    if v is None or not v.siret:
+        return f"no {ref.en} given"
+    en = ref.en[0].upper() + ref.en[1:]
     found = find_structure(r.settings, v.siret)
     if found is None or not found.active:
         state = "is not in the directory" if found is None else "is inactive in the directory"
-        state_fr = "n'est pas dans l'annuaire" if found is None else "est inactif dans l'annuaire"
-        r.fail("REJ_CONT_B2G", f"Validator {v.siret} {state}", f"Le valideur {v.siret} {state_fr}",
-               "validator.siret", v.siret, "directory-validator")
+        state_fr = "n'est pas dans l'annuaire" if found is None else "est une structure inactive de l'annuaire"
+        r.fail("REJ_CONT_B2G", f"{en} {v.siret} {state}", f"{ref.fr} {v.siret} {state_fr}",
+               f"{ref.attr}.siret", v.siret, "directory-validator")
         return ""
     if v.service and found.services:
         svc = found.service(v.service)
         if svc is None or not svc.active:
-            r.fail("REJ_CONT_B2G", f"Validator service {v.service!r} is unknown or inactive for {v.siret}",
-                   f"Le service valideur {v.service!r} est inconnu ou inactif pour {v.siret}",
-                   "validator.service", v.service, "directory-validator")
+            r.fail("REJ_CONT_B2G", f"{en} service {v.service!r} is unknown or inactive for {v.siret}",
+                   f"Le service {ref.fr_of} {v.service!r} est inconnu ou inactif pour {v.siret}",
+                   f"{ref.attr}.service", v.service, "directory-validator")
             return ""
     return found.raison_sociale
 
@@ -329,7 +347,9 @@ CONTROLS: tuple[Control, ...] = (
     Control("lengths", _lengths),
     Control("credit-note", _credit_note, needs=("mandatory",)),
     Control("reserved-service", _reserved_service),
-    Control("validator", _validator),
+    Control("validator", partial(_reference, VALIDATOR)),
+    Control("validator2", partial(_reference, VALIDATOR2)),
+    Control("moe", partial(_reference, MOE)),
     Control("recipient-known", _recipient_known, needs=("recipient-siret",), uses_directory=True),
     Control("recipient-active", _recipient_active, needs=("recipient-known",), uses_directory=True),
     Control("service-required", _service_required, needs=("recipient-active",), uses_directory=True),
@@ -337,7 +357,9 @@ CONTROLS: tuple[Control, ...] = (
     Control("engagement-required", _engagement_required, needs=("recipient-active",), uses_directory=True),
     Control("service-or-engagement", _service_or_engagement, needs=("recipient-active",), uses_directory=True),
     Control("moa", _moa, needs=("recipient-active",), uses_directory=True),
-    Control("validator-known", _validator_known, needs=("validator",), uses_directory=True),
+    Control("validator-known", partial(_reference_known, VALIDATOR), needs=("validator",), uses_directory=True),
+    Control("validator2-known", partial(_reference_known, VALIDATOR2), needs=("validator2",), uses_directory=True),
+    Control("moe-known", partial(_reference_known, MOE), needs=("moe",), uses_directory=True),
 )
 
 

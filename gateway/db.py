@@ -153,8 +153,4 @@ def _import_models() -> None:
     import importlib
 
     for mod in ("gateway.store", "gateway.partners", "gateway.directory", "gateway.lifecycle"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:  # a module not written yet in this checkout
-            if exc.name != mod:
-                raise
+        importlib.import_module(mod)

@@ -103,10 +103,6 @@ def detect(data: bytes) -> Format:
     if fam in ("zip", "tar"):
         return Format.LOT if is_lot(data) else Format.UNKNOWN
     if fam == "xml":
-        fmt = detect_xml(data)
-        if fmt is Format.UNKNOWN and has_doctype(data):
-            # An XML we refuse to read: report it as XML-ish unknown; the syntax
-            # stage says why (IRR_SYNTAX), not "unknown type".
-            return Format.UNKNOWN
-        return fmt
+        # an XML with a DOCTYPE is unknown here; the syntax stage says why (IRR_SYNTAX)
+        return detect_xml(data)
     return Format.UNKNOWN

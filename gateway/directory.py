@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,6 +106,7 @@ class Structure:
     services: tuple[Service, ...] = ()
 
     def service(self, code: str) -> Service | None:
+        """Its service with this code; None if the directory does not list it."""
         return next((s for s in self.services if s.code == code), None)
 
 
@@ -229,12 +231,44 @@ def _read_row(row: list[str], index: dict[str, int], columns: Sequence[Column]) 
 
 def import_file(settings: Settings, path: str | Path) -> ImportReport:
     """Import one structures or services file (kind told by its header)."""
-    _cache.clear()
     path = Path(path)
+    text = _read(path)
+    return text if isinstance(text, ImportReport) else _import_text(settings, path, text)
+
+
+def import_files(settings: Settings, paths: Iterable[str | Path]) -> list[ImportReport]:
+    """Import several files, structures before services (services need their structure).
+    Each file is read once; services files wait, in memory, for the structures."""
+    reports, services = [], []
+    for path in map(Path, paths):
+        text = _read(path)
+        if isinstance(text, ImportReport):
+            reports.append(text)
+        elif _header_kind(text) == "services":
+            services.append((path, text))
+        else:
+            reports.append(_import_text(settings, path, text))
+    return reports + [_import_text(settings, path, text) for path, text in services]
+
+
+def _read(path: Path) -> str | ImportReport:
+    """The file's text, or the report saying it cannot be read."""
     try:
-        text = _decode(path.read_bytes())
+        return _decode(path.read_bytes())
     except OSError as exc:
         return ImportReport(str(path), "unknown", errors=((0, f"cannot read the file: {exc.strerror or exc}"),))
+
+
+def _header_kind(text: str) -> str:
+    first = text.split("\n", 1)[0]
+    try:
+        return _kind(next(csv.reader([first], delimiter=_delimiter(first)), []))
+    except csv.Error:  # reported when the file itself is imported
+        return "unknown"
+
+
+def _import_text(settings: Settings, path: Path, text: str) -> ImportReport:
+    _cache.clear()
     first = text.split("\n", 1)[0]
     reader = csv.reader(io.StringIO(text), delimiter=_delimiter(first))
     try:
@@ -296,19 +330,6 @@ def _rows(reader: Any, errors: list[tuple[int, str]]) -> Iterable[tuple[int, lis
         yield reader.line_num, row
 
 
-def import_files(settings: Settings, paths: Iterable[str | Path]) -> list[ImportReport]:
-    """Import several files, structures before services (services need their structure)."""
-    def order(p: Path) -> int:
-        try:
-            with p.open("rb") as fh:
-                head = _decode(fh.readline())
-        except OSError:
-            return 0
-        return 1 if _kind(next(csv.reader([head], delimiter=_delimiter(head)), [])) == "services" else 0
-
-    return [import_file(settings, p) for p in sorted((Path(p) for p in paths), key=order)]
-
-
 def _check(kind: str, values: dict[str, Any], known_structures: set) -> str | None:
     ident = values["identifiant"]
     if kind == "structures":
@@ -364,8 +385,6 @@ _cache: dict[tuple[str, str], tuple[float, Any]] = {}
 
 
 def _cached(settings: Settings, key: str, load):  # noqa: ANN001, ANN202
-    import time
-
     k = (settings.db_url, key)
     hit = _cache.get(k)
     now = time.monotonic()
@@ -395,19 +414,11 @@ def _find_structure(settings: Settings, siret: str) -> Structure | None:
     return Structure(**data, services=tuple(_service(s) for s in services))
 
 
-def find_service(settings: Settings, siret: str, code: str) -> Service | None:
-    structure = find_structure(settings, siret)
-    if structure is None:
-        return None
-    return next((sv for sv in structure.services if sv.code == code), None)
-
-
 def directory_loaded(settings: Settings) -> bool:
     """True once at least one structure was imported: directory controls then apply."""
-    if settings.db_url.startswith("sqlite:///") and not Path(settings.db_url[len("sqlite:///"):]).exists():
-        return False  # no store in this home (e.g. `gateway validate` outside one): none created
-
     def ask() -> bool:
+        if settings.db_url.startswith("sqlite:///") and not Path(settings.db_url[len("sqlite:///"):]).exists():
+            return False  # no store in this home (e.g. `gateway validate` outside one): none created
         with db.engine(settings).connect() as conn:
             return bool(conn.execute(select(func.count()).select_from(DirectoryStructure)).scalar())
 

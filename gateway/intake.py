@@ -13,11 +13,10 @@ import hashlib
 import json
 import logging
 import os
-import re
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,11 +26,12 @@ from watchdog.observers import Observer
 
 from . import db
 from .config import Settings
+from .partners import NAME_RE
 from .store import NewFlow, Store, new_flow_id
 
 log = logging.getLogger("gateway.intake")
 
-PARTNER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+PARTNER_RE = NAME_RE  # a partner folder is named by its partner code
 CLAIM_BATCH = 200
 
 
@@ -49,9 +49,20 @@ class Candidate:
     mtime_ns: int
 
 
+def in_order(cands: Iterable[Candidate]) -> list[Candidate]:
+    """The order flows are received in: as their files were written."""
+    return sorted(cands, key=lambda c: (c.mtime_ns, c.partner, c.path.name))
+
+
+def _takeable(st: os.stat_result) -> bool:
+    # a file, or a link the pipeline refuses with a reason; never a FIFO or a
+    # device, which would block the reader or never end
+    return stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)
+
+
 def scan(settings: Settings) -> Iterator[Candidate]:
-    """Every file waiting in a partner folder, lazily (memory stays flat
-    however many wait)."""
+    """Every file waiting in a partner folder, lazily (a few hundred bytes
+    held per waiting file at most, by whoever sorts them)."""
     try:
         partners = list(os.scandir(settings.inbox))
     except FileNotFoundError:
@@ -76,7 +87,10 @@ def scan(settings: Settings) -> Iterator[Candidate]:
                     st = e.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                if e.is_dir(follow_symlinks=False):
+                if not _takeable(st):
+                    if not stat.S_ISDIR(st.st_mode):
+                        log.warning("%s/%s is not a file (FIFO, socket or device); left where it is",
+                                    pdir.name, e.name)
                     continue
                 yield Candidate(pdir.name, Path(e.path), st.st_size, st.st_mtime_ns)
 
@@ -93,7 +107,7 @@ def candidate_for(settings: Settings, path: Path) -> Candidate | None:
         st = path.lstat()
     except FileNotFoundError:
         return None
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+    if not _takeable(st):
         return None
     return Candidate(rel.parts[0], path, st.st_size, st.st_mtime_ns)
 
@@ -120,8 +134,8 @@ class Claimer:
         # Flows are received in the order their files were finished (mtime),
         # one microsecond apart: a status file is applied after the invoices
         # received before it (worker.py), so the order must exist and be strict.
-        ordered = sorted(cands, key=lambda c: (c.mtime_ns, c.partner, c.path.name))
-        planned = [(new_flow_id(now), c, now + timedelta(microseconds=i)) for i, c in enumerate(ordered)]
+        # Callers hand batches in that order too (service.py).
+        planned = [(new_flow_id(now), c, now + timedelta(microseconds=i)) for i, c in enumerate(in_order(cands))]
         manifest = adir / f"{planned[0][0]}.claim" if planned else None
         if manifest is None:
             return []
@@ -154,7 +168,7 @@ class Claimer:
             except (OSError, ValueError):
                 entries = []
             for meta in entries if isinstance(entries, list) else [entries]:
-                fid = meta.get("flow_id") or manifest.stem
+                fid = meta.get("flow_id") or manifest.stem  # a note for one file names it by the note's name
                 data_path = manifest.with_name(f"{fid}.bin")
                 if (data_path.exists() or data_path.is_symlink()) and self.store.flow(fid) is None:
                     sha, size = _hash(data_path)
@@ -174,7 +188,12 @@ def _hash(path: Path) -> tuple[str, int]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:  # a symlink: its bytes are not the partner's; the pipeline refuses it
-        return hashlib.sha256(b"").hexdigest(), 0
+        # hashed as a link, so a real empty file from the partner is no "duplicate" of it
+        try:
+            target = os.fsencode(os.readlink(path))
+        except OSError:  # not a link after all (unreadable): its own name
+            target = os.fsencode(str(path))
+        return hashlib.sha256(b"\0symlink\0" + target).hexdigest(), 0
     with os.fdopen(fd, "rb") as fh:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
@@ -197,7 +216,7 @@ class StabilityTracker:
             if prev is None or prev[:2] != (c.size, c.mtime_ns):
                 self._seen[c.path] = (c.size, c.mtime_ns, time.monotonic(), c.partner)
 
-    def ready(self, settings: Settings) -> list[Candidate]:
+    def ready(self) -> list[Candidate]:
         now = time.monotonic()
         out = []
         with self._lock:

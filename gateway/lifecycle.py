@@ -12,6 +12,7 @@ change count, so writing one again never makes a second file.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -27,7 +28,8 @@ from sqlmodel import Field, SQLModel
 from . import codes, db
 from .config import Settings
 from .files import atomic_write
-from .records import Document, Finding, Format, Location, Verdict
+from .lifecycle_rules import CORRECTION_FIELDS, CORRECTION_PARTIES
+from .records import Check, Document, Finding, Format, Location, Verdict
 from .routing import delivery_writes, due, folder_of, roles_of
 from .store import ClaimedFlow, Event, Flow, Piece, Store
 
@@ -219,7 +221,7 @@ def route_new_pieces(settings: Settings, flow: ClaimedFlow, verdicts: Sequence[V
         lk = by_piece.get(p["id"])
         if lk is not None:
             p["link_id"] = lk.earlier_id
-            earlier = _piece_dict(settings, lk.earlier_id)
+            earlier = lk.earlier
             step = dict(status=lk.linked_status, previous=lk.earlier_status, role="platform",
                         comment=f"associée à {p['invoice_number']} ({cadre})")
             out.changes.append(dict(piece_id=lk.earlier_id, expect=lk.earlier_status, status=lk.linked_status,
@@ -233,11 +235,6 @@ def route_new_pieces(settings: Settings, flow: ClaimedFlow, verdicts: Sequence[V
         n["written_at"] = now
         out.writes.append(lambda n=n: write_notice(settings, n["party"], n["name"], n["xml"], n["json_body"]))
     return out
-
-
-def _piece_dict(settings: Settings, piece_id: str) -> dict[str, Any]:
-    row = Store(settings).piece(piece_id)
-    return row.model_dump() if row else {}
 
 
 # --- later changes: status files, the operator, deadlines -------------------------------------
@@ -273,6 +270,8 @@ def change_status(settings: Settings, store: Store, machine: Any, piece_id: str,
     has not moved meanwhile (else it is decided again). `origin_flow` and
     `origin_index` make it idempotent: a status file processed again after
     a crash finds its change already made."""
+    # the piece as deposited, read from the archive at most once for this request, retries included
+    archive = functools.cache(functools.partial(deposited, settings, store))
     for _attempt in range(3):
         piece = store.piece(piece_id)
         if piece is None:
@@ -281,7 +280,7 @@ def change_status(settings: Settings, store: Store, machine: Any, piece_id: str,
             with store.session() as s:
                 if _already_applied(s, origin_flow, piece_id, origin_index):
                     return Outcome(piece_id, (req.status,))
-        decided = _decide(settings, store, machine, piece, req, roles, location)
+        decided = _decide(settings, machine, piece, req, roles, location, archive)
         if isinstance(decided, Outcome):
             return decided
         seen_status = piece.status
@@ -334,8 +333,11 @@ class _Decision:
     delivery: tuple[str, dict[str, Any]] | None
 
 
-def _decide(settings: Settings, store: Store, machine: Any, piece: Piece, req: Request, roles: Sequence[str],
-            location: Location | None) -> _Decision | Outcome:
+Archive = Callable[[str, int], tuple[Flow, Verdict]]  # (flow id, piece index) -> the deposit, read once
+
+
+def _decide(settings: Settings, machine: Any, piece: Piece, req: Request, roles: Sequence[str],
+            location: Location | None, archive: Archive) -> _Decision | Outcome:
     if not roles:
         return Outcome(piece.id, (), (codes.finding(
             "STATUT_NON_AUTORISE", f"You are not a party of piece {piece.id}: you cannot set its status",
@@ -343,8 +345,10 @@ def _decide(settings: Settings, store: Store, machine: Any, piece: Piece, req: R
             location=location, value=req.status, stage="status"),))
     cadre = piece.cadre or "A1"
     refusal, role = None, None
+    keys = [k for k, _ in req.correction]  # only the moves marked for it carry a correction
     for r in roles:
-        refusal = machine.check(cadre=cadre, current=piece.status, new=req.status, role=r, reason=req.reason)
+        refusal = machine.check(cadre=cadre, current=piece.status, new=req.status, role=r, reason=req.reason,
+                                correction=keys)
         if refusal is None:
             role = r
             break
@@ -354,7 +358,7 @@ def _decide(settings: Settings, store: Store, machine: Any, piece: Piece, req: R
     statuses = (req.status, *machine.follow(cadre, req.status, levels))
     columns: dict[str, Any] = {}
     if req.correction:
-        problem = _recycle(settings, piece, dict(req.correction), location, columns)
+        problem = _correct(settings, piece, dict(req.correction), location, columns, archive)
         if problem:
             return Outcome(piece.id, (), (problem,))
     steps, prev = [], piece.status
@@ -372,7 +376,7 @@ def _decide(settings: Settings, store: Store, machine: Any, piece: Piece, req: R
         party = parties.get(holder_after)
         if party:
             renvoi = "Recyclée" if req.correction else ("Complétée" if "COMPLETEE" in statuses else "Non")
-            target, writes = _delivery(settings, store, piece, columns, party, req, renvoi)
+            target, writes = _delivery(settings, piece, columns, party, req, renvoi, archive)
             delivery = (holder_after, {"dir": str(target.relative_to(settings.home)), "renvoi": renvoi})
     return _Decision(role, statuses, steps, columns, writes, delivery)
 
@@ -391,46 +395,30 @@ def _unknown_piece(ref: str, location: Location | None) -> Finding:
                          stage="status")
 
 
-_CORRECTABLE = {"recipient_siret", "service_code", "engagement_number"}
-# a validator or MOE named wrongly (ERREUR_FOURNISSEUR_SUR_VALIDEUR, ..._SUR_MOE) is corrected the same way
-_PARTY_FIELDS = {"validator_siret": ("validator1", "siret"), "validator_service": ("validator1", "service"),
-                 "validator2_siret": ("validator2", "siret"), "validator2_service": ("validator2", "service"),
-                 "moe_siret": ("moe", "siret"), "moe_service": ("moe", "service")}
-
-
-def _recycle(settings: Settings, piece: Piece, correction: dict[str, str], location: Location | None,
-             columns: dict[str, Any]) -> Finding | None:
-    """A_RECYCLER: only the SIRET, the service code and the engagement may
-    change (chorus-domain 2c), and the new recipient is checked like a new
-    one; a wrongly named validator or MOE is replaced by one the directory knows."""
+def _correct(settings: Settings, piece: Piece, correction: dict[str, str], location: Location | None,
+             columns: dict[str, Any], archive: Archive) -> Finding | None:
+    """Apply a correction the machine allowed with this move (Machine.check):
+    recycling changes only the SIRET, the service code and the engagement
+    (chorus-domain 2c), the new recipient checked like a new one; a wrongly
+    named validator or MOE is replaced by one the directory knows."""
     from .controls import run_controls
     from .directory import find_structure
     from .piece import siret_error
 
-    bad = set(correction) - _CORRECTABLE - set(_PARTY_FIELDS)
-    if bad:
-        return codes.finding("REJ_CONT_B2G", f"A correction changes only {', '.join(sorted(_CORRECTABLE | set(_PARTY_FIELDS)))}, "
-                             f"not {', '.join(sorted(bad))}", f"Une correction ne modifie que le SIRET, le code "
-                             f"service, l'engagement, le valideur ou la MOE, pas {', '.join(sorted(bad))}",
-                             location=location, value=",".join(sorted(bad)), stage="status")
     parties = json.loads(piece.parties_json or "{}")
     for key, value in correction.items():
-        if key not in _PARTY_FIELDS:
+        if key not in CORRECTION_PARTIES:
             continue
-        role, attr = _PARTY_FIELDS[key]
-        if attr == "siret" and value:
+        role, attr = CORRECTION_PARTIES[key]
+        if attr == "siret":
             known = find_structure(settings, value) if not siret_error(value) else None
             if known is None or not known.active:
                 return codes.finding("REJ_CONT_B2G", f"{role} {value} is not an active structure of the directory",
                                      f"{role} {value} n'est pas une structure active de l'annuaire",
                                      location=location, value=value, stage="status")
-        party = parties.setdefault(role, {})
-        if value:
-            party[attr] = value
-        else:
-            party.pop(attr, None)
-    if set(correction) & _CORRECTABLE:
-        inv = _corrected(reload_verdict(settings, piece).piece, correction)
+        parties.setdefault(role, {})[attr] = value
+    if set(correction) & set(CORRECTION_FIELDS):
+        inv = _corrected(archive(piece.flow_id, piece.index)[1].piece, correction)
         report = run_controls(inv, settings, directory=True)
         if report.errors:
             first = report.errors[0]
@@ -455,32 +443,31 @@ def _corrected(inv: Any, correction: dict[str, str]) -> Any:
     return inv
 
 
-def reload_verdict(settings: Settings, piece: Piece) -> Verdict:
-    """The piece as validated at deposit, read again from the archive (to
-    deliver it to its next addressee)."""
+def deposited(settings: Settings, store: Store, flow_id: str, index: int) -> tuple[Flow, Verdict]:
+    """A piece as validated at deposit, read again from its flow's archived
+    file (to check a correction, to deliver it to its next addressee)."""
     from .pipeline import evaluate_file
     from .worker import read_archived
     from . import wiring
 
-    wiring.install(settings)
-    flow = Store(settings).flow(piece.flow_id)
+    wiring.install(settings)  # once per process: the stages of the deposit, or the verdict would differ
+    flow = store.flow(flow_id)
     data, problems = read_archived(flow.archive_path, settings.max_file_bytes)
     if data is None:
         raise RuntimeError(f"archived file of flow {flow.id} is missing or unreadable: {problems}")
     ev = evaluate_file(data, flow.file_name, settings)
     for v in ev.verdicts:
-        if v.index == piece.index:
-            return v
-    raise RuntimeError(f"piece {piece.id} not found again in flow {flow.id}")
+        if v.index == index:
+            return flow, v
+    raise RuntimeError(f"piece {index} not found again in flow {flow.id}")
 
 
-def _delivery(settings: Settings, store: Store, piece: Piece, columns: dict[str, Any], party: dict[str, Any],
-              req: Request, renvoi: str):  # noqa: ANN202
+def _delivery(settings: Settings, piece: Piece, columns: dict[str, Any], party: dict[str, Any], req: Request,
+              renvoi: str, archive: Archive):  # noqa: ANN202
     """The writes that deliver a piece (as corrected) to its next addressee."""
-    v = reload_verdict(settings, piece)
-    cur = {k: columns.get(k, getattr(piece, k)) or "" for k in ("recipient_siret", "service_code", "engagement_number")}
+    flow, v = archive(piece.flow_id, piece.index)
+    cur = {k: columns.get(k, getattr(piece, k)) or "" for k in CORRECTION_FIELDS}
     v = replace(v, piece=_corrected(v.piece, cur), documents=v.documents + tuple(req.attachments))
-    flow = store.flow(piece.flow_id)
     claimed = ClaimedFlow(flow.id, flow.partner, flow.file_name, flow.sha256, flow.size, flow.received_at,
                           flow.archive_path, flow.duplicate_of)
     return delivery_writes(settings, claimed, v, piece.id, party, renvoi=renvoi)
@@ -502,19 +489,26 @@ def find_piece(store: Store, req: Any) -> Piece | None:
     return None
 
 
-def evaluate_status_file(settings: Settings, store: Store, flow: ClaimedFlow, data: bytes) -> tuple[Verdict, ...] | list[Finding]:
+_NOT_APPLIED = Check("status-file", "passed", "read; not applied: `gateway validate` changes nothing")
+
+
+def evaluate_status_file(settings: Settings, store: Store | None, flow: ClaimedFlow | None, data: bytes, *,
+                         apply: bool = True) -> tuple[Verdict, ...] | list[Finding]:
     """Apply every status change a party's file asks for; one verdict per
     request (accepted, or refused with its reason). A file that cannot be
-    read at all gives file-level findings."""
-    from .status_files import parse_status_file, status_xsd
+    read at all gives file-level findings. `apply=False` only reads it (no
+    store, no flow): what `gateway validate` says of a status file."""
+    from .status_files import read_status_file
 
-    machine = machine_for(settings)
-    requests, problems = parse_status_file(data, machine, xsd=status_xsd(settings))
+    machine, requests, problems = read_status_file(settings, data)
     if problems and not requests:
         return problems
     verdicts = []
     for req in requests:
         name = req.piece_id or f"{req.invoice_number or '?'}"
+        if not apply:
+            verdicts.append(Verdict(req.index, f"{name}: {req.status}", Format.STATUS, (), (_NOT_APPLIED,)))
+            continue
         piece = find_piece(store, req)
         if piece is None:
             findings: tuple[Finding, ...] = (_unknown_piece(name, req.location),)
@@ -533,9 +527,8 @@ def evaluate_status_file(settings: Settings, store: Store, flow: ClaimedFlow, da
                     "n'a été modifié", location=req.location, value=req.status, stage="status"),))
         extra = (("piece_id", outcome.piece_id), ("status", req.status), ("applied", list(outcome.applied)))
         verdicts.append(Verdict(req.index, f"{name}: {req.status}", Format.STATUS, outcome.findings, (), extra))
-    extra_problems = tuple(problems)
-    if extra_problems:
-        verdicts.append(Verdict(len(verdicts) + 1, "(file)", Format.STATUS, extra_problems))
+    if problems:
+        verdicts.append(Verdict(len(verdicts) + 1, "(file)", Format.STATUS, tuple(problems)))
     return tuple(verdicts)
 
 

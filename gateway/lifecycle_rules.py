@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from . import codes
 from .piece import CADRES
@@ -27,6 +27,16 @@ DEPOSITOR = "depositor"  # in the file: the role that deposited a piece of the c
 ROUTE = "@route"  # in the file: the cadre's route
 FILE_NAME = "lifecycle.toml"
 STAGE = "lifecycle"
+
+# What a correction (a status file's "correction") may change: the piece's
+# routing columns, checked like a new recipient, and a party named wrongly.
+# Which move may carry which of them is data: `correction` on a move.
+CORRECTION_FIELDS = ("recipient_siret", "service_code", "engagement_number")
+CORRECTION_PARTIES: Mapping[str, tuple[str, str]] = {  # key -> (role, attribute of the party)
+    "validator_siret": ("validator1", "siret"), "validator_service": ("validator1", "service"),
+    "validator2_siret": ("validator2", "siret"), "validator2_service": ("validator2", "service"),
+    "moe_siret": ("moe", "siret"), "moe_service": ("moe", "service")}
+CORRECTION_KEYS = CORRECTION_FIELDS + tuple(CORRECTION_PARTIES)
 
 ROLE_FR = {
     "supplier": "le fournisseur", "recipient": "le destinataire", "validator1": "le premier valideur",
@@ -68,16 +78,14 @@ ByLevels = tuple[tuple[int, tuple[str, ...]], ...]  # ((levels, statuses), ...) 
 @dataclass(frozen=True, eq=False)
 class CadreRules:
     cadre: str
-    label: str
     depositor: str
-    circuits: tuple[str, ...]
-    route: tuple[str, ...]
     entry: ByLevels
     follow: Mapping[str, ByLevels]
     holders: Mapping[str, str]
     deadlines: Mapping[str, str]  # status -> status the platform sets when its delay runs out
     notify: Mapping[str, tuple[str, ...]]
     moves: Mapping[str, Mapping[str, frozenset[str]]]  # current -> new -> roles
+    corrections: Mapping[tuple[str, str, str], frozenset[str]]  # (current, new, role) -> correction keys
     link: LinkRule | None
 
 
@@ -184,9 +192,7 @@ class Machine:
         return _pick(f, levels) if f else ()
 
     def holder(self, cadre: str, status: str) -> str | None:
-        if self.known(status) and self._statuses[status].final:
-            return None
-        return self.rules(cadre).holders.get(status)
+        return self.rules(cadre).holders.get(status)  # nobody holds a final status (checked at load)
 
     def deadline(self, cadre: str, status: str) -> tuple[timedelta, str] | None:
         then = self.rules(cadre).deadlines.get(status)
@@ -200,6 +206,10 @@ class Machine:
     def notify(self, cadre: str, status: str) -> tuple[str, ...]:
         return self.rules(cadre).notify.get(status, PARTIES)
 
+    def correctable(self, cadre: str, current: str, new: str, role: str) -> frozenset[str]:
+        """The correction keys `role` may give with this move (none on most moves)."""
+        return self.rules(cadre).corrections.get((current, new, role), frozenset())
+
     def moves_from(self, cadre: str, current: str) -> dict[str, tuple[str, ...]]:
         """role -> statuses that role may set from `current`, in file order."""
         out: dict[str, list[str]] = {}
@@ -210,9 +220,11 @@ class Machine:
         return {r: tuple(v) for r, v in out.items()}
 
     # --- the one question the worker asks -------------------------------------------
-    def check(self, *, cadre: str, current: str, new: str, role: str, reason: str | None) -> Finding | None:
-        """None when `role` may move a piece of `cadre` from `current` to `new`;
-        else why not, saying what is allowed instead."""
+    def check(self, *, cadre: str, current: str, new: str, role: str, reason: str | None,
+              correction: Iterable[str] = ()) -> Finding | None:
+        """None when `role` may move a piece of `cadre` from `current` to `new`
+        (with a correction of these keys, if any); else why not, saying what is
+        allowed instead."""
         if not self.known(new):
             return codes.finding(
                 "STATUT_INCONNU", f"Unknown status {new!r}", f"Statut inconnu « {new} »", value=new, stage=STAGE)
@@ -240,7 +252,7 @@ class Machine:
                 return codes.finding(
                     "STATUT_MOTIF", f"A reason (motif) is mandatory to set {new}",
                     f"Un motif est obligatoire pour passer au statut {new}", value=new, stage=STAGE)
-            return None
+            return self._correction_refused(cadre, current, new, role, correction)
         mine_en, mine_fr = self._yours(cadre, current, role)
         if roles:
             who = [r for r in ROLES if r in roles]
@@ -253,6 +265,28 @@ class Machine:
         return codes.finding(
             "STATUT_INTERDIT", f"{new} cannot follow {current} on an {cadre} piece; {mine_en}",
             f"{new} ne peut pas suivre {current} pour une pièce {cadre} ; {mine_fr}", value=new, stage=STAGE)
+
+    def _correction_refused(self, cadre: str, current: str, new: str, role: str,
+                            correction: Iterable[str]) -> Finding | None:
+        """A correction rewrites where a piece goes: only on the moves marked
+        for it (recycling, naming the right validator), never with another status."""
+        allowed = self.correctable(cadre, current, new, role)
+        extra = sorted(set(correction) - allowed)
+        if not extra:
+            return None
+        if allowed:
+            en = f"this move corrects only {', '.join(sorted(allowed))}"
+            fr = f"ce changement ne corrige que {', '.join(sorted(allowed))}"
+        else:
+            moves = sorted(f"{a} -> {b}" for a, b, r in self.rules(cadre).corrections if r == role)
+            en = (f"{role} corrects an {cadre} piece only with {', '.join(moves)}" if moves
+                  else f"{role} corrects nothing")
+            fr = (f"{ROLE_FR[role]} ne corrige une pièce {cadre} qu'avec {', '.join(moves)}" if moves
+                  else f"{ROLE_FR[role]} ne corrige rien")
+        return codes.finding(
+            "STATUT_INTERDIT", f"A correction ({', '.join(extra)}) cannot come with {new} from {current}; {en}",
+            f"Une correction ({', '.join(extra)}) ne peut accompagner {new} depuis {current} ; {fr}",
+            value=new, stage=STAGE)
 
     def _yours(self, cadre: str, current: str, role: str) -> tuple[str, str]:
         """What `role` (and the others) may set from `current`, in words."""
@@ -343,7 +377,7 @@ class _Compiler:
             raise self.fail(key, f"unknown role {name!r}; roles: {', '.join(sorted(ok))}")
         return name
 
-    def status_list(self, value: Any, key: str, *, route_ok: bool = True) -> tuple[str, ...]:
+    def status_list(self, value: Any, key: str, *, route_ok: bool = False) -> tuple[str, ...]:
         if not isinstance(value, list) or not value:
             raise self.fail(key, "must be a non-empty list of statuses")
         out = []
@@ -354,9 +388,19 @@ class _Compiler:
                 out.append(self.status(v, f"{key}[{i}]"))
         return tuple(out)
 
+    def corrections(self, move: dict[str, Any], key: str) -> frozenset[str]:
+        value = move.get("correction", [])
+        if not isinstance(value, list):
+            raise self.fail(f"{key}.correction", f"must be a list of correction keys ({', '.join(CORRECTION_KEYS)})")
+        for i, k in enumerate(value):
+            if k not in CORRECTION_KEYS:
+                raise self.fail(f"{key}.correction[{i}]", f"unknown correction {k!r}; corrections: "
+                                                          f"{', '.join(CORRECTION_KEYS)}")
+        return frozenset(value)
+
     def by_levels(self, value: Any, key: str) -> ByLevels:
         if isinstance(value, list):
-            return ((0, self.status_list(value, key)),)
+            return ((0, self.status_list(value, key, route_ok=True)),)
         tab = self.table(value, key)
         if not tab:
             raise self.fail(key, "must be a list of statuses or a table keyed \"0\", \"1\", \"2\"")
@@ -364,7 +408,7 @@ class _Compiler:
         for lv, statuses in tab.items():
             if lv not in ("0", "1", "2"):
                 raise self.fail(f"{key}.{lv}", "levels must be \"0\", \"1\" or \"2\" (validators given)")
-            out.append((int(lv), self.status_list(statuses, f"{key}.{lv}")))
+            out.append((int(lv), self.status_list(statuses, f"{key}.{lv}", route_ok=True)))
         return tuple(sorted(out))
 
     # the file --------------------------------------------------------------------
@@ -433,22 +477,22 @@ class _Compiler:
     def read_circuit(self, value: Any, key: str) -> dict[str, Any]:
         v = self.table(value, key, _CIRCUIT_KEYS)
         c = self.read_tables(v, key)
-        moves: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        moves: list[tuple[str, tuple[str, ...], tuple[str, ...], frozenset[str]]] = []
         for i, m in enumerate(v.get("moves", [])):
             mk = f"{key}.moves[{i}]"
-            m = self.table(m, mk, {"by", "from", "to"})
-            moves.append((self.role(m.get("by"), f"{mk}.by"), self.status_list(m.get("from"), f"{mk}.from", route_ok=False),
-                          self.status_list(m.get("to"), f"{mk}.to", route_ok=False)))
+            m = self.table(m, mk, {"by", "from", "to", "correction"})
+            moves.append((self.role(m.get("by"), f"{mk}.by"), self.status_list(m.get("from"), f"{mk}.from"),
+                          self.status_list(m.get("to"), f"{mk}.to"), self.corrections(m, mk)))
         for i, ch in enumerate(v.get("chains", [])):
             ck = f"{key}.chains[{i}]"
             ch = self.table(ch, ck, {"by", "steps", "skip"})
             by = self.role(ch.get("by"), f"{ck}.by")
-            steps = self.status_list(ch.get("steps"), f"{ck}.steps", route_ok=False)
+            steps = self.status_list(ch.get("steps"), f"{ck}.steps")
             skip = ch.get("skip", False)
             if not isinstance(skip, bool):
                 raise self.fail(f"{ck}.skip", "must be true or false")
             for j, step in enumerate(steps[:-1]):
-                moves.append((by, (step,), steps[j + 1:] if skip else (steps[j + 1],)))
+                moves.append((by, (step,), steps[j + 1:] if skip else (steps[j + 1],), frozenset()))
         c["moves"] = moves
         return c
 
@@ -456,7 +500,7 @@ class _Compiler:
         """The per-status tables a circuit or a cadre may give."""
         c: dict[str, Any] = {}
         if "route" in v:
-            c["route"] = self.status_list(v["route"], f"{key}.route", route_ok=False)
+            c["route"] = self.status_list(v["route"], f"{key}.route")
         if "entry" in v:
             c["entry"] = self.by_levels(v["entry"], f"{key}.entry")
         c["follow"] = {self.status(s, f"{key}.follow.{s}"): self.by_levels(f, f"{key}.follow.{s}")
@@ -479,6 +523,7 @@ class _Compiler:
         if not (cadre[:1] == "A" and cadre[1:].isdigit()):
             raise self.fail(key, "cadres are named A1 to A25")
         v = self.table(value, key, _CADRE_KEYS)
+        self.text(v.get("label"), f"{key}.label")  # for readers of the file: the code does not use it
         depositor = self.role(v.get("depositor"), f"{key}.depositor", depositor=False, platform=False)
         names = v.get("circuits")
         if not isinstance(names, list) or not names:
@@ -531,15 +576,19 @@ class _Compiler:
         notify = {st: tuple(dict.fromkeys(resolve(r) for r in roles)) for st, roles in merged("notify").items()}
         deadlines = merged("deadlines")
         moves: dict[str, dict[str, set[str]]] = {}
+        corrections: dict[tuple[str, str, str], frozenset[str]] = {}
 
         def add(frm: str, to: str, role: str) -> None:
             moves.setdefault(frm, {}).setdefault(to, set()).add(role)
 
         for part in parts:
-            for by, frm, to in part["moves"]:
+            for by, frm, to, keys in part["moves"]:
                 for a in frm:
                     for b in to:
                         add(a, b, resolve(by))
+                        if keys:
+                            k = (a, b, resolve(by))
+                            corrections[k] = corrections.get(k, frozenset()) | keys
         # what the platform does on its own is a move too
         for _, seq in entry:
             for a, b in zip(seq, seq[1:]):
@@ -559,10 +608,10 @@ class _Compiler:
                 raise self.fail(f"{key}.link.to", "must be a non-empty list of cadres")
             link = LinkRule(cadre=cadre, links_to=tuple(self.text(t, f"{key}.link.to[{i}]") for i, t in enumerate(to)),
                             linked_status=self.status(lk.get("status"), f"{key}.link.status"),
-                            from_statuses=self.status_list(lk.get("from"), f"{key}.link.from", route_ok=False))
-        return CadreRules(cadre=cadre, label=self.text(v.get("label"), f"{key}.label"), depositor=depositor,
-                          circuits=tuple(names), route=route, entry=entry, follow=follow, holders=holders,
-                          deadlines=deadlines, notify=notify, moves=moves, link=link)  # moves frozen once links are in
+                            from_statuses=self.status_list(lk.get("from"), f"{key}.link.from"))
+        return CadreRules(cadre=cadre, depositor=depositor, entry=entry, follow=follow, holders=holders,
+                          deadlines=deadlines, notify=notify, moves=moves,  # moves frozen once links are in
+                          corrections=corrections, link=link)
 
     def add_links(self, cadres: dict[str, CadreRules]) -> None:
         """The platform sets a link's status on the earlier piece: a move of the earlier cadre."""

@@ -10,6 +10,7 @@ cached per process, since this runs on every piece.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import tomllib
@@ -30,7 +31,8 @@ from .records import Finding, Location, Severity
 STAGE = "mapping"
 TYPES = ("text", "date", "decimal", "int")
 
-_PARTY = {f"{p}.{a}": "text" for p in ("supplier", "recipient") for a in ("name", "siret", "id_scheme", "vat_id", "country")}
+PARTY_FIELDS = tuple(f.name for f in dataclasses.fields(Party))  # every one is text
+_PARTY = {f"{p}.{a}": "text" for p in ("supplier", "recipient") for a in PARTY_FIELDS}
 # Canonical field -> type. "cadre.*" are inputs to the cadre decision, not Invoice attributes.
 FIELDS: dict[str, str] = {
     "invoice_number": "text", "issue_date": "date", "type_code": "int", "currency": "text",
@@ -90,10 +92,8 @@ class GroupSpec:
 @dataclass(frozen=True)
 class Mapping:
     syntax: str
-    label: str
-    path: Path
+    path: Path  # the file it was read from
     priority: int
-    namespaces: dict[str, str] = field(compare=False, repr=False)
     roots: frozenset[tuple[str, str]] = frozenset()
     requires: etree.XPath | None = field(default=None, compare=False, repr=False)
     fields: tuple[FieldSpec, ...] = field(default=(), repr=False)
@@ -160,6 +160,9 @@ def load_mapping(path: Path) -> Mapping:
         for other, exprs in spec.get("also", {}).items():
             if other not in FIELDS:
                 raise MappingError(f"{path}: {where}: 'also' names unknown field {other!r}")
+            if FIELDS[other] != "text":  # a companion keeps the raw text it finds, never converted
+                raise MappingError(f"{path}: {where}: 'also' can only fill text fields; {other!r} is "
+                                   f"{FIELDS[other]!r}: give it its own entry in [fields]")
             also.append((other, compile_all(exprs, f"{where}.also.{other}")))
         return FieldSpec(name, typ, compile_all(spec["xpath"], where), tuple(also))
 
@@ -192,8 +195,7 @@ def load_mapping(path: Path) -> Mapping:
     requires = None
     if match.get("requires"):
         requires = compile_all(match["requires"], "match.requires")[0][1]
-    return Mapping(syntax=syntax, label=str(data.get("label", syntax)), path=path,
-                   priority=int(match.get("priority", 0)), namespaces=ns, roots=frozenset(roots),
+    return Mapping(syntax=syntax, path=path, priority=int(match.get("priority", 0)), roots=frozenset(roots),
                    requires=requires, fields=tuple(fields), groups=tuple(groups))
 
 
@@ -221,18 +223,16 @@ def load_mappings(dirs: tuple[Path, ...] = ()) -> tuple[Mapping, ...]:
     return tuple(sorted(seen.values(), key=lambda m: -m.priority))
 
 
-def mapping_dirs(settings: Settings) -> tuple[Path, ...]:
-    """Extra mapping folders from gateway.toml: [mapping] dirs = ["..."] (relative to the home)."""
-    dirs = settings.section("mapping").get("dirs", [])
-    out = []
-    for d in [dirs] if isinstance(dirs, str) else dirs:  # GATEWAY_MAPPING_DIRS=one/folder gives a string
-        p = Path(d)
-        out.append(p if p.is_absolute() else (settings.home / p).resolve())
-    return tuple(out)
-
-
-def mappings_for(settings: Settings) -> tuple[Mapping, ...]:
-    return load_mappings(mapping_dirs(settings))
+def mapping_source(settings: Settings, syntax: str) -> str:
+    """Which file maps a syntax, for people: relative to the home for a file of
+    `[mapping] dirs`, to the source tree (or package) for a packaged one; "" if none."""
+    m = next((m for m in load_mappings(settings.mapping_dirs) if m.syntax == syntax), None)
+    if m is None:
+        return ""
+    for base in (settings.home, packaged_dir().parent):
+        if m.path.is_relative_to(base):
+            return m.path.relative_to(base).as_posix()
+    return str(m.path)
 
 
 def select_mapping(tree: etree._ElementTree | etree._Element,
@@ -248,8 +248,7 @@ def select_mapping(tree: etree._ElementTree | etree._Element,
 
 # --- reading a document -------------------------------------------------------
 
-def map_piece(tree: etree._ElementTree | etree._Element, settings: Settings,
-              mapping: Mapping | None = None) -> tuple[Invoice | None, list[Finding]]:
+def map_piece(tree: etree._ElementTree | etree._Element, settings: Settings) -> tuple[Invoice | None, list[Finding]]:
     """Read the canonical piece from a parsed document.
 
     Returns (None, [IRR_TYPE_F]) when no mapping applies; values that cannot be
@@ -257,7 +256,7 @@ def map_piece(tree: etree._ElementTree | etree._Element, settings: Settings,
     are reported as REJ_CONT_B2G.
     """
     root = tree.getroot() if isinstance(tree, etree._ElementTree) else tree
-    mapping = mapping or select_mapping(root, mappings_for(settings))
+    mapping = select_mapping(root, load_mappings(settings.mapping_dirs))
     if mapping is None:
         q = etree.QName(root)
         return None, [codes.finding(
@@ -524,7 +523,7 @@ def resolve_cadre(values: dict[str, Any], sources: dict[str, Source],
 def _build(syntax: str, v: dict[str, Any], groups: dict[str, list[dict[str, Any]]],
            sources: dict[str, Source], cadre: str, cadre_source: str) -> Invoice:
     def party(p: str) -> Party:
-        return Party(**{a: v.get(f"{p}.{a}") for a in ("name", "siret", "id_scheme", "vat_id", "country")})
+        return Party(**{a: v.get(f"{p}.{a}") for a in PARTY_FIELDS})
 
     def ref(p: str) -> Validator | None:
         if v.get(f"{p}.siret") or v.get(f"{p}.service"):

@@ -56,8 +56,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from . import codes, detect
-from .attachments import (STAGE, Attachment, AttachmentLimits, check_one, extension, extract_xml_attachments,
-                          invoice_pdf, mime_of)
+from .attachments import (Attachment, attachment_limits, check_one, check_total, extension,
+                          extract_xml_attachments, invoice_pdf, mime_of, stem)
 from .config import Settings
 from .records import Check, Document, Finding, Format, Location, Part, Severity, Verdict
 
@@ -68,9 +68,9 @@ if TYPE_CHECKING:
 INVOICE = "01"  # the invoice's own rendering (pivot TypePJ 01)
 SUPPORTING = "02"  # pièce jointe complémentaire
 
-# Findings about the invoice data a PDF embeds: moot when an XML beside or
-# around the PDF is the invoice of record.
-_DATA_CODES = frozenset({"FX_INCOHERENT", "REJ_CONT_B2G"})
+# Findings about the invoice data a PDF embeds (IRR_TYPE_F: an embedded XML
+# that is no CII): moot when an XML beside or around the PDF is the invoice of record.
+_DATA_CODES = frozenset({"FX_INCOHERENT", "REJ_CONT_B2G", "IRR_TYPE_F"})
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,7 @@ class LotPiece:
 
 def _base(name: str) -> tuple[str, str]:
     """(folder, base name), case-folded: `in/FA-1.xml` -> ("in", "fa-1")."""
-    folder, _, file = name.rpartition("/")
-    stem = file.rsplit(".", 1)[0] if "." in file.strip(".") else file
-    return folder.casefold(), stem.casefold()
+    return name.rpartition("/")[0].casefold(), stem(name).casefold()
 
 
 def group_lot(parts: Sequence[Part]) -> list[LotPiece]:
@@ -136,34 +134,18 @@ def group_lot(parts: Sequence[Part]) -> list[LotPiece]:
             for i, p in enumerate(parts) if i not in claimed]
 
 
-# --- what to send instead ------------------------------------------------------
-
-def pdf_alone_finding() -> Finding:
-    """IRR_PDF_SEUL, saying the three ways to send a PDF with its data."""
-    from .pdf import pdf_alone_finding as base
-
-    return replace(
-        base(),
-        message="This PDF carries no invoice data and is not accepted alone. Send instead: a Factur-X (PDF/A-3 "
-        "embedding factur-x.xml, profile BASIC, EN 16931 or EXTENDED); or a UBL or CII invoice that embeds this "
-        "PDF as an attachment; or, in one ZIP or tar.gz lot, this PDF beside an XML invoice with the same base "
-        "name (INV-1.pdf with INV-1.xml)",
-        message_fr="Ce PDF ne contient pas de données de facture et n'est pas accepté seul. Déposez plutôt : un "
-        "Factur-X (PDF/A-3 avec factur-x.xml, profil BASIC, EN 16931 ou EXTENDED) ; ou une facture UBL ou CII "
-        "qui joint ce PDF ; ou, dans un même lot ZIP ou tar.gz, ce PDF à côté d'une facture XML de même nom "
-        "(FAC-1.pdf et FAC-1.xml)")
-
+# --- what to send instead (IRR_PDF_SEUL itself: pdf.pdf_alone_finding) ----------
 
 def explain_orphan(verdict: Verdict, family: str) -> Verdict:
     """In a lot, say what the member lacked: the XML beside a PDF, or the
     invoice a supporting document should go with."""
     base = posixpath.basename(verdict.name)
-    stem = base.rsplit(".", 1)[0] if "." in base.strip(".") else base
+    xml = f"{stem(base)}.xml"
     out = []
     for f in verdict.findings:
         if f.code == "IRR_PDF_SEUL":
-            f = replace(f, message=f"{f.message}. This lot has no XML invoice named {stem}.xml beside {base}",
-                        message_fr=f"{f.message_fr}. Ce lot ne contient pas de facture XML {stem}.xml à côté "
+            f = replace(f, message=f"{f.message}. This lot has no XML invoice named {xml} beside {base}",
+                        message_fr=f"{f.message_fr}. Ce lot ne contient pas de facture XML {xml} à côté "
                         f"de {base}")
         elif f.code == "IRR_TYPE_F" and family != "xml":
             f = replace(f, message=f"{f.message}. A supporting document goes beside its invoice with the same base "
@@ -235,7 +217,7 @@ def attachments_stage(work: PieceWork, settings: Settings) -> None:
     than `max_mb` each), checked, and delivered; the invoice's own PDF among
     them (kind 01) also gets the PDF checks. In a Factur-X's CII, the PDF
     itself is already the kind-01 document."""
-    limits = AttachmentLimits.from_settings(settings)
+    limits = attachment_limits(settings)
     atts, unreadable = extract_xml_attachments(work.tree, max_bytes=limits.max_bytes)
     found = list(unreadable)
     own = None if work.format.is_pdf or _has_invoice_document(work) else invoice_pdf(atts, limits)
@@ -255,7 +237,7 @@ def attachments_stage(work: PieceWork, settings: Settings) -> None:
 def deliver_facturx(work: PieceWork, insp: PdfInspection, settings: Settings) -> None:
     """The PDF stage's part: a Factur-X is its own kind-01 document; its other
     embedded files are supporting documents once they pass the rules."""
-    limits = AttachmentLimits.from_settings(settings)
+    limits = attachment_limits(settings)
     name = fit_name(posixpath.basename(work.part.name) or "facture.pdf", limits.max_name_chars)
     deliver(work, Document(name, "application/pdf", work.part.data, INVOICE), "file")
     for att in insp.attachments:
@@ -268,7 +250,7 @@ def deliver_facturx(work: PieceWork, insp: PdfInspection, settings: Settings) ->
 def add_companions(work: PieceWork, companions: Sequence[Companion], settings: Settings) -> None:
     """The lot members that go with the piece: checked, then delivered; and
     the size of the whole (invoice file + those members)."""
-    limits = AttachmentLimits.from_settings(settings)
+    limits = attachment_limits(settings)
     found: list[Finding] = []
     for c in companions:
         name = posixpath.basename(c.part.name)
@@ -282,13 +264,8 @@ def add_companions(work: PieceWork, companions: Sequence[Companion], settings: S
         found.extend(problems)
         if not _errors(problems):
             deliver(work, doc, "lot")
-    total = len(work.part.data) + sum(len(c.part.data) for c in companions)
-    if total > limits.max_total_bytes:
-        found.append(codes.finding(
-            "IRR_TAILLE_F", f"The invoice and the documents beside it total {total} bytes; the limit is "
-            f"{limits.max_total_bytes}", f"La facture et les documents qui l'accompagnent font {total} octets ; "
-            f"la limite est {limits.max_total_bytes}",
-            location=Location(member=work.part.name or None), value=str(total), stage=STAGE))
+    found.extend(check_total(len(work.part.data), (len(c.part.data) for c in companions), limits,
+                             member=work.part.name or None))
     work.findings.extend(found)
     if companions:
         work.checks.append(Check("lot-documents", "failed" if _errors(found) else "passed",

@@ -1,56 +1,35 @@
 """Operators' logins for the web pages: `gateway operator add|remove|list`.
 
-Kept in `keys/operators` in the home (mode 0600), one line per operator:
-`name:scrypt:N:r:p:salt:hash` (base64), never the password itself. The
-pages ask for HTTP Basic credentials as soon as one operator exists, and
-always when they listen on anything but the loopback address (web.py).
+Kept in `keys/operators` in the home (mode 0600 from its creation), one line
+per operator: `name:` and its scrypt hash, the same as partners' passwords
+(gateway.partners), never the password itself. The pages ask for HTTP Basic
+credentials as soon as one operator exists, and always when they listen on
+anything but the loopback address (web.py).
 """
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
-import os
 import re
-import secrets
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from . import config
+from .cli import HomeOpt, existing_home
 from .config import Settings
 from .files import atomic_write
+from .partners import hash_password, verify_password
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 12
-# scrypt's cost: about 50 ms a check here, so guessing is slow and a page still loads at once
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
 
 
 def operators_file(settings: Settings) -> Path:
     return settings.keys / "operators"
-
-
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
-    b64 = base64.b64encode
-    return f"scrypt:{SCRYPT_N}:{SCRYPT_R}:{SCRYPT_P}:{b64(salt).decode()}:{b64(digest).decode()}"
-
-
-def password_matches(stored: str, password: str) -> bool:
-    try:
-        kind, n, r, p, salt, digest = stored.split(":")
-        if kind != "scrypt":
-            return False
-        got = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=len(base64.b64decode(digest)))
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(got, base64.b64decode(digest))
 
 
 def load(settings: Settings) -> dict[str, str]:
@@ -63,15 +42,14 @@ def load(settings: Settings) -> dict[str, str]:
     for line in text.splitlines():
         name, sep, stored = line.strip().partition(":")
         if sep and NAME_RE.match(name):
-            out[name] = stored
+            # the first lines written said scrypt:N:r:p:salt:hash; base64 has neither ':' nor '$'
+            out[name] = stored.replace(":", "$") if stored.startswith("scrypt:") else stored
     return out
 
 
 def _save(settings: Settings, users: dict[str, str]) -> None:
-    path = operators_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, "".join(f"{n}:{h}\n" for n, h in sorted(users.items())).encode("utf-8"), fsync=True)
-    os.chmod(path, 0o600)
+    atomic_write(operators_file(settings), "".join(f"{n}:{h}\n" for n, h in sorted(users.items())).encode("utf-8"),
+                 fsync=True, mode=0o600)
 
 
 def add(settings: Settings, name: str, password: str) -> None:
@@ -127,8 +105,8 @@ class Checker:
             name, sep, password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             return None
-        stored = users.get(name) if sep else None
-        if stored is None or not password_matches(stored, password):
+        # an unknown name costs one scrypt too: how long a refusal takes tells no names
+        if not verify_password(password, users.get(name) if sep else None):
             return None
         self._passed[key] = (name, time.monotonic() + self.remember, self._stamp)
         return name
@@ -137,8 +115,6 @@ class Checker:
 # --- command line ---------------------------------------------------------------------------
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
-HomeOpt = Annotated[Optional[Path], typer.Option("--home", help="The gateway's home (default: GATEWAY_HOME, else "
-                                                                 "the current folder).")]
 
 
 @app.command("add")
@@ -165,7 +141,7 @@ def add_command(
 @app.command("remove")
 def remove_command(name: str, home: HomeOpt = None) -> None:
     """Remove an operator."""
-    if not remove(config.load(home), name):
+    if not remove(existing_home(home), name):
         typer.echo(f"error: no operator {name}", err=True)
         raise typer.Exit(1)
     typer.echo(f"operator {name} removed")
@@ -174,5 +150,5 @@ def remove_command(name: str, home: HomeOpt = None) -> None:
 @app.command("list")
 def list_command(home: HomeOpt = None) -> None:
     """The operators who can log in."""
-    for name in sorted(load(config.load(home))):
+    for name in sorted(load(existing_home(home))):
         typer.echo(name)

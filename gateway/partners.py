@@ -27,7 +27,8 @@ from .config import Settings
 if TYPE_CHECKING:  # paramiko is loaded where keys are read: `gateway run --once` never needs it
     import paramiko
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# \Z, not $: `$` also matches before a final newline, and "ACME\n" is no name.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 KEY_TYPES = (
     "ssh-ed25519",
     "ecdsa-sha2-nistp256",
@@ -61,9 +62,14 @@ class Partner:
     updated_at: datetime
 
 
+def is_valid_name(name: object) -> bool:
+    """A safe sender code: it names folders and is an SFTP user name."""
+    return isinstance(name, str) and NAME_RE.match(name) is not None and ".." not in name
+
+
 def validate_name(name: str) -> str:
     """Return `name` if it is a safe sender code, else raise ValueError."""
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+    if not is_valid_name(name):
         raise ValueError(
             f"invalid partner name {name!r}: use 1-64 letters, digits, '_', '.', '-', "
             "starting with a letter or digit, without '..'"
@@ -139,7 +145,7 @@ def add_partner(settings: Settings, name: str, pubkey_lines=(), password: str | 
     """Create a partner, or add keys (and set the password) of an existing one.
 
     Creates the partner's inbox/ and outbox/ folders. Does not re-enable a
-    disabled partner (that is `enable_partner`).
+    disabled partner (that is `set_enabled`).
     """
     validate_name(name)
     keys = [parse_public_key(ln) for ln in pubkey_lines]
@@ -172,19 +178,11 @@ def list_partners(settings: Settings) -> list[Partner]:
 
 
 def get_partner(settings: Settings, name: str) -> Partner | None:
-    if not NAME_RE.match(name or "") or ".." in name:
+    if not is_valid_name(name):
         return None
     with Session(db.engine(settings)) as s:
         row = s.get(PartnerAccount, name)
         return _record(row) if row else None
-
-
-def disable_partner(settings: Settings, name: str) -> Partner:
-    return _set_enabled(settings, name, False)
-
-
-def enable_partner(settings: Settings, name: str) -> Partner:
-    return _set_enabled(settings, name, True)
 
 
 def authorized_keys(settings: Settings, name: str) -> tuple[str, ...]:
@@ -201,7 +199,7 @@ def key_allowed(settings: Settings, name: str, key: paramiko.PKey) -> bool:
 def check_password(settings: Settings, name: str, password: str) -> bool:
     """True only for an enabled partner with a password that matches."""
     p_hash = None
-    if NAME_RE.match(name or "") and ".." not in name:
+    if is_valid_name(name):
         with Session(db.engine(settings)) as s:
             row = s.get(PartnerAccount, name)
             if row is not None and row.enabled:
@@ -209,7 +207,9 @@ def check_password(settings: Settings, name: str, password: str) -> bool:
     return verify_password(password, p_hash) and p_hash is not None
 
 
-def _set_enabled(settings: Settings, name: str, enabled: bool) -> Partner:
+def set_enabled(settings: Settings, name: str, enabled: bool) -> Partner:
+    """Allow (True) or stop (False) a partner's logins; its folders and files are kept.
+    LookupError for an unknown partner."""
     validate_name(name)
     with Session(db.engine(settings)) as s:
         row = s.get(PartnerAccount, name)

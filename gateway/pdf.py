@@ -2,7 +2,8 @@
 
 `inspect_pdf` reports facts for the pipeline: the format (Factur-X, signed
 PDF, plain PDF), the invoice XML a Factur-X carries (taken from the signed
-revision when the PDF is signed, so an appended update cannot swap it), its
+revision when the PDF is signed, so an appended update cannot swap it; parsed
+once, here, and refused as IRR_TYPE_F unless it is a CII D16B invoice), its
 profile according to the XML and to the XMP metadata, the PDF/A markers, the
 signatures and the other embedded files. It never raises: a PDF that cannot be
 read is an IRR_PDF finding, whatever pypdf or pyHanko throw.
@@ -25,18 +26,19 @@ from pypdf import PdfReader
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, StreamObject
 
 from . import codes, xmlsafe
-from .attachments import Attachment
+from .attachments import Attachment, per_settings
 from .config import MB, Settings
+from .detect import format_of_root
 from .records import Finding, Format, Location, Severity
 from .signatures import SignatureReport, validate_signatures
 
 STAGE = "pdf"
+FX_STAGE = "facturx"  # findings about the invoice XML a Factur-X carries: its syntax and its kind
 
 # Names of the invoice XML in a Factur-X / ZUGFeRD PDF, compared lower-cased
 # (ZUGFeRD 1 writes ZUGFeRD-invoice.xml, ZUGFeRD 2.0 zugferd-invoice.xml).
 INVOICE_XML_NAMES = ("factur-x.xml", "zugferd-invoice.xml", "xrechnung.xml")
 
-CII_NS = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
 ZF1_NS = "urn:ferd:CrossIndustryDocument:invoice:1p0"
 FX_XMP_NS = (
     "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#",
@@ -74,9 +76,16 @@ _XMP_LEVELS = {
 
 @dataclass(frozen=True)
 class EmbeddedXml:
+    """The invoice XML a Factur-X carries, parsed once, here."""
+
     name: str
     data: bytes
-    relationship: str | None  # AFRelationship without the slash: Data, Alternative, Source...
+    tree: etree._ElementTree | None = None  # the parsed document; None when it is not well-formed ...
+    problems: tuple[Finding, ...] = ()  # ... and why (IRR_SYNTAX), for the pipeline's syntax check
+    cii: bool = False  # a CII D16B invoice; anything else is refused (IRR_TYPE_F in the findings)
+
+
+NO_PROFILE_SOURCE = {"xml": None, "xmp": None}  # copied, never shared: callers may keep it
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,9 @@ class PdfLimits:
         )
 
 
+pdf_limits = per_settings(PdfLimits.from_settings)
+
+
 def _finding(code: str, en: str, fr: str, where: str | None = None, *, value: str | None = None,
              severity: Severity = Severity.ERROR) -> Finding:
     return codes.finding(code, en, fr, location=Location(xpath=where) if where else None,
@@ -121,15 +133,18 @@ def _finding(code: str, en: str, fr: str, where: str | None = None, *, value: st
 
 
 def pdf_alone_finding() -> Finding:
-    """IRR_PDF_SEUL: a PDF with no invoice data, and what to send instead."""
+    """IRR_PDF_SEUL: a PDF with no invoice data, and the three ways to send it
+    with its data (a PDF is paired with an XML only inside one lot)."""
     return _finding(
         "IRR_PDF_SEUL",
-        "This PDF carries no invoice data. Send instead: a Factur-X (PDF/A-3 embedding factur-x.xml, profile "
-        "BASIC, EN 16931 or EXTENDED); or a UBL or CII invoice that embeds this PDF as an attachment; or an XML "
-        "invoice with the same base name next to the PDF (INV-1.pdf with INV-1.xml)",
-        "Ce PDF ne contient pas de données de facture. Déposez plutôt : un Factur-X (PDF/A-3 avec factur-x.xml, "
-        "profil BASIC, EN 16931 ou EXTENDED) ; ou une facture UBL ou CII qui joint ce PDF ; ou une facture XML "
-        "de même nom à côté du PDF (FAC-1.pdf et FAC-1.xml)",
+        "This PDF carries no invoice data and is not accepted alone. Send instead: a Factur-X (PDF/A-3 "
+        "embedding factur-x.xml, profile BASIC, EN 16931 or EXTENDED); or a UBL or CII invoice that embeds this "
+        "PDF as an attachment; or, in one ZIP or tar.gz lot, this PDF beside an XML invoice with the same base "
+        "name (INV-1.pdf with INV-1.xml)",
+        "Ce PDF ne contient pas de données de facture et n'est pas accepté seul. Déposez plutôt : un "
+        "Factur-X (PDF/A-3 avec factur-x.xml, profil BASIC, EN 16931 ou EXTENDED) ; ou une facture UBL ou CII "
+        "qui joint ce PDF ; ou, dans un même lot ZIP ou tar.gz, ce PDF à côté d'une facture XML de même nom "
+        "(FAC-1.pdf et FAC-1.xml)",
     )
 
 
@@ -162,7 +177,6 @@ class _Embedded:
     name: str
     data: bytes
     mime: str | None
-    relationship: str | None
 
 
 @dataclass
@@ -204,7 +218,7 @@ def _read_revision(reader: PdfReader, limits: PdfLimits) -> _Revision:
                     f"Les fichiers incorporés dépassent {limits.max_embedded_bytes} octets une fois décodés",
                     EF, value=str(total)))
                 break
-            rev.files.append(_Embedded(name, content, _name(ef.subtype), _name(ef.pdf_object.get("/AFRelationship"))))
+            rev.files.append(_Embedded(name, content, _name(ef.subtype)))
     except (Exception, RecursionError) as exc:
         rev.findings.append(_finding(
             "IRR_PDF", f"The embedded-files tree is broken: {exc}",
@@ -355,7 +369,7 @@ class _FacturX:
     invoice: EmbeddedXml | None = None
     others: list[_Embedded] = field(default_factory=list)
     profile: str | None = None
-    source: dict = field(default_factory=lambda: {"xml": None, "xmp": None})
+    source: dict = field(default_factory=lambda: dict(NO_PROFILE_SOURCE))
     pdfa: dict = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
 
@@ -387,18 +401,16 @@ def _facturx(rev: _Revision, limits: PdfLimits) -> _FacturX:
                 "ne contient aucun XML de facture", "PDF /Root/Metadata", value=xmp_name, severity=Severity.WARNING))
         return out
     where = f"{EF} ({chosen.name})"
-    out.invoice = EmbeddedXml(chosen.name, chosen.data, chosen.relationship)
-    # A malformed XML is returned as is: the XML stage reports it, once.
-    tree, _problems = xmlsafe.parse(chosen.data, stage=STAGE)
+    # Parsed once, here; a malformed XML is returned with its problems: the
+    # pipeline's syntax check reports them, once.
+    tree, problems = xmlsafe.parse(chosen.data, stage=FX_STAGE)
+    cii = tree is not None and format_of_root(tree.getroot()) is Format.CII
+    out.invoice = EmbeddedXml(chosen.name, chosen.data, tree, tuple(problems), cii)
     xml_profile = None
     if tree is not None:
         root = tree.getroot()
-        ns = etree.QName(root).namespace
-        if ns not in (CII_NS, ZF1_NS):
-            out.findings.append(_finding(
-                "FX_INCOHERENT", f"The embedded '{chosen.name}' is not a CII invoice (root {{{ns}}}"
-                f"{etree.QName(root).localname})", f"Le fichier « {chosen.name} » incorporé n'est pas une facture "
-                f"CII (racine {{{ns}}}{etree.QName(root).localname})", where, value=etree.QName(root).localname))
+        if not cii:
+            out.findings.append(_not_cii(chosen.name, root, where))
         gid = _guideline_id(root)
         out.source["xml"] = gid
         xml_profile = profile_from_guideline(gid)
@@ -415,6 +427,20 @@ def _facturx(rev: _Revision, limits: PdfLimits) -> _FacturX:
     if out.profile in POOR_PROFILES:
         out.findings.append(_poor_profile(out.profile, limits.poor_profiles, where))
     return out
+
+
+def _not_cii(name: str, root: etree._Element, where: str) -> Finding:
+    """IRR_TYPE_F: a Factur-X carries a CII D16B invoice, nothing else (a
+    ZUGFeRD 1.0 XML, a UBL...)."""
+    tag = root.tag
+    if etree.QName(root).namespace == ZF1_NS:
+        en, fr = "ZUGFeRD 1.0 is not accepted", "ZUGFeRD 1.0 n'est pas accepté"
+    else:
+        en, fr = "a Factur-X carries a CII invoice", "un Factur-X porte une facture CII"
+    return codes.finding(
+        "IRR_TYPE_F", f"The embedded {name} is not a CII D16B invoice ({tag}); {en}: send a Factur-X / ZUGFeRD "
+        "2.x", f"Le {name} incorporé n'est pas une facture CII D16B ({tag}) ; {fr} : déposez un Factur-X / "
+        "ZUGFeRD 2.x", location=Location(xpath=where), value=tag, stage=FX_STAGE)
 
 
 def _xmp_findings(fx: dict, xmp_ok: bool, level: str | None, xml_profile: str | None,
@@ -503,24 +529,23 @@ def inspect_pdf(data: bytes, settings: Settings) -> PdfInspection:
     try:
         return _inspect(data, settings, repairs)
     except (Exception, RecursionError) as exc:
-        return PdfInspection(Format.PDF, (_unreadable(exc),), None, None, {"xml": None, "xmp": None}, {}, (), ())
+        return _refused(_unreadable(exc))
     finally:
         _REPAIRS.local.sink = None
 
 
+def _refused(finding: Finding) -> PdfInspection:
+    """A PDF that could not be looked into: one finding says why."""
+    return PdfInspection(Format.PDF, (finding,), None, None, dict(NO_PROFILE_SOURCE), {}, (), ())
+
+
 def _inspect(data: bytes, settings: Settings, repairs: list[str]) -> PdfInspection:
-    limits = PdfLimits.from_settings(settings)
-    empty = {"xml": None, "xmp": None}
-    try:
-        reader = _open(data)
-        encrypted = reader.is_encrypted
-    except (Exception, RecursionError) as exc:
-        return PdfInspection(Format.PDF, (_unreadable(exc),), None, None, empty, {}, (), ())
-    if encrypted:
-        return PdfInspection(Format.PDF, (_finding(
+    limits = pdf_limits(settings)
+    reader = _open(data)  # unreadable: inspect_pdf says so
+    if reader.is_encrypted:
+        return _refused(_finding(
             "IRR_PDF_CHIFFRE", "The PDF is encrypted: send it without password or encryption",
-            "Le PDF est chiffré : déposez-le sans mot de passe ni chiffrement", "PDF /Encrypt"),), None, None,
-            empty, {}, (), ())
+            "Le PDF est chiffré : déposez-le sans mot de passe ni chiffrement", "PDF /Encrypt"))
     findings: list[Finding] = []
     scan = _scan(reader, limits)
     findings.extend(_scan_findings(scan, limits))

@@ -7,6 +7,7 @@ the pivot writer read only this. Every field remembers where it was read
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import date
@@ -54,6 +55,18 @@ PIECE_TYPES: dict[str, str] = {
 # UNTDID 1001 codes of credit notes; Chorus accepts only 381 among them.
 CREDIT_NOTE_CODES = frozenset({81, 83, 261, 262, 296, 308, 381, 396, 420, 458, 532})
 PREPAYMENT_CODES = frozenset({386})
+
+# What the platform's pivot can hold: the controls refuse a piece beyond these,
+# and the pivot writer refuses to write one (chorus-domain 4).
+MAX_LENGTHS = (  # field, limit, English / French name, rule
+    ("invoice_number", 20, "invoice number", "numéro de facture", "BR-FR-CPRO-02"),
+    ("original_invoice", 20, "original invoice number", "numéro de la facture d'origine", "pivot IdFactureOrigine"),
+    ("engagement_number", 50, "engagement number", "numéro d'engagement", "pivot NumeroEngagement"),
+    ("contract_number", 50, "contract number", "numéro de marché", "pivot NumeroMarche"),
+    ("service_code", 100, "service code", "code service", "pivot CodeService"),
+)
+LIMITS = {name: limit for name, limit, *_ in MAX_LENGTHS}
+CURRENCY = re.compile("[A-Z]{3}")  # the form of an ISO 4217 code
 
 
 @lru_cache(maxsize=4096)  # a flow names the same few SIRETs many times
@@ -147,6 +160,11 @@ class Invoice:
     moe: Validator | None = None  # maîtrise d'oeuvre of a public-works piece (A4, A7, A10, A13, A14)
     # field name ("recipient.siret", "lines[2].net_amount") -> (xpath, line)
     sources: tuple[tuple[str, Source], ...] = ()
+
+    @property
+    def validator_levels(self) -> int:
+        """How many validators the piece names (0, 1 or 2): picks its validation circuit."""
+        return sum(1 for v in (self.validator, self.validator2) if v is not None and v.siret)
 
     @property
     def is_credit_note(self) -> bool:

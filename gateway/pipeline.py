@@ -185,7 +185,6 @@ def run_xml_checks(work: PieceWork, settings: Settings, *, force: bool = False) 
     """XSD, then the registered business stages. Also used for the CII a
     Factur-X carries (`force`: run the rules even if a PDF policy finding
     already rejects the piece, so the report is complete)."""
-    failed_before = _blocking(work) and not force
     found, check = xsd.validate(work.tree, work.xml_format or work.format, settings.schema_dirs,
                                 member=work.part.name or None)
     work.findings.extend(found)
@@ -195,7 +194,7 @@ def run_xml_checks(work: PieceWork, settings: Settings, *, force: bool = False) 
         _skip_rest(work, "xsd")
         return
     for name, stage in XML_STAGES:
-        if failed_before or (_blocking(work) and not force) or _xml_failed(work):
+        if (_blocking(work) and not force) or _xml_failed(work):
             work.checks.append(Check(name, "skipped", "an earlier control failed"))
             continue
         stage(work, settings)

@@ -12,17 +12,18 @@ Element order, enumerations and lengths follow the XSD; the writer refuses
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import PurePosixPath
 from typing import Any
 
 from lxml import etree
 
-from .piece import Invoice, siret_error
+from .config import Settings
+from .mixed import fit_name
+from .piece import CURRENCY, LIMITS, Invoice, siret_error
+from .reports import edi_id
 
 VERSION = "V2_02"
 RENVOI = ("Non", "Complétée", "Recyclée")
@@ -59,34 +60,38 @@ def write_pivot(
     received_at: datetime | date,
     structure: Any = None,
     service: Any = None,
-    attachments: Sequence[PivotAttachment | tuple] = (),
+    attachments: Sequence[PivotAttachment | tuple] | None = None,
+    original: tuple[str, str] | None = None,
     renvoi: str = "Non",
     produced_at: datetime | date | None = None,
-    emitter_id: str = "GTW001",
+    emitter_id: str = Settings.platform_id,
     receiver_id: str = "DEST001",
 ) -> bytes:
     """The CPPFacturePivot document (UTF-8 bytes) for one accepted piece.
 
     structure / service: the recipient's directory entries (gateway.directory
     Structure / Service) for the debtor's and the service's names. attachments:
-    PivotAttachment or (name, mime[, content[, kind]]) tuples; when none is of
-    kind "01", an entry naming the invoice is listed first, and when none is
-    given at all, the invoice's embedded attachments are listed by name.
-    piece_id goes to IdCPRO when it is a whole number.
+    PivotAttachment or (name, mime[, content[, kind]]) tuples; None lists the
+    invoice's embedded attachments by name. The invoice itself (kind "01") is
+    listed once, first: the first of kind "01" given, the others becoming "02";
+    when none is, `original` (name, mime of the deposited file; default
+    `<number>.xml`) is listed as the invoice. emitter_id / receiver_id are cut
+    to the envelope's 3 to 8 characters (reports.edi_id). piece_id goes to
+    IdCPRO when it is a whole number.
     """
     if renvoi not in RENVOI:
         raise PivotError(f"renvoi must be one of {RENVOI}, not {renvoi!r}")
     for label, ident in (("emitter_id", emitter_id), ("receiver_id", receiver_id)):
-        if not 3 <= len(ident) <= 8:
-            raise PivotError(f"{label} must be 3 to 8 characters, not {ident!r}")
+        if not any(ch.isalnum() for ch in ident):
+            raise PivotError(f"{label} must name a partner (letters or digits), not {ident!r}")
 
     root = etree.Element("CPPFacturePivot", Version=VERSION)
-    _envelope(root, flow_id, produced_at or received_at, emitter_id, receiver_id)
+    _envelope(root, flow_id, produced_at or received_at, edi_id(emitter_id), edi_id(receiver_id))
     unit = _sub(_sub(root, "CPPFactures", Compteur="1"), "CPPFacturePivotUnitaire", NumOrdre="1")
     _supplier(unit, invoice)
     _debtor(unit, invoice, structure, service)
     _invoice_data(unit, invoice, piece_id, received_at, renvoi)
-    for i, pj in enumerate(_attachments(invoice, attachments), start=1):
+    for i, pj in enumerate(_attachments(invoice, attachments, original), start=1):
         _pj(unit, i, pj)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
@@ -149,8 +154,8 @@ def _debtor(unit: etree._Element, inv: Invoice, structure: Any, service: Any) ->
     siret = inv.recipient.siret
     if not siret or len(siret) != 14:
         raise PivotError(f"the recipient SIRET must be 14 characters, not {siret!r}")
-    if inv.service_code and len(inv.service_code) > 100:
-        raise PivotError("the service code is longer than 100 characters")
+    if inv.service_code and len(inv.service_code) > LIMITS["service_code"]:
+        raise PivotError(f"the service code is longer than {LIMITS['service_code']} characters")
     el = _sub(unit, "Debiteur")
     _sub(el, "TypeIdentifiant", "1")
     _sub(el, "Identifiant", siret)
@@ -165,15 +170,16 @@ def _debtor(unit: etree._Element, inv: Invoice, structure: Any, service: Any) ->
 
 def _invoice_data(unit: etree._Element, inv: Invoice, piece_id: str | int, received_at: datetime | date,
                   renvoi: str) -> None:
-    if not inv.invoice_number or len(inv.invoice_number) > 20:
-        raise PivotError(f"the invoice number must be 1 to 20 characters, not {inv.invoice_number!r}")
+    if not inv.invoice_number or len(inv.invoice_number) > LIMITS["invoice_number"]:
+        raise PivotError(f"the invoice number must be 1 to {LIMITS['invoice_number']} characters, "
+                         f"not {inv.invoice_number!r}")
     if inv.issue_date is None:
         raise PivotError("the invoice has no issue date")
     t = inv.totals
     if t.net is None:
         raise PivotError("the invoice has no total without VAT")
     currency = (inv.currency or "EUR").strip().upper()
-    if not re.fullmatch("[A-Z]{3}", currency):
+    if not CURRENCY.fullmatch(currency):
         raise PivotError(f"the currency must be 3 letters (ISO 4217), not {inv.currency!r}")
     gross = t.gross if t.gross is not None else t.net + (t.tax or Decimal("0"))
     payable = t.payable if t.payable is not None else gross
@@ -184,7 +190,7 @@ def _invoice_data(unit: etree._Element, inv: Invoice, piece_id: str | int, recei
         _sub(el, "IdCPRO", int(piece_id))
     _sub(el, "Renvoi", renvoi)
     if inv.original_invoice:
-        _sub(el, "IdFactureOrigine", inv.original_invoice[:20])
+        _sub(el, "IdFactureOrigine", inv.original_invoice[:LIMITS["original_invoice"]])
     _sub(el, "Type", "381" if inv.is_credit_note else "380")
     _sub(el, "Cadre", inv.cadre)
     _sub(el, "DateEmissionFacture", inv.issue_date)
@@ -207,10 +213,11 @@ def _invoice_data(unit: etree._Element, inv: Invoice, piece_id: str | int, recei
             _sub(tva, "MontantTVA", v.amount if v.amount is not None else Decimal("0"))
     if inv.contract_number or inv.engagement_number:
         eng = _sub(el, "Engagement")
-        for tag, value in (("NumeroMarche", inv.contract_number), ("NumeroEngagement", inv.engagement_number)):
+        for tag, name in (("NumeroMarche", "contract_number"), ("NumeroEngagement", "engagement_number")):
+            value = getattr(inv, name)
             if value:
-                if len(value) > 50:
-                    raise PivotError(f"{tag} is longer than 50 characters")
+                if len(value) > LIMITS[name]:
+                    raise PivotError(f"{tag} is longer than {LIMITS[name]} characters")
                 _sub(eng, tag, value)
     if inv.lines:
         lines = _sub(el, "Lignes")
@@ -237,30 +244,31 @@ def _payment_code(raw: str | None) -> int:
     return code if code in PAYMENT_LABELS else DEFAULT_PAYMENT
 
 
-def _attachments(inv: Invoice, given: Sequence[PivotAttachment | tuple]) -> list[PivotAttachment]:
-    items = [a if isinstance(a, PivotAttachment) else PivotAttachment(*a) for a in given]
+def _attachments(inv: Invoice, given: Sequence[PivotAttachment | tuple] | None,
+                 original: tuple[str, str] | None) -> list[PivotAttachment]:
+    items = [a if isinstance(a, PivotAttachment) else PivotAttachment(*a) for a in given or ()]
     for a in items:
         if a.kind not in ("01", "02"):
             raise PivotError(f"attachment kind must be '01' (the invoice) or '02', not {a.kind!r}")
-    if not given:
+    if given is None:
         items = [PivotAttachment(name, mime) for name, mime in inv.attachments]
     if not any(a.kind == "01" for a in items):
-        items.insert(0, PivotAttachment(f"{inv.invoice_number}.xml", "application/xml", kind="01"))
-    return sorted(items, key=lambda a: a.kind)  # the invoice first
+        name, mime = original or (f"{inv.invoice_number}.xml", "application/xml")
+        items.insert(0, PivotAttachment(name, mime, kind="01"))
+    return sorted(_one_invoice(items), key=lambda a: a.kind)  # the invoice first
+
+
+def _one_invoice(items: list[PivotAttachment]) -> list[PivotAttachment]:
+    """A piece has one invoice document (01): the first; any other is supporting (02)."""
+    first = next(i for i, a in enumerate(items) if a.kind == "01")
+    return [replace(a, kind="02") if a.kind == "01" and i != first else a for i, a in enumerate(items)]
 
 
 def _pj(unit: etree._Element, n: int, a: PivotAttachment) -> None:
     el = _sub(unit, "PJ", NumOrdre=str(n))
     if a.content is not None:
         _sub(el, "Contenu", base64.b64encode(a.content).decode("ascii"))
-    _sub(el, "NomPJ", _short_name(a.name))
+    _sub(el, "NomPJ", fit_name(a.name, MAX_PJ_NAME))
     _sub(el, "TypePJ", a.kind)
     _sub(el, "MimeTypePJ", a.mime or "application/octet-stream")
 
-
-def _short_name(name: str) -> str:
-    """NomPJ holds 50 characters: shorten the stem, keep the extension."""
-    if len(name) <= MAX_PJ_NAME:
-        return name
-    suffix = PurePosixPath(name).suffix[:10]
-    return name[:MAX_PJ_NAME - len(suffix)] + suffix

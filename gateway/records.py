@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, asdict
-from datetime import datetime
 from typing import Any
 
 
@@ -29,10 +28,6 @@ class Format(str, enum.Enum):
     LOT = "lot"
     STATUS = "status"  # a party's status file (CPPStatut/CPPFactureStatuts or JSON), not an invoice
     UNKNOWN = "unknown"
-
-    @property
-    def is_xml(self) -> bool:
-        return self in (Format.UBL_INVOICE, Format.UBL_CREDITNOTE, Format.CII)
 
     @property
     def is_pdf(self) -> bool:
@@ -172,33 +167,10 @@ class Verdict:
             "errors": [f.as_dict() for f in self.errors],
             "warnings": [f.as_dict() for f in self.warnings],
             "checks": [{"name": c.name, "outcome": c.outcome, "detail": c.detail, "used": c.used}
-                       for c in self.checks],  # not asdict(): this runs for every piece, twice
+                       for c in self.checks],  # not asdict(): this runs for every piece
         }
         d.update(dict(self.extra))
         return d
-
-
-@dataclass(frozen=True)
-class Received:
-    """A file claimed from an inbox, before it becomes a flow."""
-
-    partner: str
-    name: str
-    path: str  # where the claimed bytes sit now
-    size: int
-    received_at: datetime
-    channel: str = "folder"
-
-
-@dataclass(frozen=True)
-class FlowOutcome:
-    """What a flow came to: its state and one verdict per piece."""
-
-    flow_id: str
-    state: FlowState
-    format: Format
-    verdicts: tuple[Verdict, ...]
-    file_findings: tuple[Finding, ...] = field(default=())  # findings about the file as a whole
 
 
 def flow_state(verdicts: tuple[Verdict, ...], file_findings: tuple[Finding, ...] = ()) -> FlowState:

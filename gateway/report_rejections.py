@@ -32,11 +32,13 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from . import codes, config, db
+from . import codes, db
+from .cli import HomeOpt, existing_home
 from .config import Settings
 from .files import atomic_write
+from .records import FlowState
 
-REJECTED_STATES = ("IN_REJETE", "IN_INTEGRE_PARTIEL")
+REJECTED_STATES = (FlowState.IN_REJETE.value, FlowState.IN_INTEGRE_PARTIEL.value)
 DEFAULT_DAYS = 30
 UNRECORDED = "(unrecorded)"  # a rejected flow whose codes the store does not hold: shown, never dropped
 _REPORT_READ_LIMIT = 32 * 1024 * 1024  # a flow report bigger than this is not read for examples
@@ -72,8 +74,7 @@ class RejectionGroup:
 
     @property
     def label(self) -> str:
-        c = codes.CODES.get(self.code)
-        return c.en if c else ""
+        return _label(self.code)
 
 
 @dataclass(frozen=True)
@@ -129,12 +130,7 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime:
     except ValueError:
         raise ValueError(f"invalid --since {text!r}: give a date (2026-11-01) or a datetime "
                          "(2026-11-01T08:00, UTC unless an offset is given)") from None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
-
-
-def utc(dt: datetime) -> datetime:
-    # SQLite gives naive datetimes back; every stored time is UTC
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return db.as_utc(dt)
 
 
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:
@@ -184,7 +180,7 @@ def _hits(settings: Settings, since: datetime, partner: str | None) -> list[_Hit
             q = q.where(f.c.partner == partner)
         flows: dict[str, tuple] = {}
         for fid, part, name, at, state, dup, detail in s.execute(q):
-            flows[fid] = (part, name, utc(at), state, dup, detail)
+            flows[fid] = (part, name, db.as_utc(at), state, dup, detail)
         pq = (select(p.c.id, p.c.flow_id, p.c.index, p.c.name, p.c.error_codes, f.c.partner, f.c.file_name,
                      f.c.received_at)
               .select_from(p.join(f, f.c.id == p.c.flow_id))
@@ -195,9 +191,9 @@ def _hits(settings: Settings, since: datetime, partner: str | None) -> list[_Hit
         for pid, fid, idx, pname, error_codes, part, name, at in s.execute(pq):
             with_pieces.add(fid)
             for code in [c for c in (error_codes or "").split(",") if c] or [UNRECORDED]:
-                hits.append(_Hit(part, code, fid, name, idx, pid, pname, utc(at)))
+                hits.append(_Hit(part, code, fid, name, idx, pid, pname, db.as_utc(at)))
     for fid, (part, name, at, state, dup, detail) in flows.items():
-        file_codes = _event_codes(detail)
+        file_codes = event_codes(detail)
         if not file_codes and state == "IN_REJETE" and fid not in with_pieces:
             file_codes = [UNRECORDED]
         hits.extend(_Hit(part, code, fid, name, None, None, None, at, dup) for code in file_codes)
@@ -205,7 +201,8 @@ def _hits(settings: Settings, since: datetime, partner: str | None) -> list[_Hit
     return hits
 
 
-def _event_codes(detail: str | None) -> list[str]:
+def event_codes(detail: str | None) -> list[str]:
+    """The file-level error codes of a flow's "validation" event."""
     if not detail or '"errors": []' in detail:  # most rejected flows: no file-level error (worker.py's json.dumps)
         return []
     try:
@@ -220,8 +217,8 @@ def rejections(settings: Settings, since: datetime, partner: str | None = None, 
                now: datetime | None = None, examples: int = 3, latest: int = 20) -> RejectionReport:
     """Rejections received since `since`, grouped by partner and code, with
     `examples` latest examples per group and the `latest` rejections overall."""
-    now = utc(now or db.utcnow())
-    since = utc(since)
+    now = db.as_utc(now or db.utcnow())
+    since = db.as_utc(since)
     hits = _hits(settings, since, partner)
     grouped: dict[tuple[str, str], list[_Hit]] = {}
     for h in hits:  # already latest first
@@ -270,7 +267,7 @@ def _details(settings: Settings, hits: list[_Hit]) -> dict[tuple[str, int | None
         with Store(settings).session() as s:
             for ids in _chunks(piece_ids):
                 for pid, vj in s.execute(select(Piece.id, Piece.verdict_json).where(Piece.id.in_(ids))):
-                    verdicts[pid] = _loads(vj)
+                    verdicts[pid] = json_object(vj)
     file_reports: dict[str, dict] = {}
     for h in hits:
         if h.piece_id:
@@ -308,7 +305,8 @@ def location_text(loc: Any) -> str:
     return ", ".join(parts)
 
 
-def _loads(text: str | None) -> dict:
+def json_object(text: str | None) -> dict:
+    """A stored JSON object ({} when it is not one)."""
     try:
         d = json.loads(text or "{}")
     except ValueError:
@@ -325,7 +323,7 @@ def read_flow_report(settings: Settings, partner: str, flow_id: str) -> dict:
         real = path.resolve()
         if not real.is_relative_to(outbox) or real.stat().st_size > _REPORT_READ_LIMIT:
             return {}
-        return _loads(real.read_text(encoding="utf-8"))
+        return json_object(real.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         return {}
 
@@ -333,7 +331,7 @@ def read_flow_report(settings: Settings, partner: str, flow_id: str) -> dict:
 # --- rendering: shared -----------------------------------------------------------------
 
 def fmt_time(dt: datetime) -> str:
-    return utc(dt).strftime("%Y-%m-%d %H:%M:%S")
+    return db.as_utc(dt).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def where(r: Rejection) -> str:
@@ -595,8 +593,7 @@ def rejections_command(
         "--format", case_sensitive=False,
         help="table (terminal), csv (machine-readable) or html (one page).")] = OutputFormat.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file, not stdout.")] = None,
-    home: Annotated[Optional[Path], typer.Option(
-        "--home", help="The gateway's home (default: GATEWAY_HOME, else the current folder).")] = None,
+    home: HomeOpt = None,
 ) -> None:
     """Rejections grouped by partner and code, with counts and the latest examples."""
     try:
@@ -604,7 +601,7 @@ def rejections_command(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    report = rejections(config.load(home), start, partner)
+    report = rejections(existing_home(home), start, partner)
     if output_format is OutputFormat.csv:
         text = render_csv(report)
     elif output_format is OutputFormat.html:

@@ -31,7 +31,9 @@ FLUX_STATUS = {
 
 def report_dict(*, flow_id: str, partner: str, file_name: str, sha256: str, size: int, received_at: datetime,
                 fmt: str, state: FlowState, verdicts: tuple[Verdict, ...], file_findings: tuple[Finding, ...],
-                duplicate_of: str | None, processed_at: datetime) -> dict[str, Any]:
+                duplicate_of: str | None, processed_at: datetime,
+                described: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`described`: the verdicts' as_dict(), when the caller made them already."""
     return {
         "report_version": REPORT_VERSION,
         "flow_id": flow_id,
@@ -46,7 +48,7 @@ def report_dict(*, flow_id: str, partner: str, file_name: str, sha256: str, size
         "flux_status": FLUX_STATUS[state],
         "duplicate_of": duplicate_of,
         "errors": [f.as_dict() for f in file_findings],
-        "pieces": [v.as_dict() for v in verdicts],
+        "pieces": described if described is not None else [v.as_dict() for v in verdicts],
     }
 
 
@@ -56,7 +58,7 @@ def edi_id(code: str) -> str:
     return c.ljust(3, "_")
 
 
-def flux_status_xml(report: dict[str, Any], *, platform_id: str = "GTW001", platform_name: str = "Passerelle") -> bytes:
+def flux_status_xml(report: dict[str, Any], *, platform_id: str = "GTW001") -> bytes:
     """The report as a CPPStatut message carrying one CPPFluxStatuts."""
     root = etree.Element("CPPStatut", Version="1.19")
     env = etree.SubElement(etree.SubElement(root, "Enveloppe"), "EnveloppeUnitaire", NumOrdre="1")
@@ -71,7 +73,7 @@ def flux_status_xml(report: dict[str, Any], *, platform_id: str = "GTW001", plat
     etree.SubElement(rec, "Libelle").text = report["partner"]
     em = etree.SubElement(parts, "Emetteur")
     etree.SubElement(em, "Id").text = edi_id(platform_id)
-    etree.SubElement(em, "Libelle").text = platform_name
+    etree.SubElement(em, "Libelle").text = "Passerelle"
 
     statuts = etree.SubElement(root, "CPPFluxStatuts", compteur="1")
     unit = etree.SubElement(statuts, "CPPFluxStatutUnitaire", NumOrdre="1")

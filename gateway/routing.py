@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,8 @@ from sqlalchemy import select
 
 from . import codes
 from .config import Settings
+from .controls import invoice_key
 from .files import atomic_write
-from .reports import edi_id
 from .piece import Invoice, WORKS_CADRES
 from .records import Check, Finding, Format, Verdict
 from .store import ClaimedFlow, Piece, Store
@@ -65,15 +65,19 @@ def folder_of(settings: Settings, party: dict[str, Any]) -> str | None:
     if not siret:
         return None
     for partner, sirets in settings.section("parties").items():
-        if siret in ([sirets] if isinstance(sirets, str) else sirets):
+        if siret in _sirets(sirets):
             return safe_name(partner)
     return safe_name(siret)
 
 
 def identities(settings: Settings, partner: str) -> set[str]:
     """Who a partner may act for: itself, and the SIRETs `[parties]` gives it."""
-    sirets = settings.section("parties").get(partner, [])
-    return {partner, *([sirets] if isinstance(sirets, str) else sirets)}
+    return {partner, *_sirets(settings.section("parties").get(partner, []))}
+
+
+def _sirets(value: str | list[str]) -> list[str]:
+    """A `[parties]` entry: a list of SIRETs, or one (as an environment variable gives it)."""
+    return [value] if isinstance(value, str) else list(value)
 
 
 def roles_of(settings: Settings, partner: str, parties: dict[str, dict[str, Any]]) -> list[str]:
@@ -91,8 +95,6 @@ def safe_name(text: str) -> str:
 
 def numbers_wanted(verdicts: Sequence[Verdict], piece_ids: Sequence[str]) -> dict[str, tuple[str, str, int]]:
     """(supplier, number, year) of every accepted piece, by piece id."""
-    from .controls import invoice_key
-
     wanted = {}
     for v, pid in zip(verdicts, piece_ids):
         if v.valid and v.piece is not None:
@@ -134,8 +136,7 @@ def require_addressee(verdicts: Sequence[Verdict], machine: Any) -> list[Verdict
             out.append(v)
             continue
         inv = v.piece
-        levels = sum(1 for x in (inv.validator, inv.validator2) if x is not None and x.siret)
-        holder = machine.holder(inv.cadre, machine.entry(inv.cadre, levels)[-1])
+        holder = machine.holder(inv.cadre, machine.entry(inv.cadre, inv.validator_levels)[-1])
         parties = parties_of(inv, "-", machine.depositor(inv.cadre))
         if holder in (None, "platform", "supplier", "depositor") or parties.get(holder, {}).get("siret"):
             out.append(v)
@@ -158,6 +159,7 @@ class Link:
     earlier_id: str  # the piece it continues
     earlier_status: str
     linked_status: str
+    earlier: dict[str, Any] = field(default_factory=dict, compare=False)  # its row, as read here
 
 
 def resolve_links(settings: Settings, store: Store, verdicts: Sequence[Verdict], piece_ids: Sequence[str],
@@ -192,7 +194,7 @@ def resolve_links(settings: Settings, store: Store, verdicts: Sequence[Verdict],
                                               location=v.piece.location("original_invoice"), value=ref, stage=STAGE),
                              Check("link", "failed", problem[0])))
             continue
-        links.append(Link(pid, earlier.id, earlier.status, rule.linked_status))
+        links.append(Link(pid, earlier.id, earlier.status, rule.linked_status, earlier.model_dump()))
         out.append(_with(v, None, Check("link", "passed", f"continues {earlier.id} ({earlier.cadre})")))
     return out, links
 
@@ -224,7 +226,7 @@ def delivery_writes(settings: Settings, flow: ClaimedFlow, verdict: Verdict, pie
                     party: dict[str, Any], *, renvoi: str = "Non") -> tuple[Path, list[Callable[[], None]]]:
     """What to write to deliver one piece to one party: the original, its
     documents, then the pivot. Returns the folder and the writers."""
-    from .directory import find_service, find_structure
+    from .directory import find_structure
     from .pivot import PivotAttachment, write_pivot
 
     target = delivery_dir(settings, party)
@@ -232,7 +234,7 @@ def delivery_writes(settings: Settings, flow: ClaimedFlow, verdict: Verdict, pie
     ext = _EXT.get(verdict.format, Path(verdict.name).suffix or ".bin")
     original = f"{piece_id}{ext}"
     structure = find_structure(settings, inv.recipient.siret) if inv.recipient.siret else None
-    service = find_service(settings, inv.recipient.siret, inv.service_code) if inv.service_code and structure else None
+    service = structure.service(inv.service_code) if inv.service_code and structure else None
     # The pivot lists the invoice document (01: the PDF rendering when one came
     # with the data, else the original) and the supporting documents (02).
     # A Factur-X's own PDF is the original: delivered once.
@@ -243,28 +245,14 @@ def delivery_writes(settings: Settings, flow: ClaimedFlow, verdict: Verdict, pie
         name = f"{piece_id}.pj{n}-{safe_name(d.name)}"
         docs.append((name, d.data))
         attachments.append(PivotAttachment(d.name, d.mime, kind=d.kind))
-    if not any(a.kind == "01" for a in attachments):
-        attachments.insert(0, PivotAttachment(Path(verdict.name).name or original,
-                                              "application/pdf" if ext == ".pdf" else "application/xml", kind="01"))
-    attachments = _one_main(attachments)
+    deposited = (Path(verdict.name).name or original, "application/pdf" if ext == ".pdf" else "application/xml")
     pivot = write_pivot(inv, flow_id=flow.id, piece_id=piece_id, received_at=flow.received_at, structure=structure,
-                        service=service, attachments=attachments, renvoi=renvoi,
-                        emitter_id=edi_id(settings.platform_id), receiver_id=edi_id(party.get("siret") or party.get("partner") or "DEST"))
+                        service=service, attachments=attachments, original=deposited, renvoi=renvoi,
+                        emitter_id=settings.platform_id,
+                        receiver_id=party.get("siret") or party.get("partner") or "DEST")
     writes: list[Callable[[], None]] = [lambda: atomic_write(target / original, verdict.original)]
     writes += [lambda n=n, b=b: atomic_write(target / n, b) for n, b in docs]
     return target, writes + [lambda: atomic_write(target / f"{piece_id}.pivot.xml", pivot)]
-
-
-def _one_main(items: list) -> list:
-    """The pivot lists one invoice document (01): the first; the rest are 02."""
-    seen, out = False, []
-    for a in items:
-        if a.kind == "01":
-            if seen:
-                a = replace(a, kind="02")
-            seen = True
-        out.append(a)
-    return out
 
 
 def piece_columns(verdict: Verdict, partner: str, depositor: str = "supplier") -> dict[str, Any]:
@@ -275,8 +263,9 @@ def piece_columns(verdict: Verdict, partner: str, depositor: str = "supplier") -
     summary = {"supplier_name": inv.supplier.name, "supplier_country": inv.supplier.country,
                "debtor_name": inv.recipient.name, "total": str(inv.totals.payable or ""),
                "currency": inv.currency, "type_code": inv.type_code, "original_invoice": inv.original_invoice,
-               "levels": sum(1 for x in (inv.validator, inv.validator2) if x is not None and x.siret)}
-    supplier = (inv.supplier.siret or inv.supplier.vat_id or inv.supplier.name or "")[:64] or None
+               "levels": inv.validator_levels}
+    # the key REJ_UNI registers, so status files find the piece by the same supplier id
+    supplier = invoice_key(inv)[0][:64] or None
     return dict(partner=partner, cadre=inv.cadre, piece_type=inv.piece_type[:64],
                 invoice_number=(inv.invoice_number or "")[:64] or None,
                 issue_date=inv.issue_date.isoformat() if isinstance(inv.issue_date, date) else None,

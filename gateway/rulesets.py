@@ -20,9 +20,6 @@ from .config import Settings
 
 CEN_UBL = "EN16931-UBL-validation.xslt"
 CEN_CII = "EN16931-CII-validation.xslt"
-# Factur-X profiles whose documents are EN 16931 invoices, so the CEN rules apply
-# to them; MINIMUM and BASIC WL are not invoices in the EN 16931 sense, and
-# EXTENDED has rules of its own.
 # Profiles with no rule set of their own that are EN 16931 invoices: ZUGFeRD 2.0
 # COMFORT is EN 16931 under its old name; XRechnung is a CIUS of EN 16931.
 _EN16931_ALIASES = {"comfort": "en16931", "xrechnung": "en16931"}

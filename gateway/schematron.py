@@ -252,7 +252,6 @@ class _Worker:
         if hello[0] != "ready":
             self.stop(kill=True)
             raise _Unavailable(hello[1])
-        self.saxon_version = hello[2]
 
     @property
     def alive(self) -> bool:

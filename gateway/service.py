@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from . import db
 from .config import Settings
-from .intake import CLAIM_BATCH, Claimer, FolderWatcher, StabilityTracker, scan
+from .intake import CLAIM_BATCH, Candidate, Claimer, FolderWatcher, StabilityTracker, in_order, scan
 from .store import Store, worker_name
 from .worker import work_once, worker_main
 
@@ -46,6 +46,7 @@ class Gateway:
         self.stop = threading.Event()
         self.progress = progress
         self.received = 0
+        self._backlog = 0
         self._channels: list[object] = []
 
     # --- signals ---------------------------------------------------------------
@@ -59,34 +60,38 @@ class Gateway:
         signal.signal(signal.SIGINT, _stop)
 
     # --- intake ----------------------------------------------------------------
-    def _claim_ready(self) -> int:
-        ready = self.tracker.ready(self.settings)
+    def _claim(self, ready: list[Candidate], *, drain: bool = False) -> int:
+        """Claim files in the order they were written, a batch at a time (the
+        order flows are received in: a status file comes after the invoices
+        written before it, whatever batch they fall in)."""
         n = 0
+        ready = in_order(ready)
         for i in range(0, len(ready), CLAIM_BATCH):
+            if self.stop.is_set():
+                break
             batch = ready[i:i + CLAIM_BATCH]
-            n += len(self.claimer.claim(batch))
+            got = len(self.claimer.claim(batch))
+            n += got
+            self.received += got
             for c in batch:
                 self.tracker.forget(c.path)
+            if drain:
+                self._drain_inline()
         return n
+
+    def _claim_ready(self) -> int:
+        return self._claim(self.tracker.ready())
 
     def _initial_scan(self) -> int:
         """Claim at once what is already old enough; the rest waits for stability."""
         old_ns = time.time_ns() - int(self.settings.stability_seconds * 1e9)
-        batch, n = [], 0
+        old = []
         for c in scan(self.settings):
-            if self.stop.is_set():
-                break
             if c.mtime_ns <= old_ns:
-                batch.append(c)
-                if len(batch) >= CLAIM_BATCH:
-                    n += len(self.claimer.claim(batch))
-                    batch = []
-                    self._drain_inline()
+                old.append(c)
             else:
                 self.tracker.observe(c)
-        if batch:
-            n += len(self.claimer.claim(batch))
-        return n
+        return self._claim(old, drain=True)
 
     def _rescan(self) -> None:
         for c in scan(self.settings):
@@ -96,27 +101,27 @@ class Gateway:
     def _drain_inline(self) -> None:
         """With workers = 0, process in this process between intake batches."""
         if self.settings.workers == 0:
-            while not self.stop.is_set() and work_once(self.settings, self.store, worker_name("main"), self.stop):
-                self._report_progress()
+            try:
+                while not self.stop.is_set() and work_once(self.settings, self.store, worker_name("main"), self.stop):
+                    self._report_progress()
+            except Exception:  # noqa: BLE001 - the batch went back to the queue; intake goes on
+                log.exception("processing failed; the flows are back in the queue")
 
     def _start_workers(self, stop_ev, intake_done) -> list[mp.Process]:  # noqa: ANN001
         ctx = mp.get_context("spawn")
         procs = []
-        overrides = {"database_url": self.settings.database_url, "schema_dirs": self.settings.schema_dirs,
-                     "validation_time": self.settings.validation_time}
         for i in range(self.settings.workers):
+            # the settings themselves: a worker works with exactly this process's
             p = ctx.Process(target=worker_main, name=f"gateway-worker-{i}",
-                            args=(str(self.settings.home), f"w{i}", stop_ev, intake_done, overrides),
-                            daemon=False)
+                            args=(self.settings, f"w{i}", stop_ev, intake_done), daemon=False)
             p.start()
             procs.append(p)
         return procs
 
     def _report_progress(self) -> None:
-        if self.progress:
-            counts = self.store.counts_by_state()
-            done = sum(v for k, v in counts.items() if k != "IN_RECU")
-            self.progress(done, done + counts.get("IN_RECU", 0))
+        if self.progress:  # this run's flows: those waiting at its start and those it received
+            total = self._backlog + self.received
+            self.progress(max(0, total - self.store.pending()), total)
 
     def _life_cycle(self) -> None:
         """Deadlines run on the gateway's clock; pending status files are written."""
@@ -140,6 +145,7 @@ class Gateway:
             log.warning("recovered %d interrupted claim(s), re-queued %d flow(s)", recovered, reaped)
         self._life_cycle()  # status files a crash left unwritten, delays that ran out while stopped
         before = self.store.counts_by_state()
+        self._backlog = self.store.pending()
 
         ctx = mp.get_context("spawn")
         stop_ev, intake_done = ctx.Event(), ctx.Event()
@@ -154,7 +160,7 @@ class Gateway:
                     ch.start()
                     self._channels.append(ch)
         try:
-            self.received += self._initial_scan()
+            self._initial_scan()
             self._drain_inline()
             last_scan = last_reap = time.monotonic()
             while not self.stop.is_set():
@@ -162,7 +168,7 @@ class Gateway:
                     break
                 self.wake.wait(0.2 if self.once else 0.5)
                 self.wake.clear()
-                self.received += self._claim_ready()
+                self._claim_ready()
                 self._drain_inline()
                 self._report_progress()
                 now = time.monotonic()
@@ -191,7 +197,9 @@ class Gateway:
             self._drain_inline()
             self._report_progress()
         after = self.store.counts_by_state()
-        by_state = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
-        processed = sum(v for k, v in by_state.items() if k != "IN_RECU")
+        # flows still waiting (a stop) are not this run's outcome: IN_RECU is left out
+        by_state = {k: after.get(k, 0) - before.get(k, 0) for k in after
+                    if k != "IN_RECU" and after.get(k, 0) != before.get(k, 0)}
+        processed = sum(by_state.values())
         db.dispose_all()
         return RunSummary(self.received, processed, by_state, time.monotonic() - t0)

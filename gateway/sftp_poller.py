@@ -20,7 +20,7 @@ temp, fsync, os.replace) and only then deletes or moves them remotely, and
 uploads the partner's return files from `<home>/outbox/<partner>/` (temp
 name, then rename). What was done is kept in `<home>/work/pollers/<partner>.json`
 so no file is fetched or sent twice. A server that is down only delays its
-own partner: retries back off exponentially, and `poller_status()` shows it.
+own partner: retries back off exponentially (`RemotePoller.status`).
 """
 from __future__ import annotations
 
@@ -36,19 +36,19 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import paramiko
 
-from .files import fsync_dir
-from . import db, partners
+from .files import atomic_write, fsync_dir
+from . import db, intake, partners
 from .config import Settings
-from .sftp_server import valid_name
+from .sftp_server import Limits, sweep_temps, valid_name
 
 log = logging.getLogger("gateway.sftp.poller")
 
-SKIPPED_SUFFIXES = (".part", ".tmp", ".done")
 TEMP_PREFIX = ".poll-"
+DONE_SUFFIX = ".done"  # completion = "done-marker": X is complete when X.done exists
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,6 @@ class PollSummary:
 
 @dataclass(frozen=True)
 class PollerStatus:
-    home: str
     partner: str
     host: str
     port: int
@@ -116,19 +115,6 @@ class PollerStatus:
     failures: int = 0  # consecutive failed polls
     downloaded: int = 0  # totals since start
     uploaded: int = 0
-
-
-_statuses: dict[tuple[str, str], PollerStatus] = {}
-_status_lock = threading.Lock()
-
-
-def poller_status(settings: Settings | None = None) -> list[PollerStatus]:
-    """The state of every poller of this process (of one home if given)."""
-    with _status_lock:
-        rows = list(_statuses.values())
-    if settings is not None:
-        rows = [r for r in rows if r.home == str(settings.home)]
-    return sorted(rows, key=lambda r: (r.home, r.partner))
 
 
 class _State:
@@ -142,62 +128,47 @@ class _State:
         self.uploaded: dict[str, list] = data.get("uploaded", {})  # local relative path -> [size, mtime_ns]
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"seen": self.seen, "downloaded": self.downloaded, "uploaded": self.uploaded}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        data = {"seen": self.seen, "downloaded": self.downloaded, "uploaded": self.uploaded}
+        atomic_write(self.path, json.dumps(data).encode("utf-8"), fsync=True)
 
 
 class RemotePoller:
     """One partner's remote SFTP location."""
 
-    def __init__(self, settings: Settings, remote_config: dict[str, Any] | RemoteConfig,
-                 on_stored: Callable[[Path], bool] | None = None):
+    def __init__(self, settings: Settings, remote_config: dict[str, Any] | RemoteConfig):
         self.settings = settings
         self.cfg = (remote_config if isinstance(remote_config, RemoteConfig)
                     else RemoteConfig.parse(remote_config, settings.home))
-        self.on_stored = on_stored
         self.inbox, self.outbox = partners.ensure_folders(settings, self.cfg.partner)
         self.state = _State(settings.work / "pollers" / f"{self.cfg.partner}.json")
         self._lock = threading.Lock()
-        self._key = (str(settings.home), self.cfg.partner)
-        self._set_status(PollerStatus(home=str(settings.home), partner=self.cfg.partner,
-                                      host=self.cfg.host, port=self.cfg.port, next_attempt=db.utcnow()))
-        self._sweep_temps()
+        # replaced whole (frozen), so a reader in another thread sees one consistent state
+        self.status = PollerStatus(partner=self.cfg.partner, host=self.cfg.host, port=self.cfg.port,
+                                   next_attempt=db.utcnow())
+        # partial downloads left by a crash
+        sweep_temps(self.inbox, _is_download_temp, Limits.from_settings(settings).stale_upload_seconds)
 
     # -- status and back-off --
-    @property
-    def status(self) -> PollerStatus:
-        with _status_lock:
-            return _statuses[self._key]
-
     def next_delay(self) -> float:
         """Seconds until the next poll is due."""
         nxt = self.status.next_attempt
         return max(0.0, (nxt - db.utcnow()).total_seconds()) if nxt else 0.0
 
-    def _set_status(self, st: PollerStatus) -> None:
-        with _status_lock:
-            _statuses[self._key] = st
-
     def _succeeded(self, summary: PollSummary) -> None:
         now, st = db.utcnow(), self.status
-        self._set_status(replace(st, last_success=now, failures=0,
-                                 next_attempt=now + timedelta(seconds=self.cfg.poll_seconds),
-                                 downloaded=st.downloaded + summary.downloaded,
-                                 uploaded=st.uploaded + summary.uploaded))
+        self.status = replace(st, last_success=now, failures=0,
+                              next_attempt=now + timedelta(seconds=self.cfg.poll_seconds),
+                              downloaded=st.downloaded + summary.downloaded,
+                              uploaded=st.uploaded + summary.uploaded)
 
     def _failed(self, error: str, summary: PollSummary) -> None:
         now, st = db.utcnow(), self.status
         failures = st.failures + 1
         delay = min(self.cfg.retry_seconds * 2 ** (failures - 1), self.cfg.max_backoff_seconds)
-        self._set_status(replace(st, last_error=error, last_error_at=now, failures=failures,
-                                 next_attempt=now + timedelta(seconds=delay),
-                                 downloaded=st.downloaded + summary.downloaded,
-                                 uploaded=st.uploaded + summary.uploaded))
+        self.status = replace(st, last_error=error, last_error_at=now, failures=failures,
+                              next_attempt=now + timedelta(seconds=delay),
+                              downloaded=st.downloaded + summary.downloaded,
+                              uploaded=st.uploaded + summary.uploaded)
         log.warning("remote %s: connection problem (attempt %d, next in %.0f s): %s",
                     self.cfg.label, failures, delay, error)
 
@@ -267,8 +238,8 @@ class RemotePoller:
         changed = False
         for name in sorted(listing):
             attr = listing[name]
-            if name.startswith((".", "~")) or name.endswith(SKIPPED_SUFFIXES):
-                continue
+            if intake.ignored(name) or name.endswith(DONE_SUFFIX):
+                continue  # still being written (the inbox would ignore it too), or a marker
             if not valid_name(name):
                 log.warning("remote %s: file name %r not accepted, left on the server", cfg.label, name)
                 counts["errors"] += 1
@@ -279,7 +250,7 @@ class RemotePoller:
                 self._after(sftp, name, listing, counts)
                 continue
             if cfg.completion == "done-marker":
-                complete = name + ".done" in listing
+                complete = name + DONE_SUFFIX in listing
             else:
                 complete = state.seen.get(name) == sig
                 if not complete:
@@ -293,9 +264,6 @@ class RemotePoller:
                 if not sftp.get_channel().get_transport().is_active():
                     raise
                 log.warning("remote %s: download of %s failed: %s", cfg.label, name, exc)
-                counts["errors"] += 1
-                continue
-            if not self._confirm(local):
                 counts["errors"] += 1
                 continue
             state.downloaded[name] = sig
@@ -330,25 +298,11 @@ class RemotePoller:
             tmp.unlink(missing_ok=True)
             raise
 
-    def _confirm(self, local: Path) -> bool:
-        """The hook that says the file is safely stored (default: it is on disk)."""
-        if self.on_stored is None:
-            return True
-        try:
-            ok = bool(self.on_stored(local))
-        except Exception:
-            log.exception("remote %s: on_stored failed for %s", self.cfg.label, local)
-            ok = False
-        if not ok:
-            # Not stored: the remote file stays, and is fetched again next poll.
-            log.warning("remote %s: %s not confirmed as stored; kept on the server", self.cfg.label, local.name)
-            local.unlink(missing_ok=True)
-        return ok
-
     def _after(self, sftp: paramiko.SFTPClient, name: str, listing: dict, counts: dict[str, int]) -> None:
         """Delete or move a fetched file (and its done-marker) on the server."""
         cfg = self.cfg
-        names = [name] + ([name + ".done"] if cfg.completion == "done-marker" and name + ".done" in listing else [])
+        marker = name + DONE_SUFFIX
+        names = [name] + ([marker] if cfg.completion == "done-marker" and marker in listing else [])
         for n in names:
             src = posixpath.join(cfg.remote_inbox, n)
             try:
@@ -395,23 +349,17 @@ class RemotePoller:
         if gone:
             state.save()
 
-    def _sweep_temps(self) -> None:
-        cutoff = time.time() - 3600
-        for f in self.inbox.glob(f"{TEMP_PREFIX}*.part"):
-            if f.lstat().st_mtime < cutoff:
-                f.unlink(missing_ok=True)
-
 
 class PollerService:
     """All [[remote]] pollers of a home, each in its own thread."""
 
-    def __init__(self, settings: Settings, on_stored: Callable[[Path], bool] | None = None):
+    def __init__(self, settings: Settings):
         self.settings = settings
         self.pollers: list[RemotePoller] = []
         seen: set[str] = set()
         for i, raw in enumerate(settings.raw.get("remote", []), start=1):
             try:
-                poller = RemotePoller(settings, raw, on_stored)
+                poller = RemotePoller(settings, raw)
             except (ValueError, TypeError, OSError) as exc:
                 log.error("[[remote]] entry %d ignored: %s", i, exc)
                 continue
@@ -461,10 +409,13 @@ def _outbox_files(root: Path):
         dirnames[:] = sorted(d for d in dirnames if valid_name(d))
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if (not valid_name(name) or name.startswith("~") or name.endswith(SKIPPED_SUFFIXES)
-                    or path.is_symlink()):
+            if not valid_name(name) or intake.ignored(name) or path.is_symlink():
                 continue
             yield path.relative_to(root).as_posix(), path
+
+
+def _is_download_temp(name: str) -> bool:
+    return name.startswith(TEMP_PREFIX) and name.endswith(".part")
 
 
 def _rename(sftp: paramiko.SFTPClient, src: str, dest: str) -> None:

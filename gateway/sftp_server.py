@@ -36,7 +36,7 @@ from paramiko.sftp_si import SFTPServerInterface
 
 from .files import fsync_dir
 from . import partners
-from .config import Settings
+from .config import MB, Settings
 
 log = logging.getLogger("gateway.sftp")
 # paramiko logs every dropped or garbage connection as an ERROR with a traceback;
@@ -45,7 +45,6 @@ _ssh_log = logging.getLogger("gateway.sftp.ssh")
 if _ssh_log.level == logging.NOTSET:
     _ssh_log.setLevel(logging.CRITICAL)
 
-MB = 1024 * 1024
 UPLOAD_PREFIX = ".sftp-"  # hidden temp files of uploads in progress
 UPLOAD_SUFFIX = ".upload"
 HOST_KEY_FILES = ("ssh_host_ed25519_key", "ssh_host_ecdsa_key", "ssh_host_rsa_key")
@@ -152,11 +151,6 @@ def host_keys(settings: Settings) -> list[paramiko.PKey]:
     return keys
 
 
-def host_public_keys(settings: Settings) -> list[str]:
-    """OpenSSH lines of the host keys, e.g. for a partner's known_hosts."""
-    return [f"{k.get_name()} {k.get_base64()}" for k in host_keys(settings)]
-
-
 def _create_host_key(path: Path) -> None:
     key = paramiko.ECDSAKey.generate(bits=256) if "ecdsa" in path.name else paramiko.RSAKey.generate(3072)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
@@ -173,23 +167,28 @@ def _create_host_key(path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def sweep_stale_uploads(settings: Settings, max_age: float = 3600.0) -> int:
+def sweep_stale_uploads(settings: Settings, max_age: float) -> int:
     """Delete upload temp files left by a crash or a lost connection."""
-    removed, cutoff = 0, time.time() - max_age
     if not settings.inbox.is_dir():
         return 0
-    for folder in settings.inbox.iterdir():
-        if not folder.is_dir() or folder.is_symlink():
-            continue
-        for f in folder.iterdir():
-            try:
-                if _is_upload_temp(f.name) and f.lstat().st_mtime < cutoff:
-                    f.unlink()
-                    removed += 1
-            except FileNotFoundError:  # claimed or removed meanwhile
-                continue
+    removed = sum(sweep_temps(folder, _is_upload_temp, max_age) for folder in settings.inbox.iterdir()
+                  if folder.is_dir() and not folder.is_symlink())
     if removed:
         log.info("removed %d stale partial SFTP uploads", removed)
+    return removed
+
+
+def sweep_temps(folder: Path, is_temp: Callable[[str], bool], max_age: float) -> int:
+    """Delete the temp files of `folder` older than `max_age` seconds (the
+    server's partial uploads, the poller's partial downloads)."""
+    removed, cutoff = 0, time.time() - max_age
+    for f in folder.iterdir():
+        try:
+            if is_temp(f.name) and f.lstat().st_mtime < cutoff:
+                f.unlink()
+                removed += 1
+        except FileNotFoundError:  # claimed or removed meanwhile
+            continue
     return removed
 
 
@@ -345,7 +344,6 @@ class _UploadHandle(paramiko.SFTPHandle):
             self._discard()
             return paramiko.SFTP_FAILURE
         log.info("partner %s uploaded %s (%d bytes)", self.jail.partner, os.path.basename(self.final), size)
-        self.jail.owner.notify_upload(self.jail.partner, Path(self.final))
         return paramiko.SFTP_OK
 
     def abort(self) -> None:
@@ -547,7 +545,7 @@ class _Jail(SFTPServerInterface):
         _, real = self._file(path, "inbox")
         if attr._flags & attr.FLAG_AMTIME:
             os.utime(real, (attr.st_atime, attr.st_mtime), follow_symlinks=False)
-        return paramiko.SFTP_OK  # modes and owners stay the gateway's
+        return paramiko.SFTP_OK  # chmod/chown accepted and ignored: modes and owners stay the gateway's
 
     @_sftp_call
     def mkdir(self, path, attr):
@@ -658,19 +656,16 @@ class SftpServer:
     """The gateway's SFTP listener.
 
     `start()` binds and returns the real (host, port) (port 0 picks a free
-    one); `stop()` closes the listener and every session. `on_upload(partner,
-    path)` is called after each completed upload (the folder watcher sees the
-    file anyway).
+    one); `stop()` closes the listener and every session. A completed upload
+    is a file in the partner's inbox folder, where the folder watcher finds it.
     """
 
-    def __init__(self, settings: Settings, host: str | None = None, port: int | None = None,
-                 on_upload: Callable[[str, Path], None] | None = None):
+    def __init__(self, settings: Settings, host: str | None = None, port: int | None = None):
         self.settings = settings
         self.host = host if host is not None else settings.sftp_host
         self.port = port if port is not None else settings.sftp_port
         self.limits = Limits.from_settings(settings)
         self.throttle = LoginThrottle(self.limits)
-        self.on_upload = on_upload
         self.address: tuple[str, int] | None = None
         self._keys: list[paramiko.PKey] = []
         self._listener: socket.socket | None = None
@@ -723,13 +718,6 @@ class SftpServer:
     def connection_count(self) -> int:
         with self._lock:
             return len(self._conns)
-
-    def notify_upload(self, partner: str, path: Path) -> None:
-        if self.on_upload is not None:
-            try:
-                self.on_upload(partner, path)
-            except Exception:
-                log.exception("upload hook failed for %s", path)
 
     # -- accepting --
     def _accept_loop(self) -> None:

@@ -62,10 +62,6 @@ class SignatureReport:
     signed_revision: int | None = None
     signed_end: int | None = None  # end of the signed bytes: the signed revision is data[:signed_end]
 
-    @property
-    def readable(self) -> bool:
-        return not any(f.code == "SIG_ILLISIBLE" for f in self.findings)
-
 
 # --- trust roots -----------------------------------------------------------
 
@@ -112,13 +108,20 @@ def trust_roots(settings: Settings) -> tuple[asn1_x509.Certificate, ...]:
 def validation_moment(settings: Settings, at: datetime | None = None) -> datetime | None:
     """`at`, else settings.validation_time, else None (now). Naive means UTC."""
     if at is None and settings.validation_time:
-        try:
-            at = datetime.fromisoformat(settings.validation_time)
-        except ValueError:
-            log.warning("validation_time %r is not an ISO datetime; validating at now", settings.validation_time)
+        at = _configured_moment(settings.validation_time)
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=timezone.utc)
     return at
+
+
+@lru_cache(maxsize=8)
+def _configured_moment(text: str) -> datetime | None:
+    # read once per value: every signed PDF asks, and a bad value is logged once
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        log.warning("validation_time %r is not an ISO datetime; validating at now", text)
+        return None
 
 
 # --- facts -> findings (pure) ----------------------------------------------

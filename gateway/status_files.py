@@ -18,8 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -28,27 +28,26 @@ from typing import Any
 
 from lxml import etree
 
-from . import codes, xmlsafe
+from . import codes, db, xmlsafe
+from . import xsd as schemas
 from .attachments import Attachment, AttachmentLimits, check_one
 from .config import MB
-from .lifecycle_rules import Machine
+from .lifecycle_rules import CORRECTION_KEYS, Machine
 from .piece import siret_error
 from .reports import edi_id
 from .records import Document, Finding, Location
+
+log = logging.getLogger("gateway.status_files")
 
 STAGE = "status-file"
 STATUS_XSD = "CPPStatutPivot_V1_19.xsd"
 JSON_VERSION = 1
 
-MAX_BYTES = 120 * MB  # like an invoice file: COMPLETEE may carry attachments
+MAX_BYTES = 120 * MB  # like an invoice file ([intake] max_file_mb): COMPLETEE may carry attachments
 MAX_ENTRIES = 10_000  # status changes in one file
 MAX_TEXT = 4000  # characters of a reason or a comment
 MAX_ID = 100  # characters of an identifier (piece id, invoice number, supplier id, correction value)
 MAX_ATTACHMENTS = 20  # per status change
-
-# What a recycling (A_RECYCLER -> DEPOSEE) or a validator correction may change.
-CORRECTION_KEYS = ("recipient_siret", "service_code", "engagement_number", "validator_siret", "validator_service",
-                   "validator2_siret", "validator2_service", "moe_siret", "moe_service")
 
 # The gateway's piece ids: <flow id>-<index>, e.g. F20261122091501-1a2b3c4d-001 (gateway/store.py).
 PIECE_ID = re.compile(r"F\d{14}-[0-9a-f]{8}-\d{3,}")
@@ -77,7 +76,7 @@ class StatusRequest:
     correction: tuple[tuple[str, str], ...] = ()  # recycling / validator correction: (key, new value)
     attachments: tuple[Document, ...] = ()  # completing (COMPLETEE): files given base64 in JSON
     location: Location | None = None  # XPath + line in XML, JSON pointer ("/statuses/0") in JSON
-    debtor_siret: str | None = None  # XML Debiteur/Identifiant: who the sender says the recipient is
+    debtor_siret: str | None = None  # XML Debiteur/Identifiant, JSON debtor_siret: read back, not checked
 
 
 @dataclass(frozen=True)
@@ -126,19 +125,32 @@ def is_status_file(data: bytes) -> bool:
 
 # --- reading ---------------------------------------------------------------------
 
+def read_status_file(settings: Any, data: bytes) -> tuple[Machine, list[StatusRequest], list[Finding]]:
+    """A party's status file read as its home says: the home's machine, its
+    status XSD, its `[attachments]` limits and its file size limit."""
+    machine = Machine.load(settings)  # cached per file and modification time
+    requests, problems = parse_status_file(data, machine, xsd=status_xsd(settings),
+                                           limits=AttachmentLimits.from_settings(settings),
+                                           max_bytes=settings.max_file_bytes)
+    return machine, requests, problems
+
+
 def parse_status_file(data: bytes, machine: Machine, *, xsd: Path | None = None,
-                      limits: AttachmentLimits | None = None) -> tuple[list[StatusRequest], list[Finding]]:
+                      limits: AttachmentLimits | None = None,
+                      max_bytes: int | None = None) -> tuple[list[StatusRequest], list[Finding]]:
     """The status changes a file asks for, and why the others cannot be read.
 
     `xsd`: CPPStatutPivot_V1_19.xsd, to validate an XML file with it as well
     (see `status_xsd`); the built-in structure checks run in any case.
     `limits`: attachment rules for JSON attachments (default: the platform's).
+    `max_bytes`: the largest file read (default MAX_BYTES).
     """
+    most = MAX_BYTES if max_bytes is None else max_bytes
     if not data.strip():
         return [], [codes.finding("IRR_VIDE_F", "Empty status file", "Fichier de statuts vide", stage=STAGE)]
-    if len(data) > MAX_BYTES:
-        return [], [codes.finding("IRR_TAILLE_F", f"Status file larger than {MAX_BYTES} bytes",
-                                  f"Fichier de statuts de plus de {MAX_BYTES} octets", value=str(len(data)),
+    if len(data) > most:
+        return [], [codes.finding("IRR_TAILLE_F", f"Status file larger than {most} bytes",
+                                  f"Fichier de statuts de plus de {most} octets", value=str(len(data)),
                                   stage=STAGE)]
     head = _head(data).lstrip()
     if head.startswith(b"<"):
@@ -440,27 +452,19 @@ def _is_date(text: str) -> bool:
     return True
 
 
-_xsd_local = threading.local()
-
-
-def _schema(path: Path) -> etree.XMLSchema:
-    cache = getattr(_xsd_local, "cache", None)
-    if cache is None:
-        cache = _xsd_local.cache = {}
-    key = str(Path(path).resolve())
-    if key not in cache:  # the operator's own schema file, not partner input
-        cache[key] = etree.XMLSchema(etree.parse(key))
-    return cache[key]
-
-
-def _xsd_problems(root: etree._Element, xsd: Path, units: list[etree._Element]) -> dict[int | None, list[Finding]]:
-    """XSD errors by unit index (1-based), None for errors outside any unit."""
-    schema = _schema(xsd)
-    if schema.validate(root):
-        return {}
+def _xsd_problems(root: etree._Element, path: Path, units: list[etree._Element]) -> dict[int | None, list[Finding]]:
+    """XSD errors by unit index (1-based), None for errors outside any unit
+    (or a schema that cannot be loaded: ERR_VALIDATEUR, as for invoices)."""
+    try:
+        errors = schemas.schema_errors(Path(path).resolve(), root)
+    except (etree.LxmlError, OSError) as exc:
+        log.error("status XSD %s cannot be loaded: %s", path, exc)
+        return {None: [codes.finding(
+            "ERR_VALIDATEUR", f"The status schema {path} cannot be loaded: {exc}",
+            f"Le schéma des statuts {path} ne peut être chargé : {exc}", value=str(path), stage=STAGE)]}
     starts = [(u.sourceline or 0, i) for i, u in enumerate(units, 1)]
     out: dict[int | None, list[Finding]] = {}
-    for err in schema.error_log:
+    for err in errors:
         owner = None
         for line, i in starts:
             if err.line >= line:
@@ -468,19 +472,21 @@ def _xsd_problems(root: etree._Element, xsd: Path, units: list[etree._Element]) 
         if starts and err.line < starts[0][0]:
             owner = None
         out.setdefault(owner, []).append(_syntax(
-            f"Schema {xsd.name}: {err.message}", f"Schéma {xsd.name} : {err.message}", err.path or None, err.line,
+            f"Schema {path.name}: {err.message}", f"Schéma {path.name} : {err.message}", err.path or None, err.line,
             rule=err.type_name))
     return out
 
 
 def status_xsd(settings: Any) -> Path | None:
     """CPPStatutPivot_V1_19.xsd when the deployment gives one: `[lifecycle]
-    status_xsd`, else the first found under `[validation] schema_dirs`."""
+    status_xsd` (relative to the home), else the first found under
+    `[validation] schema_dirs`. A configured path is returned even when
+    missing: every XML status file is then refused with ERR_VALIDATEUR, never
+    read unchecked."""
     given = settings.section("lifecycle").get("status_xsd") if settings is not None else None
     if given:
         p = Path(str(given))
-        p = p if p.is_absolute() else Path(settings.home) / p
-        return p if p.is_file() else None
+        return p if p.is_absolute() else Path(settings.home) / p
     for d in getattr(settings, "schema_dirs", ()) or ():
         hit = _find_xsd(str(d))
         if hit:
@@ -685,12 +691,6 @@ def _attachments(e: _Entry, limits: AttachmentLimits) -> tuple[Document, ...]:
 
 # --- writing -----------------------------------------------------------------------
 
-def _utc(dt: datetime) -> str:
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _xml_text(n: StatusNotice, needs_reason: bool) -> str | None:
     """The XML carries one text: the motif first, then the comment."""
     first, second = (n.reason, n.comment) if needs_reason or n.reason else (n.comment, None)
@@ -724,7 +724,7 @@ def status_json(notices: Sequence[StatusNotice], machine: Machine) -> bytes:
             "previous": n.previous,
             "reason": n.reason,
             "comment": n.comment,
-            "at": _utc(n.at),
+            "at": db.iso(n.at),
             "by_role": n.by_role,
         })
     return json.dumps({"statuses_version": JSON_VERSION, "statuses": entries}, ensure_ascii=False,
@@ -751,12 +751,12 @@ def status_xml_for(notices: Sequence[StatusNotice], machine: Machine, *, platfor
 
     if not notices:
         raise StatusFileError("a CPPStatut needs at least one status")
-    produced = produced_at or max(n.at if n.at.tzinfo else n.at.replace(tzinfo=timezone.utc) for n in notices)
-    fid = flow_id or "ST" + _utc(produced)[:19].replace("-", "").replace(":", "").replace("T", "")
+    produced = produced_at or max(db.as_utc(n.at) for n in notices)
+    fid = flow_id or "ST" + db.iso(produced)[:19].replace("-", "").replace(":", "").replace("T", "")
     root = etree.Element("CPPStatut", Version="1.19")
     env = etree.SubElement(etree.SubElement(root, "Enveloppe"), "EnveloppeUnitaire", NumOrdre="1")
     params = etree.SubElement(env, "Parametres")
-    for i, (code, val) in enumerate((("DtPrd", _utc(produced)[:10]), ("IdFlx", fid)), 1):
+    for i, (code, val) in enumerate((("DtPrd", db.iso(produced)[:10]), ("IdFlx", fid)), 1):
         p = etree.SubElement(params, "ParametreIndiv", NumOrdre=f"{i:04d}")
         etree.SubElement(p, "Code").text = code
         etree.SubElement(p, "Valeurparametre").text = val
@@ -802,7 +802,7 @@ def status_xml_for(notices: Sequence[StatusNotice], machine: Machine, *, platfor
         text = _xml_text(n, info.needs_reason)
         if text:
             etree.SubElement(data, "Commentaire").text = text
-        etree.SubElement(data, "Horodatage").text = _utc(n.at)
+        etree.SubElement(data, "Horodatage").text = db.iso(n.at)
         etree.SubElement(data, "Producteur", Id=n.by_role)
         etree.SubElement(data, "IdFacture").text = n.invoice_number or n.piece_id
         if n.invoice_date:

@@ -31,7 +31,6 @@ class Flow(SQLModel, table=True):
         # recorded as duplicates pointing at it (duplicate_of set).
         Index("ux_flow_original", "partner", "sha256", unique=True,
               sqlite_where=text("duplicate_of IS NULL"), postgresql_where=text("duplicate_of IS NULL")),
-        Index("ix_flow_queue", "queue", "id"),
         Index("ix_flow_queue_received", "queue", "received_at", "id"),  # leases in the order received
         Index("ix_flow_received", "received_at"),
     )
@@ -182,8 +181,9 @@ class Store:
             keys = {(f.partner, f.sha256) for f in flows}
             originals = {
                 (p, h): i for p, h, i in s.execute(
-                    select(Flow.partner, Flow.sha256, Flow.id).where(
-                        Flow.duplicate_of.is_(None), Flow.sha256.in_([k[1] for k in keys])))
+                    select(Flow.partner, Flow.sha256, Flow.id).where(  # the (partner, sha256) index
+                        Flow.duplicate_of.is_(None), Flow.partner.in_({k[0] for k in keys}),
+                        Flow.sha256.in_([k[1] for k in keys])))
                 if (p, h) in keys
             }
             rows, events = [], []
@@ -258,14 +258,16 @@ class Store:
             s.commit()
             return res.rowcount or 0
 
-    def release(self, ids: list[str]) -> None:
-        """Give claimed flows back to the queue (a worker stopping early)."""
+    def release(self, ids: list[str], *, tried: bool = False) -> None:
+        """Give claimed flows back to the queue: untried (a worker stopping
+        early, a status file waiting its turn), which is not an attempt, or
+        `tried` and failed, which is."""
         if not ids:
             return
         with self.session() as s:
             s.execute(update(Flow).where(Flow.id.in_(ids), Flow.queue == "running")
                       .values(queue="queued", locked_by=None, locked_until=None,
-                              attempts=Flow.attempts - 1))  # handed back untried: not an attempt
+                              attempts=Flow.attempts - (0 if tried else 1)))
             s.commit()
 
     def earlier_pending(self, flow: "ClaimedFlow", settled: Iterable[str] = ()) -> bool:
@@ -284,8 +286,10 @@ class Store:
             return s.execute(select(func.count()).select_from(Flow).where(Flow.queue == "queued")).scalar_one()
 
     def pending(self) -> int:
+        """Flows not processed yet (queued or in a worker's hands)."""
         with self.session() as s:
-            return s.execute(select(func.count()).select_from(Flow).where(Flow.queue != "done")).scalar_one()
+            return s.execute(select(func.count()).select_from(Flow).where(
+                Flow.queue.in_(("queued", "running")))).scalar_one()
 
     # --- results ---------------------------------------------------------------
     def complete(self, results: Iterable["FlowResult"]) -> None:
@@ -322,7 +326,7 @@ class Store:
                     report_written_at=bindparam("b_report"), updated_at=now),
                 [dict(b_id=r.flow_id, b_state=r.state, b_format=r.format, b_total=len(r.pieces),
                       b_valid=sum(1 for p in r.pieces if p["valid"]),
-                      b_report=now if r.report_written else None) for r in results])
+                      b_report=now) for r in results])  # complete() comes after the reports are written
             s.commit()
 
     @staticmethod
@@ -376,7 +380,6 @@ class FlowResult:
     format: str
     pieces: tuple[dict[str, Any], ...]
     events: tuple[dict[str, Any], ...]
-    report_written: bool
     # Status changes of earlier pieces (e.g. an A4 becoming ASSOCIEE when its
     # A15 arrives) and status files to send, committed with the flow.
     changes: tuple[dict[str, Any], ...] = ()

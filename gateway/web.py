@@ -1,6 +1,6 @@
 """`gateway web`: the operators' pages, read-only.
 
-    /                 flows by state, stuck flows, latest rejections
+    /                 flows by state, stuck flows, pieces by status, delays running out, latest rejections
     /rejections       the rejections report (?since=DATE&partner=P), as `gateway report rejections --format html`
     /flows/{flow_id}  one flow: its pieces, their errors, its history
     /healthz          JSON: the store answers, counts, stuck flows
@@ -16,25 +16,25 @@ line does not pay for it.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 from urllib.parse import quote
 
 import typer
 
-from . import config, db
+from . import db
+from .cli import HomeOpt, existing_home
 from .config import Settings
-from .report_rejections import (CSP, _loads, esc, examples_table, fmt_time, html_page, location_text, parse_since,
-                                read_flow_report, rejections, rejections_body, utc)
+from .records import FlowState
+from .report_rejections import (CSP, esc, event_codes, examples_table, fmt_time, html_page, json_object,
+                                location_text, parse_since, read_flow_report, rejections, rejections_body)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
 DEFAULT_STUCK_MINUTES = 15
-STATES = ("IN_RECU", "IN_INTEGRE", "IN_INTEGRE_PARTIEL", "IN_REJETE")
+STATES = ("IN_RECU", *(s.value for s in FlowState))  # received (the store's first state), then the outcomes
 _HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
             "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
 
@@ -75,8 +75,8 @@ def stuck_flows(settings: Settings, *, now: datetime | None = None, queued_minut
     for f in rows:
         why = (f"lease expired {fmt_time(f.locked_until)} UTC" if f.queue == "running"
                else f"queued more than {minutes:g} min")
-        out.append(StuckFlow(f.id, f.partner, f.file_name, utc(f.received_at), f.queue, f.locked_by,
-                             utc(f.locked_until) if f.locked_until else None, f.attempts, why))
+        out.append(StuckFlow(f.id, f.partner, f.file_name, db.as_utc(f.received_at), f.queue, f.locked_by,
+                             db.as_utc(f.locked_until) if f.locked_until else None, f.attempts, why))
     return total, tuple(out)
 
 
@@ -192,7 +192,7 @@ def flow_page(settings: Settings, flow_id: str) -> str | None:
         parts.append("<h2>File-level errors</h2>" + _errors_table(file_errors))
     parts.append(f"<h2>Pieces ({len(pieces)})</h2>")
     for p in pieces:
-        verdict = _loads(p.verdict_json)
+        verdict = json_object(p.verdict_json)
         mark = "valid" if p.valid else "REJECTED"
         parts.append(f"<h3>Piece {p.index}: {esc(p.name)} — {esc(p.format)}, {mark}, status {esc(p.status)}</h3>")
         errs = [e for e in verdict.get("errors") or [] if isinstance(e, dict)]
@@ -213,7 +213,7 @@ def _file_errors(settings: Settings, f, history) -> list[dict[str, Any]]:  # noq
     """A flow's file-level errors: codes from its last validation event, with
     the details of its report when the partner has not deleted it yet."""
     last = [e for e in history if e.stage == "validation" and e.piece_id is None]
-    codes_ = (_loads(last[-1].detail_json).get("errors") or []) if last else []
+    codes_ = event_codes(last[-1].detail_json) if last else []
     detailed = [e for e in read_flow_report(settings, f.partner, f.id).get("errors") or [] if isinstance(e, dict)]
     known = {e.get("code") for e in detailed}
     return detailed + [{"code": c, "message": "(details in the flow's report, no longer in the outbox)"}
@@ -265,9 +265,8 @@ def create_app(settings: Settings, *, require_login: bool = False) -> "FastAPI":
             if who is None:
                 return HTMLResponse(html_page("Login required", "<h1>Login required</h1><p>An operator's name and "
                                               "password (<code>gateway operator add NAME</code>).</p>"),
-                                    status_code=401, headers={**_HEADERS, "Cache-Control": "no-store",
-                                                              "WWW-Authenticate": 'Basic realm="gateway", '
-                                                                                  'charset="UTF-8"'})
+                                    status_code=401, headers={**_HEADERS, "WWW-Authenticate": 'Basic realm="gateway", '
+                                                                                                'charset="UTF-8"'})
         return await call_next(request)
 
     def page(text: str, status: int = 200) -> HTMLResponse:
@@ -339,13 +338,12 @@ def main(
     host: Annotated[str, typer.Option("--host", help="Address to listen on; beyond 127.0.0.1 operators must log "
                                                      "in (gateway operator add).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
-    home: Annotated[Optional[Path], typer.Option(
-        "--home", help="The gateway's home (default: GATEWAY_HOME, else the current folder).")] = None,
+    home: HomeOpt = None,
 ) -> None:
-    """Serve the operators' read-only web pages (flows, stuck flows, rejections)."""
+    """Serve the operators' read-only web pages (flows, stuck flows, pieces by status, delays due, rejections)."""
     from .operators import load
 
-    settings = config.load(home)
+    settings = existing_home(home)
     login = "operators log in" if load(settings) or not is_loopback(host) else "no login: local only"
     typer.echo(f"operators' pages on http://{host}:{port}/ ({login}; Ctrl-C to stop)", err=True)
     try:

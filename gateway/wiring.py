@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 
-from . import codes, pipeline, xmlsafe
+from . import pipeline
 from .config import Settings
-from .detect import format_of_root
 from .records import Check, Format, Location, Severity
 
 _installed = False
@@ -76,14 +75,14 @@ def controls_stage(work: pipeline.PieceWork, settings: Settings) -> None:
     loaded). The piece is kept for routing; its summary goes in the report."""
     from .controls import run_controls
     from .directory import directory_loaded
-    from .mapping import map_piece
+    from .mapping import map_piece, mapping_source
 
     invoice, found = map_piece(work.tree, settings)
     work.findings.extend(_with_member(f, work.part.name) for f in found)
     if invoice is None:
         work.checks.append(Check("mapping", "failed", "; ".join(f.code for f in found)))
         return
-    work.checks.append(Check("mapping", "passed", invoice.syntax, used=f"mappings/{invoice.syntax}"))
+    work.checks.append(Check("mapping", "passed", invoice.syntax, used=mapping_source(settings, invoice.syntax)))
     report = run_controls(invoice, settings, directory=directory_loaded(settings))
     work.findings.extend(_with_member(f, work.part.name) for f in report.findings)
     work.checks.extend(report.checks)
@@ -122,28 +121,24 @@ def pdf_stage(work: pipeline.PieceWork, settings: Settings) -> None:
     if insp.invoice_xml is None:
         # No data: nothing will be delivered, so its embedded files are not judged.
         if insp.format in (Format.PDF, Format.PDF_SIGNED) and not work.failed:
-            work.findings.append(_with_member(mixed.pdf_alone_finding(), work.part.name))
+            work.findings.append(_with_member(pdf.pdf_alone_finding(), work.part.name))
         return
     # A Factur-X is its own kind-01 document; its other embedded files kind 02 (PJ rules).
     mixed.deliver_facturx(work, insp, settings)
     # Policy findings (poor profile, XMP/XML disagreement) do not stop the XML
-    # checks: the sender gets the whole picture in one report.
+    # checks: the sender gets the whole picture in one report. The inspection
+    # parsed the XML and judged its root (IRR_TYPE_F if no CII): used as is.
     emb = insp.invoice_xml
-    tree, problems = xmlsafe.parse(emb.data, stage="facturx", member=f"{work.part.name}/{emb.name}")
-    if problems:
+    if emb.tree is None:
+        member = f"{work.part.name}/{emb.name}"
+        problems = [replace(f, location=replace(f.location or Location(), member=member)) for f in emb.problems]
         work.findings.extend(problems)
         work.checks.append(Check("syntax", "failed", problems[0].message))
         return
     work.checks.append(Check("syntax", "passed", emb.name))
-    xml_fmt = format_of_root(tree.getroot())
-    if xml_fmt is not Format.CII:
-        q = tree.getroot().tag
-        work.findings.append(_with_member(codes.finding(
-            "IRR_TYPE_F", f"The embedded {emb.name} is not a CII D16B invoice ({q}); ZUGFeRD 1.0 is not accepted, "
-            "send Factur-X / ZUGFeRD 2.x", f"Le {emb.name} joint n'est pas une facture CII D16B ({q}) ; ZUGFeRD 1.0 "
-            "n'est pas accepté, déposez un Factur-X / ZUGFeRD 2.x", value=q, stage="facturx"), work.part.name))
+    if not emb.cii:
         return
-    work.tree, work.xml, work.xml_format = tree, emb.data, Format.CII
+    work.tree, work.xml, work.xml_format = emb.tree, emb.data, Format.CII
     pipeline.run_xml_checks(work, settings, force=True)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import codes, config, db, detect, lifecycle, routing, status_files, wiring
+from . import codes, db, detect, lifecycle, routing, status_files, wiring
 from .config import Settings
 from .pipeline import Evaluation, evaluate_file
 from .records import Finding, Format
@@ -42,15 +42,13 @@ class _Archived:
 
     data: bytes | None
     problems: tuple[Finding, ...]
-
-    @property
-    def is_status_file(self) -> bool:
-        return bool(self.data) and status_files.is_status_file(self.data)
+    is_status_file: bool
 
 
 def _read(settings: Settings, c: ClaimedFlow) -> _Archived:
     data, problems = read_archived(c.archive_path, settings.max_file_bytes)
-    return _Archived(data, tuple(problems))
+    status = not c.duplicate_of and bool(data) and status_files.is_status_file(data)
+    return _Archived(data, tuple(problems), status)
 
 
 def evaluate_flow(settings: Settings, c: ClaimedFlow, store: Store, archived: _Archived) -> Evaluation:
@@ -130,7 +128,7 @@ def prepare_flows(settings: Settings, store: Store, claimed: list[ClaimedFlow],
         except OSError as exc:
             flows.append(_Flow(c, _internal_error(c, exc), failed=True))
             continue
-        if not c.duplicate_of and archived.is_status_file and store.earlier_pending(c, settled=applied):
+        if archived.is_status_file and store.earlier_pending(c, settled=applied):
             # A status file is applied after every flow received before it: an
             # invoice earlier in this batch exists only once the batch is
             # recorded, another worker's once it finishes. The rest of the
@@ -155,15 +153,17 @@ def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
             holders: dict[str, str]) -> tuple[FlowResult, Callable[[], None]]:
     c, ev = f.claimed, f.ev
     routed = lifecycle.Routed()
+    described = None  # each verdict as the report shows it, made once for the report and the piece row
     try:
         if f.ids and not f.failed:
             ev = replace(ev, verdicts=tuple(routing.enforce_uniqueness(ev.verdicts, f.ids, f.wanted, holders)))
-            pieces = [piece_row(c, v, machine.depositor(v.piece.cadre) if v.piece is not None else "supplier")
-                      for v in ev.verdicts]
+            described = [v.as_dict() for v in ev.verdicts]
+            pieces = [piece_row(c, pid, v, d, machine.depositor(v.piece.cadre) if v.piece is not None else "supplier")
+                      for pid, v, d in zip(f.ids, ev.verdicts, described)]
             routed = lifecycle.route_new_pieces(settings, c, ev.verdicts, pieces, f.links, machine)
             routed.pieces = pieces
     except Exception as exc:  # noqa: BLE001
-        ev, routed = _internal_error(c, exc), lifecycle.Routed()
+        ev, routed, described = _internal_error(c, exc), lifecycle.Routed(), None
         try:  # the flow is refused whole: its numbers must not block a new sending
             lifecycle.release_numbers(store, [pid for pid in f.wanted if holders.get(pid) == pid])
         except Exception:  # noqa: BLE001
@@ -180,7 +180,8 @@ def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
     events.extend(routed.events)
     report = report_dict(flow_id=c.id, partner=c.partner, file_name=c.file_name, sha256=c.sha256, size=c.size,
                          received_at=c.received_at, fmt=ev.format.value, state=state, verdicts=ev.verdicts,
-                         file_findings=ev.file_findings, duplicate_of=c.duplicate_of, processed_at=db.utcnow())
+                         file_findings=ev.file_findings, duplicate_of=c.duplicate_of, processed_at=db.utcnow(),
+                         described=described)
     if pieces:
         report["pieces"] = [dict(r, status=p["status"], piece_id=p["id"]) for r, p in zip(report["pieces"], pieces)]
     events.append(dict(flow_id=c.id, piece_id=None, stage="report", outcome="written",
@@ -193,15 +194,16 @@ def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
         write_flow_report(settings.reports_dir(c.partner), report,
                           platform_id=settings.platform_id)
 
-    return FlowResult(c.id, state.value, ev.format.value, tuple(pieces), tuple(events), True,
+    return FlowResult(c.id, state.value, ev.format.value, tuple(pieces), tuple(events),
                       tuple(routed.changes), tuple(routed.notices)), write
 
 
-def piece_row(flow: ClaimedFlow, v, depositor: str = "supplier") -> dict[str, Any]:  # noqa: ANN001
-    row = dict(id=f"{flow.id}-{v.index:03d}", flow_id=flow.id, index=v.index, name=v.name[:1024],
+def piece_row(flow: ClaimedFlow, piece_id: str, v, described: dict[str, Any],  # noqa: ANN001
+              depositor: str = "supplier") -> dict[str, Any]:
+    row = dict(id=piece_id, flow_id=flow.id, index=v.index, name=v.name[:1024],
                format=v.format.value, valid=v.valid, status="DEPOSEE" if v.valid else "IRRECEVABLE",
                error_codes=",".join(sorted({f.code for f in v.errors}))[:1024],
-               verdict_json=json.dumps(v.as_dict(), ensure_ascii=False, default=str),
+               verdict_json=json.dumps(described, ensure_ascii=False, default=str),
                cadre="", piece_type="", invoice_number=None, issue_date=None, supplier_id=None,
                recipient_siret=None, service_code=None, engagement_number=None, parties_json="{}",
                summary_json="{}", status_at=None, due_at=None, seq=0, link_id=None)
@@ -213,15 +215,25 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
               batch: int = 20) -> int:
     """Claim one batch and process it. Returns how many flows were done."""
     claimed = store.claim(worker_id, limit=batch)
-    results, writes, left = prepare_flows(settings, store, claimed, stop)
-    if left:
-        store.release(left)
-    # Record the outcome only once every file is on disk. One after the
-    # other: a pool of writer threads spent more time passing the GIL
-    # around (400 futex calls a flow) than the writes cost.
-    for w in writes:
-        w()
-    store.complete(results)
+    try:
+        results, writes, left = prepare_flows(settings, store, claimed, stop)
+        if left:
+            store.release(left)
+        # Record the outcome only once every file is on disk. One after the
+        # other: a pool of writer threads spent more time passing the GIL
+        # around (400 futex calls a flow) than the writes cost.
+        for w in writes:
+            w()
+        store.complete(results)
+    except Exception:
+        # A write or the store failed (disk full, rights, database gone): the
+        # batch goes back to the queue at once, not after its lease; the same
+        # files are rewritten under the same names next time.
+        try:  # complete() is the last step: nothing of the batch is recorded as done
+            store.release([c.id for c in claimed], tried=True)
+        except Exception:  # noqa: BLE001 - the lease will expire
+            log.exception("could not hand the batch back; its lease will expire")
+        raise
     if any(r.format == Format.STATUS.value for r in results):
         lifecycle.flush_notices(settings, store)
     return len(results)
@@ -237,15 +249,14 @@ def settle_for_work() -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
-def worker_main(home: str, role: str, stop, intake_done, overrides: dict[str, Any] | None = None) -> None:  # noqa: ANN001
-    """Entry point of a worker process."""
+def worker_main(settings: Settings, role: str, stop, intake_done) -> None:  # noqa: ANN001
+    """Entry point of a worker process, with its parent's settings."""
     # Ctrl-C goes to the whole terminal group: the parent decides; SIGTERM
     # means finish the file in hand, then leave.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     local_stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: local_stop.set())
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = config.load(home, create=False, **(overrides or {}))
     wiring.install(settings)
     worker_id = worker_name(role)  # this process's own pid, so a restart can tell it is gone
     store = Store(settings)
@@ -257,7 +268,12 @@ def worker_main(home: str, role: str, stop, intake_done, overrides: dict[str, An
 
     either = _Either()
     while not either.is_set():
-        n = work_once(settings, store, worker_id, either)
+        try:
+            n = work_once(settings, store, worker_id, either)
+        except Exception:  # noqa: BLE001 - a worker that dies leaves the service without hands
+            log.exception("worker %s: a batch failed; it is back in the queue", worker_id)
+            stop.wait(1.0)  # the cause (a full disk...) may last: do not spin
+            continue
         if n == 0:
             if intake_done.is_set() and store.queued() == 0:
                 break

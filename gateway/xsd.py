@@ -15,6 +15,7 @@ import functools
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 from importlib import metadata
 from pathlib import Path
 
@@ -38,10 +39,6 @@ MAX_ERRORS = 100
 class SchemaRef:
     path: Path
     source: str  # human text: where the schema came from
-
-    @property
-    def label(self) -> str:
-        return self.source
 
 
 def _package_dir() -> Path:
@@ -101,17 +98,17 @@ def validate(tree: etree._ElementTree, fmt: Format, schema_dirs: tuple[Path, ...
     except (etree.XMLSchemaParseError, OSError) as exc:
         f = codes.finding("ERR_VALIDATEUR", f"XSD {ref.path} cannot be loaded: {exc}",
                           f"Le schéma {ref.path} ne peut être chargé : {exc}", stage="xsd")
-        return [f], Check("xsd", "failed", "schema unreadable", ref.label)
+        return [f], Check("xsd", "failed", "schema unreadable", ref.source)
     # XMLSchema objects are not re-entrant across threads; validation is cheap.
     with _lock:
         ok = schema.validate(tree)
         log_entries = list(schema.error_log) if not ok else []
     if ok:
-        return [], Check("xsd", "passed", "", ref.label)
+        return [], Check("xsd", "passed", "", ref.source)
     findings = [_from_lxml(e, member) for e in log_entries[:MAX_ERRORS]]
     if explain:
         findings = _merge(findings, _explain(ref, tree, member))
-    return findings, Check("xsd", "failed", f"{len(findings)} error(s)", ref.label)
+    return findings, Check("xsd", "failed", f"{len(findings)} error(s)", ref.source)
 
 
 def _from_lxml(e, member: str | None) -> Finding:  # noqa: ANN001
@@ -169,3 +166,10 @@ def _merge(primary: list[Finding], extra: list[Finding]) -> list[Finding]:
             out.append(f)
     return out[:MAX_ERRORS]
 
+
+def schema_errors(path: Path, tree: etree._ElementTree | etree._Element) -> list[Any]:
+    """lxml's errors validating `tree` against the XSD at `path` (compiled once,
+    shared); raises etree.LxmlError or OSError when the schema cannot be loaded."""
+    schema = _compile(SchemaRef(path, f"configured: {path}"))
+    with _lock:  # an XMLSchema is not re-entrant across threads
+        return [] if schema.validate(tree) else list(schema.error_log)

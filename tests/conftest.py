@@ -2,6 +2,7 @@
 real CLI as a user would (a subprocess running `gateway`)."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -14,17 +15,52 @@ from gateway import config, db
 
 REPO = Path(__file__).resolve().parents[1]
 AIFE_XSD = REPO.parent / "shared" / "spec" / "aife-xsd"
+# fast stability checks, no SFTP, work in-process
+TEST_TOML = "[intake]\nstability_seconds = 0.2\nworkers = 0\n[sftp]\nenabled = false\n"
+KEPT_ENV = ("GATEWAY_TEST_PG_URL",)  # says where the PostgreSQL tests run; sets nothing
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _without_the_callers_gateway_settings():
+    """config.load applies every GATEWAY_* variable, and the CLI runs inherit them:
+    a developer's GATEWAY_STORE_DATABASE_URL would send every test to that database.
+    Tests see none; a test may still set its own (monkeypatch.setenv, env=)."""
+    mp = pytest.MonkeyPatch()
+    for key in [k for k in os.environ if k.startswith("GATEWAY_") and k not in KEPT_ENV]:
+        mp.delenv(key)
+    yield
+    mp.undo()
+
+
+def home_with(root: Path, toml: str, **overrides) -> config.Settings:
+    """A home at `root` whose gateway.toml is exactly `toml`, loaded."""
+    config.init_home(root)
+    (root / "gateway.toml").write_text(toml, encoding="utf-8")
+    return config.load(root, **overrides)
 
 
 @pytest.fixture()
 def home(tmp_path: Path):
     """A gateway home with fast stability checks, no SFTP, work in-process."""
-    root = tmp_path / "home"
-    config.init_home(root)
-    (root / "gateway.toml").write_text(
-        "[intake]\nstability_seconds = 0.2\nworkers = 0\n[sftp]\nenabled = false\n", encoding="utf-8")
-    yield config.load(root)
+    yield home_with(tmp_path / "home", TEST_TOML)
     db.dispose_all()
+
+
+@functools.cache
+def _schema(path: Path):  # noqa: ANN202 - an lxml XMLSchema
+    from lxml import etree
+
+    return etree.XMLSchema(etree.parse(str(path)))
+
+
+def aife_schema(name: str):  # noqa: ANN201 - an lxml XMLSchema
+    """The platform's schema `name` (e.g. CPPStatutPivot_V1_19.xsd) from the
+    shared spec folder beside the repo, compiled once; the test is skipped
+    where that folder is missing."""
+    path = AIFE_XSD / name
+    if not path.is_file():
+        pytest.skip(f"AIFE schema {name} not beside the repo ({path})")
+    return _schema(path)
 
 
 def drop(settings, partner: str, name: str, data: bytes) -> Path:
@@ -38,13 +74,14 @@ def drop(settings, partner: str, name: str, data: bytes) -> Path:
 
 
 def gateway_cli(*args: str, home=None, timeout: float = 120, env: dict | None = None,
-                cwd: Path | None = None) -> subprocess.CompletedProcess:
+                cwd: Path | None = None, input: str | None = None) -> subprocess.CompletedProcess:  # noqa: A002
+    """`gateway ARGS` run as a user would; `input` is written to its stdin."""
     e = dict(os.environ)
     if home is not None:
         e["GATEWAY_HOME"] = str(home.home if hasattr(home, "home") else home)
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=e, cwd=str(cwd or REPO))
+                          timeout=timeout, env=e, cwd=str(cwd or REPO), input=input)
 
 
 def reports(settings, partner: str) -> list[dict]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from lxml import etree
@@ -109,84 +110,111 @@ def _ubl_address(party: etree._Element, city: str, zone: str, country: str) -> N
     _sub(_sub(addr, "cac:Country"), "cbc:IdentificationCode", country)
 
 
-def _ubl(
-    kind: str,
-    *,
-    number: str,
-    issue_date: str = "2024-03-15",
-    due_date: str | None = "2024-04-14",
-    type_code: int | str | None = None,
-    currency: str = "EUR",
-    supplier_siret: str | None = SUPPLIER_SIRET,
-    supplier_name: str = "Fournitures Exemple SARL",
-    supplier_country: str = "FR",
-    supplier_vat: str | None = "auto",
-    recipient_siret: str | None = COMMUNE_SIRET,
-    recipient_name: str = "Commune de Valbrune",
-    service_code: str | None = "ACHATS",
-    engagement: str | None = "EJ-2024-000123",
-    contract: str | None = None,
-    cadre: str | None = "A1",
-    profile: str = EN16931,
-    original_invoice: str | None = None,
-    lines: Sequence[LineSpec] | None = DEFAULT_LINES,
-    vat_rate: str | Decimal = "20.00",
-    attachments: Sequence[Attachment] = (),
-    payment_means: str | None = "30",
-    validator_siret: str | None = None,
-    validator_service: str | None = None,
-    validator2_siret: str | None = None,
-    moe_siret: str | None = None,
-    payable: str | Decimal | None = None,
-    gross: str | Decimal | None = None,
-    legacy_ids: bool = False,
-    aife: bool = False,
-    aife_cadre: str | None = None,
-    note: str | None = None,
-) -> bytes:
+@dataclass(frozen=True)
+class Spec:
+    """What a built invoice says: the keywords every builder takes, with their
+    defaults (ubl_invoice, ubl_creditnote, ubl_aife_invoice and cii_invoice
+    build from one, so a default is written once)."""
+
+    number: str
+    issue_date: str = "2024-03-15"
+    due_date: str | None = "2024-04-14"
+    type_code: int | str | None = None  # None: 380, or 381 for a UBL CreditNote
+    currency: str = "EUR"
+    supplier_siret: str | None = SUPPLIER_SIRET
+    supplier_name: str = "Fournitures Exemple SARL"
+    supplier_country: str = "FR"
+    supplier_vat: str | None = "auto"  # "auto": the French VAT number of supplier_siret
+    recipient_siret: str | None = COMMUNE_SIRET
+    recipient_name: str = "Commune de Valbrune"
+    service_code: str | None = "ACHATS"
+    engagement: str | None = "EJ-2024-000123"
+    contract: str | None = None
+    cadre: str | None = "A1"
+    profile: str = EN16931
+    original_invoice: str | None = None
+    lines: Sequence[LineSpec] | None = DEFAULT_LINES
+    vat_rate: str | Decimal = "20.00"
+    attachments: Sequence[Attachment] = ()
+    payment_means: str | None = "30"
+    validator_siret: str | None = None
+    validator_service: str | None = None
+    validator2_siret: str | None = None
+    moe_siret: str | None = None
+    payable: str | Decimal | None = None
+    gross: str | Decimal | None = None
+    legacy_ids: bool = False
+
+    def amounts(self) -> dict:
+        return compute(self.lines or (), self.vat_rate)
+
+
+def seller_vat(spec: Spec) -> str | None:
+    """The seller's VAT number (BT-31) to write, if any."""
+    if spec.supplier_vat == "auto":
+        return fr_vat(spec.supplier_siret) if spec.supplier_siret else None
+    return spec.supplier_vat
+
+
+def references(spec: Spec) -> list[tuple[str, str]]:
+    """(id, name) of the validators and the MOE: the gateway reads them from
+    additional document references named so (mappings/ubl.toml, cii.toml)."""
+    named = ((spec.validator_siret, "VALIDEUR"), (spec.validator_service, "SERVICE_VALIDEUR"),
+             (spec.validator2_siret, "VALIDEUR_2"), (spec.moe_siret, "MOE"))
+    return [(ref_id, name) for ref_id, name in named if ref_id is not None]
+
+
+def totals(spec: Spec, amounts: dict) -> tuple[str, str]:
+    """(gross, payable): computed, unless the spec forces one (to break BR-CO-15)."""
+    gross = Decimal(str(spec.gross)) if spec.gross is not None else amounts["gross"]
+    payable = Decimal(str(spec.payable)) if spec.payable is not None else amounts["payable"]
+    return _money(gross), _money(payable)
+
+
+def _ubl(kind: str, spec: Spec, *, aife: bool = False, aife_cadre: str | None = None,
+         note: str | None = None) -> bytes:
+    s = spec
     credit = kind == "CreditNote"
     root_ns = UBL_NS["cn" if credit else "inv"]
     nsmap = {None: root_ns, "cac": UBL_NS["cac"], "cbc": UBL_NS["cbc"]}
     if aife:
         nsmap.update(ext=UBL_NS["ext"], aife=UBL_NS["aife"])
     root = etree.Element(f"{{{root_ns}}}{kind}", nsmap=nsmap)
-    amounts = compute(lines or (), vat_rate)
-    cur = currency
+    amounts = s.amounts()
+    cur = s.currency
 
     if aife:
         content = _sub(_sub(_sub(root, "ext:UBLExtensions"), "ext:UBLExtension"), "ext:ExtensionContent")
         ext = _sub(content, "aife:FactureExtension")
         if aife_cadre is not None:
             _sub(ext, "aife:CategoryCode", aife_cadre)
-    _sub(root, "cbc:CustomizationID", profile)
-    if cadre is not None:
-        _sub(root, "cbc:ProfileID", cadre)
-    _sub(root, "cbc:ID", number)
-    _sub(root, "cbc:IssueDate", issue_date)
-    if due_date and not credit:
-        _sub(root, "cbc:DueDate", due_date)
-    _sub(root, "cbc:CreditNoteTypeCode" if credit else "cbc:InvoiceTypeCode", type_code or (381 if credit else 380))
+    _sub(root, "cbc:CustomizationID", s.profile)
+    if s.cadre is not None:
+        _sub(root, "cbc:ProfileID", s.cadre)
+    _sub(root, "cbc:ID", s.number)
+    _sub(root, "cbc:IssueDate", s.issue_date)
+    if s.due_date and not credit:
+        _sub(root, "cbc:DueDate", s.due_date)
+    _sub(root, "cbc:CreditNoteTypeCode" if credit else "cbc:InvoiceTypeCode", s.type_code or (381 if credit else 380))
     if note:
         _sub(root, "cbc:Note", note)
     _sub(root, "cbc:DocumentCurrencyCode", cur)
-    if service_code is not None and not legacy_ids:
-        _sub(root, "cbc:BuyerReference", service_code)
-    if engagement is not None:
-        _sub(_sub(root, "cac:OrderReference"), "cbc:ID", engagement)
-    if original_invoice is not None:
-        _sub(_sub(_sub(root, "cac:BillingReference"), "cac:InvoiceDocumentReference"), "cbc:ID", original_invoice)
-    if contract is not None:
+    if s.service_code is not None and not s.legacy_ids:
+        _sub(root, "cbc:BuyerReference", s.service_code)
+    if s.engagement is not None:
+        _sub(_sub(root, "cac:OrderReference"), "cbc:ID", s.engagement)
+    if s.original_invoice is not None:
+        _sub(_sub(_sub(root, "cac:BillingReference"), "cac:InvoiceDocumentReference"), "cbc:ID", s.original_invoice)
+    if s.contract is not None:
         ref = _sub(root, "cac:ContractDocumentReference")
-        _sub(ref, "cbc:ID", contract)
-        if legacy_ids:
+        _sub(ref, "cbc:ID", s.contract)
+        if s.legacy_ids:
             _sub(ref, "cbc:DocumentTypeCode", "Marché")
-    for ref_id, description in ((validator_siret, "VALIDEUR"), (validator_service, "SERVICE_VALIDEUR"),
-                                (validator2_siret, "VALIDEUR_2"), (moe_siret, "MOE")):
-        if ref_id is not None:  # the gateway's place for the validator and the MOE (mappings/ubl.toml)
-            ref = _sub(root, "cac:AdditionalDocumentReference")
-            _sub(ref, "cbc:ID", ref_id)
-            _sub(ref, "cbc:DocumentDescription", description)
-    for i, (name, mime, data, *description) in enumerate(attachments, start=1):
+    for ref_id, description in references(s):
+        ref = _sub(root, "cac:AdditionalDocumentReference")
+        _sub(ref, "cbc:ID", ref_id)
+        _sub(ref, "cbc:DocumentDescription", description)
+    for i, (name, mime, data, *description) in enumerate(s.attachments, start=1):
         ref = _sub(root, "cac:AdditionalDocumentReference")
         _sub(ref, "cbc:ID", f"PJ-{i}")
         if description:
@@ -195,42 +223,39 @@ def _ubl(
              base64.b64encode(data).decode(), mimeCode=mime, filename=name)
 
     party = _sub(_sub(root, "cac:AccountingSupplierParty"), "cac:Party")
-    if supplier_siret is not None:
-        if legacy_ids:
-            _sub(_sub(party, "cac:PartyIdentification"), "cbc:ID", supplier_siret, schemeName="1")
-        else:
-            _sub(_sub(party, "cac:PartyIdentification"), "cbc:ID", supplier_siret, schemeID="0009")
-    _sub(_sub(party, "cac:PartyName"), "cbc:Name", supplier_name)
-    _ubl_address(party, "Lyon", "69001", supplier_country)
-    vat_id = fr_vat(supplier_siret) if supplier_vat == "auto" and supplier_siret else supplier_vat
-    if vat_id and vat_id != "auto":
+    if s.supplier_siret is not None:
+        scheme = {"schemeName": "1"} if s.legacy_ids else {"schemeID": "0009"}
+        _sub(_sub(party, "cac:PartyIdentification"), "cbc:ID", s.supplier_siret, **scheme)
+    _sub(_sub(party, "cac:PartyName"), "cbc:Name", s.supplier_name)
+    _ubl_address(party, "Lyon", "69001", s.supplier_country)
+    if vat_id := seller_vat(s):
         pts = _sub(party, "cac:PartyTaxScheme")
         _sub(pts, "cbc:CompanyID", vat_id)
         _sub(_sub(pts, "cac:TaxScheme"), "cbc:ID", "VAT")
     ple = _sub(party, "cac:PartyLegalEntity")
-    _sub(ple, "cbc:RegistrationName", supplier_name)
-    if supplier_siret is not None and len(supplier_siret) >= 9 and not legacy_ids:
-        _sub(ple, "cbc:CompanyID", supplier_siret[:9], schemeID="0002")
+    _sub(ple, "cbc:RegistrationName", s.supplier_name)
+    if s.supplier_siret is not None and len(s.supplier_siret) >= 9 and not s.legacy_ids:
+        _sub(ple, "cbc:CompanyID", s.supplier_siret[:9], schemeID="0002")
 
     customer = _sub(root, "cac:AccountingCustomerParty")
     party = _sub(customer, "cac:Party")
-    if recipient_siret is not None:
-        attrs = {"schemeName": "1"} if legacy_ids else {"schemeID": "0009"}
-        _sub(_sub(party, "cac:PartyIdentification"), "cbc:ID", recipient_siret, **attrs)
-    _sub(_sub(party, "cac:PartyName"), "cbc:Name", recipient_name)
+    if s.recipient_siret is not None:
+        scheme = {"schemeName": "1"} if s.legacy_ids else {"schemeID": "0009"}
+        _sub(_sub(party, "cac:PartyIdentification"), "cbc:ID", s.recipient_siret, **scheme)
+    _sub(_sub(party, "cac:PartyName"), "cbc:Name", s.recipient_name)
     _ubl_address(party, "Valbrune", "99100", "FR")
-    _sub(_sub(party, "cac:PartyLegalEntity"), "cbc:RegistrationName", recipient_name)
-    if legacy_ids and service_code is not None:
-        _sub(_sub(customer, "cac:AccountingContact"), "cbc:ID", service_code)
+    _sub(_sub(party, "cac:PartyLegalEntity"), "cbc:RegistrationName", s.recipient_name)
+    if s.legacy_ids and s.service_code is not None:
+        _sub(_sub(customer, "cac:AccountingContact"), "cbc:ID", s.service_code)
 
-    if payment_means is not None:
+    if s.payment_means is not None:
         pm = _sub(root, "cac:PaymentMeans")
-        _sub(pm, "cbc:PaymentMeansCode", payment_means)
-        if credit and due_date:
-            _sub(pm, "cbc:PaymentDueDate", due_date)
-        if payment_means in ("30", "58"):
+        _sub(pm, "cbc:PaymentMeansCode", s.payment_means)
+        if credit and s.due_date:
+            _sub(pm, "cbc:PaymentDueDate", s.due_date)
+        if s.payment_means in ("30", "58"):
             _sub(_sub(pm, "cac:PayeeFinancialAccount"), "cbc:ID", IBAN)
-    if credit or not due_date:
+    if credit or not s.due_date:
         _sub(_sub(root, "cac:PaymentTerms"), "cbc:Note", "Paiement à 30 jours")
 
     tt = _sub(root, "cac:TaxTotal")
@@ -243,13 +268,12 @@ def _ubl(
         _sub(cat, "cbc:ID", v["category"])
         _sub(cat, "cbc:Percent", v["rate"])
         _sub(_sub(cat, "cac:TaxScheme"), "cbc:ID", "VAT")
+    gross, payable = totals(s, amounts)
     lmt = _sub(root, "cac:LegalMonetaryTotal")
     _sub(lmt, "cbc:LineExtensionAmount", _money(amounts["net"]), currencyID=cur)
     _sub(lmt, "cbc:TaxExclusiveAmount", _money(amounts["net"]), currencyID=cur)
-    _sub(lmt, "cbc:TaxInclusiveAmount", _money(Decimal(str(gross)) if gross is not None else amounts["gross"]),
-         currencyID=cur)
-    _sub(lmt, "cbc:PayableAmount", _money(Decimal(str(payable)) if payable is not None else amounts["payable"]),
-         currencyID=cur)
+    _sub(lmt, "cbc:TaxInclusiveAmount", gross, currencyID=cur)
+    _sub(lmt, "cbc:PayableAmount", payable, currencyID=cur)
 
     for ln in amounts["lines"]:
         line = _sub(root, "cac:CreditNoteLine" if credit else "cac:InvoiceLine")
@@ -266,22 +290,24 @@ def _ubl(
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-def ubl_invoice(*, number: str = "FA-2024-0001", **kw) -> bytes:
-    """EN 16931 UBL Invoice (type 380, cadre A1 in BT-23 by default)."""
-    return _ubl("Invoice", number=number, **kw)
+def ubl_invoice(*, number: str = "FA-2024-0001", note: str | None = None, **kw) -> bytes:
+    """EN 16931 UBL Invoice (type 380, cadre A1 in BT-23 by default); keywords: Spec's."""
+    return _ubl("Invoice", Spec(number=number, **kw), note=note)
 
 
-def ubl_creditnote(*, number: str = "AV-2024-0001", original_invoice: str | None = "FA-2024-0001", **kw) -> bytes:
+def ubl_creditnote(*, number: str = "AV-2024-0001", original_invoice: str | None = "FA-2024-0001",
+                   note: str | None = None, **kw) -> bytes:
     """EN 16931 UBL CreditNote (type 381, positive amounts, refers to the original invoice)."""
-    return _ubl("CreditNote", number=number, original_invoice=original_invoice, **kw)
+    return _ubl("CreditNote", Spec(number=number, original_invoice=original_invoice, **kw), note=note)
 
 
 def ubl_aife_invoice(*, cadre: str | None = "A1", number: str = "FA-2024-0101", bt23: str | None = None,
-                     legacy_ids: bool = True, **kw) -> bytes:
+                     legacy_ids: bool = True, note: str | None = None, **kw) -> bytes:
     """The platform's legacy UBL: cadre in the AIFE extension (aife:CategoryCode),
     SIRETs with schemeName 1, code service in AccountingContact/cbc:ID.
     `bt23` also writes a cbc:ProfileID (normally absent)."""
-    return _ubl("Invoice", number=number, aife=True, aife_cadre=cadre, cadre=bt23, legacy_ids=legacy_ids, **kw)
+    spec = Spec(number=number, cadre=bt23, legacy_ids=legacy_ids, **kw)
+    return _ubl("Invoice", spec, aife=True, aife_cadre=cadre, note=note)
 
 
 # --- CII ----------------------------------------------------------------------
@@ -290,52 +316,26 @@ def _cii_date(parent: etree._Element, tag: str, iso: str) -> None:
     _sub(_sub(parent, tag), "udt:DateTimeString", iso.replace("-", ""), format="102")
 
 
-def cii_invoice(
-    *,
-    number: str = "FA-2024-0002",
-    issue_date: str = "2024-03-15",
-    due_date: str | None = "2024-04-14",
-    type_code: int | str = 380,
-    currency: str = "EUR",
-    supplier_siret: str | None = SUPPLIER_SIRET,
-    supplier_name: str = "Fournitures Exemple SARL",
-    supplier_country: str = "FR",
-    supplier_vat: str | None = "auto",
-    recipient_siret: str | None = COMMUNE_SIRET,
-    recipient_name: str = "Commune de Valbrune",
-    service_code: str | None = "ACHATS",
-    engagement: str | None = "EJ-2024-000123",
-    contract: str | None = None,
-    cadre: str | None = "A1",
-    profile: str = EN16931,
-    original_invoice: str | None = None,
-    lines: Sequence[LineSpec] | None = DEFAULT_LINES,
-    vat_rate: str | Decimal = "20.00",
-    attachments: Sequence[Attachment] = (),
-    payment_means: str | None = "30",
-    validator_siret: str | None = None,
-    validator_service: str | None = None,
-    validator2_siret: str | None = None,
-    moe_siret: str | None = None,
-    payable: str | Decimal | None = None,
-    gross: str | Decimal | None = None,
-    legacy_ids: bool = False,
-) -> bytes:
-    """CII D16B (EN 16931). type_code=381 makes a credit note (positive amounts).
+def cii_invoice(*, number: str = "FA-2024-0002", **kw) -> bytes:
+    """CII D16B (EN 16931); keywords: Spec's. type_code=381 makes a credit note (positive amounts).
     legacy_ids puts SIRETs in SpecifiedLegalOrganization/ID schemeID 1 (Chorus CII 16B),
     which the Factur-X rules refuse (scheme not in the ISO 6523 list)."""
+    return _cii(Spec(number=number, **kw))
+
+
+def _cii(s: Spec) -> bytes:
     root = etree.Element(f"{{{CII_NS['rsm']}}}CrossIndustryInvoice", nsmap=dict(CII_NS))
-    amounts = compute(lines or (), vat_rate)
-    cur = currency
+    amounts = s.amounts()
+    cur = s.currency
 
     ctx = _sub(root, "rsm:ExchangedDocumentContext")
-    if cadre is not None:
-        _sub(_sub(ctx, "ram:BusinessProcessSpecifiedDocumentContextParameter"), "ram:ID", cadre)
-    _sub(_sub(ctx, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", profile)
+    if s.cadre is not None:
+        _sub(_sub(ctx, "ram:BusinessProcessSpecifiedDocumentContextParameter"), "ram:ID", s.cadre)
+    _sub(_sub(ctx, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", s.profile)
     doc = _sub(root, "rsm:ExchangedDocument")
-    _sub(doc, "ram:ID", number)
-    _sub(doc, "ram:TypeCode", type_code)
-    _cii_date(doc, "ram:IssueDateTime", issue_date)
+    _sub(doc, "ram:ID", s.number)
+    _sub(doc, "ram:TypeCode", s.type_code or 380)
+    _cii_date(doc, "ram:IssueDateTime", s.issue_date)
 
     tx = _sub(root, "rsm:SupplyChainTradeTransaction")
     for ln in amounts["lines"]:
@@ -354,36 +354,33 @@ def cii_invoice(
              _money(ln["net"]))
 
     agr = _sub(tx, "ram:ApplicableHeaderTradeAgreement")
-    if service_code is not None:
-        _sub(agr, "ram:BuyerReference", service_code)
+    if s.service_code is not None:
+        _sub(agr, "ram:BuyerReference", s.service_code)
     seller = _sub(agr, "ram:SellerTradeParty")
-    _sub(seller, "ram:Name", supplier_name)
-    if supplier_siret is not None:
-        _sub(_sub(seller, "ram:SpecifiedLegalOrganization"), "ram:ID", supplier_siret,
-             schemeID="1" if legacy_ids else "0009")
-    _cii_address(seller, "69001", "Lyon", supplier_country)
-    vat_id = fr_vat(supplier_siret) if supplier_vat == "auto" and supplier_siret else supplier_vat
-    if vat_id and vat_id != "auto":
+    _sub(seller, "ram:Name", s.supplier_name)
+    if s.supplier_siret is not None:
+        _sub(_sub(seller, "ram:SpecifiedLegalOrganization"), "ram:ID", s.supplier_siret,
+             schemeID="1" if s.legacy_ids else "0009")
+    _cii_address(seller, "69001", "Lyon", s.supplier_country)
+    if vat_id := seller_vat(s):
         _sub(_sub(seller, "ram:SpecifiedTaxRegistration"), "ram:ID", vat_id, schemeID="VA")
     buyer = _sub(agr, "ram:BuyerTradeParty")
-    if recipient_siret is not None and not legacy_ids:
-        _sub(buyer, "ram:GlobalID", recipient_siret, schemeID="0009")
-    _sub(buyer, "ram:Name", recipient_name)
-    if recipient_siret is not None and legacy_ids:
-        _sub(_sub(buyer, "ram:SpecifiedLegalOrganization"), "ram:ID", recipient_siret, schemeID="1")
+    if s.recipient_siret is not None and not s.legacy_ids:
+        _sub(buyer, "ram:GlobalID", s.recipient_siret, schemeID="0009")
+    _sub(buyer, "ram:Name", s.recipient_name)
+    if s.recipient_siret is not None and s.legacy_ids:
+        _sub(_sub(buyer, "ram:SpecifiedLegalOrganization"), "ram:ID", s.recipient_siret, schemeID="1")
     _cii_address(buyer, "99100", "Valbrune", "FR")
-    if engagement is not None:
-        _sub(_sub(agr, "ram:BuyerOrderReferencedDocument"), "ram:IssuerAssignedID", engagement)
-    if contract is not None:
-        _sub(_sub(agr, "ram:ContractReferencedDocument"), "ram:IssuerAssignedID", contract)
-    for ref_id, name in ((validator_siret, "VALIDEUR"), (validator_service, "SERVICE_VALIDEUR"),
-                         (validator2_siret, "VALIDEUR_2"), (moe_siret, "MOE")):
-        if ref_id is not None:  # the gateway's place for the validator (mappings/cii.toml)
-            ref = _sub(agr, "ram:AdditionalReferencedDocument")
-            _sub(ref, "ram:IssuerAssignedID", ref_id)
-            _sub(ref, "ram:TypeCode", "916")
-            _sub(ref, "ram:Name", name)
-    for i, (name, mime, data, *description) in enumerate(attachments, start=1):
+    if s.engagement is not None:
+        _sub(_sub(agr, "ram:BuyerOrderReferencedDocument"), "ram:IssuerAssignedID", s.engagement)
+    if s.contract is not None:
+        _sub(_sub(agr, "ram:ContractReferencedDocument"), "ram:IssuerAssignedID", s.contract)
+    for ref_id, name in references(s):
+        ref = _sub(agr, "ram:AdditionalReferencedDocument")
+        _sub(ref, "ram:IssuerAssignedID", ref_id)
+        _sub(ref, "ram:TypeCode", "916")
+        _sub(ref, "ram:Name", name)
+    for i, (name, mime, data, *description) in enumerate(s.attachments, start=1):
         ref = _sub(agr, "ram:AdditionalReferencedDocument")
         _sub(ref, "ram:IssuerAssignedID", f"PJ-{i}")
         _sub(ref, "ram:TypeCode", "916")
@@ -392,13 +389,13 @@ def cii_invoice(
         _sub(ref, "ram:AttachmentBinaryObject", base64.b64encode(data).decode(), mimeCode=mime, filename=name)
 
     delivery = _sub(_sub(tx, "ram:ApplicableHeaderTradeDelivery"), "ram:ActualDeliverySupplyChainEvent")
-    _cii_date(delivery, "ram:OccurrenceDateTime", issue_date)
+    _cii_date(delivery, "ram:OccurrenceDateTime", s.issue_date)
     st = _sub(tx, "ram:ApplicableHeaderTradeSettlement")
     _sub(st, "ram:InvoiceCurrencyCode", cur)
-    if payment_means is not None:
+    if s.payment_means is not None:
         pm = _sub(st, "ram:SpecifiedTradeSettlementPaymentMeans")
-        _sub(pm, "ram:TypeCode", payment_means)
-        if payment_means in ("30", "58"):
+        _sub(pm, "ram:TypeCode", s.payment_means)
+        if s.payment_means in ("30", "58"):
             _sub(_sub(pm, "ram:PayeePartyCreditorFinancialAccount"), "ram:IBANID", IBAN)
     for v in amounts["vat"]:
         tax = _sub(st, "ram:ApplicableTradeTax")
@@ -408,18 +405,19 @@ def cii_invoice(
         _sub(tax, "ram:CategoryCode", v["category"])
         _sub(tax, "ram:RateApplicablePercent", v["rate"])
     terms = _sub(st, "ram:SpecifiedTradePaymentTerms")
-    if due_date:
-        _cii_date(terms, "ram:DueDateDateTime", due_date)
+    if s.due_date:
+        _cii_date(terms, "ram:DueDateDateTime", s.due_date)
     else:
         _sub(terms, "ram:Description", "Paiement à 30 jours")
+    gross, payable = totals(s, amounts)
     sums = _sub(st, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
     _sub(sums, "ram:LineTotalAmount", _money(amounts["net"]))
     _sub(sums, "ram:TaxBasisTotalAmount", _money(amounts["net"]))
     _sub(sums, "ram:TaxTotalAmount", _money(amounts["tax"]), currencyID=cur)
-    _sub(sums, "ram:GrandTotalAmount", _money(Decimal(str(gross)) if gross is not None else amounts["gross"]))
-    _sub(sums, "ram:DuePayableAmount", _money(Decimal(str(payable)) if payable is not None else amounts["payable"]))
-    if original_invoice is not None:
-        _sub(_sub(st, "ram:InvoiceReferencedDocument"), "ram:IssuerAssignedID", original_invoice)
+    _sub(sums, "ram:GrandTotalAmount", gross)
+    _sub(sums, "ram:DuePayableAmount", payable)
+    if s.original_invoice is not None:
+        _sub(_sub(st, "ram:InvoiceReferencedDocument"), "ram:IssuerAssignedID", s.original_invoice)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 

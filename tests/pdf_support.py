@@ -26,6 +26,7 @@ from pypdf.generic import (ArrayObject, DecodedStreamObject, DictionaryObject, F
                            TextStringObject)
 
 from gateway import config
+from invoice_support import cii_invoice
 
 MARKER = b"(Invoice INV-001 total 120.00 EUR)"
 
@@ -164,65 +165,16 @@ def make_empty_field_pdf() -> bytes:
 
 # --- Factur-X -------------------------------------------------------------------
 
-def cii(guideline: str = GUIDELINES["en16931"], number: str = "INV-001", total: str = "120.00",
+FACTURX_LINES = (("Consulting", 1, "100.00"),)  # 100.00 + 20 % VAT: the 120.00 of MARKER
+
+
+def cii(guideline: str = GUIDELINES["en16931"], number: str = "INV-001", total: str | None = None,
         with_line: bool = True) -> bytes:
-    """A small CII D16B invoice (EN 16931 shape); `with_line=False` for the
-    profiles that carry no lines."""
-    line = f"""
-    <ram:IncludedSupplyChainTradeLineItem>
-      <ram:AssociatedDocumentLineDocument><ram:LineID>1</ram:LineID></ram:AssociatedDocumentLineDocument>
-      <ram:SpecifiedTradeProduct><ram:Name>Consulting</ram:Name></ram:SpecifiedTradeProduct>
-      <ram:SpecifiedLineTradeAgreement><ram:NetPriceProductTradePrice><ram:ChargeAmount>100.00</ram:ChargeAmount>
-      </ram:NetPriceProductTradePrice></ram:SpecifiedLineTradeAgreement>
-      <ram:SpecifiedLineTradeDelivery><ram:BilledQuantity unitCode="C62">1</ram:BilledQuantity></ram:SpecifiedLineTradeDelivery>
-      <ram:SpecifiedLineTradeSettlement>
-        <ram:ApplicableTradeTax><ram:TypeCode>VAT</ram:TypeCode><ram:CategoryCode>S</ram:CategoryCode>
-          <ram:RateApplicablePercent>20</ram:RateApplicablePercent></ram:ApplicableTradeTax>
-        <ram:SpecifiedTradeSettlementLineMonetarySummation><ram:LineTotalAmount>100.00</ram:LineTotalAmount>
-        </ram:SpecifiedTradeSettlementLineMonetarySummation>
-      </ram:SpecifiedLineTradeSettlement>
-    </ram:IncludedSupplyChainTradeLineItem>""" if with_line else ""
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<rsm:CrossIndustryInvoice xmlns:rsm="urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
-  xmlns:ram="urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
-  xmlns:udt="urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100">
-  <rsm:ExchangedDocumentContext>
-    <ram:BusinessProcessSpecifiedDocumentContextParameter><ram:ID>A1</ram:ID></ram:BusinessProcessSpecifiedDocumentContextParameter>
-    <ram:GuidelineSpecifiedDocumentContextParameter><ram:ID>{guideline}</ram:ID></ram:GuidelineSpecifiedDocumentContextParameter>
-  </rsm:ExchangedDocumentContext>
-  <rsm:ExchangedDocument>
-    <ram:ID>{number}</ram:ID><ram:TypeCode>380</ram:TypeCode>
-    <ram:IssueDateTime><udt:DateTimeString format="102">20250115</udt:DateTimeString></ram:IssueDateTime>
-  </rsm:ExchangedDocument>
-  <rsm:SupplyChainTradeTransaction>{line}
-    <ram:ApplicableHeaderTradeAgreement>
-      <ram:BuyerReference>SERVICE-42</ram:BuyerReference>
-      <ram:SellerTradeParty><ram:Name>Fournisseur SA</ram:Name>
-        <ram:SpecifiedLegalOrganization><ram:ID schemeID="0002">73282932000074</ram:ID></ram:SpecifiedLegalOrganization>
-        <ram:PostalTradeAddress><ram:CountryID>FR</ram:CountryID></ram:PostalTradeAddress>
-        <ram:SpecifiedTaxRegistration><ram:ID schemeID="VA">FR32732829320</ram:ID></ram:SpecifiedTaxRegistration>
-      </ram:SellerTradeParty>
-      <ram:BuyerTradeParty><ram:Name>Mairie de Test</ram:Name>
-        <ram:SpecifiedLegalOrganization><ram:ID schemeID="0002">21750001600019</ram:ID></ram:SpecifiedLegalOrganization>
-      </ram:BuyerTradeParty>
-    </ram:ApplicableHeaderTradeAgreement>
-    <ram:ApplicableHeaderTradeDelivery/>
-    <ram:ApplicableHeaderTradeSettlement>
-      <ram:InvoiceCurrencyCode>EUR</ram:InvoiceCurrencyCode>
-      <ram:ApplicableTradeTax><ram:CalculatedAmount>20.00</ram:CalculatedAmount><ram:TypeCode>VAT</ram:TypeCode>
-        <ram:BasisAmount>100.00</ram:BasisAmount><ram:CategoryCode>S</ram:CategoryCode>
-        <ram:RateApplicablePercent>20</ram:RateApplicablePercent></ram:ApplicableTradeTax>
-      <ram:SpecifiedTradeSettlementHeaderMonetarySummation>
-        <ram:LineTotalAmount>100.00</ram:LineTotalAmount>
-        <ram:TaxBasisTotalAmount>100.00</ram:TaxBasisTotalAmount>
-        <ram:TaxTotalAmount currencyID="EUR">20.00</ram:TaxTotalAmount>
-        <ram:GrandTotalAmount>{total}</ram:GrandTotalAmount>
-        <ram:DuePayableAmount>{total}</ram:DuePayableAmount>
-      </ram:SpecifiedTradeSettlementHeaderMonetarySummation>
-    </ram:ApplicableHeaderTradeSettlement>
-  </rsm:SupplyChainTradeTransaction>
-</rsm:CrossIndustryInvoice>
-""".encode()
+    """The CII of the page's invoice (MARKER) from invoice_support.cii_invoice;
+    `total` forces its totals, `with_line=False` for the profiles that carry no
+    lines. Kept for the tests that call it: new code calls cii_invoice."""
+    return cii_invoice(profile=guideline, number=number, lines=FACTURX_LINES if with_line else (),
+                       payable=total, gross=total)
 
 
 def make_facturx(level: str = "en16931", *, xml: bytes | None = None, xmp_level: str | None = None,

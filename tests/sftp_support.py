@@ -1,11 +1,18 @@
-"""Helpers shared by the SFTP tests: homes, keys, clients."""
+"""Helpers shared by the SFTP tests: homes, keys, clients, and `gateway run`
+as a service on a free port."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,18 +20,18 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from conftest import home_with
 from gateway import config
 
 SFTP_BIN = shutil.which("sftp")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def make_home(root: Path, sftp: dict | None = None, extra_toml: str = "", **overrides) -> config.Settings:
     """A fresh home with optional [sftp] settings and extra TOML."""
-    root.mkdir(parents=True, exist_ok=True)
     values = {"enabled": True, "host": "127.0.0.1", "port": 0, **(sftp or {})}
     lines = ["[sftp]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]  # JSON scalars are TOML
-    (root / "gateway.toml").write_text("\n".join(lines) + "\n" + extra_toml, encoding="utf-8")
-    return config.load(root, **overrides)
+    return home_with(root, "\n".join(lines) + "\n" + extra_toml, **overrides)
 
 
 @dataclass(frozen=True)
@@ -107,3 +114,57 @@ def visible(folder: Path) -> list[str]:
 
 def hidden(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+# --- `gateway run` as a service ---------------------------------------------------
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, on the loopback address."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Running:
+    """A `gateway` command started by running_gateway; `out` and `returncode`
+    are known once the block has ended."""
+
+    proc: subprocess.Popen
+    out: str = ""
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+
+@contextmanager
+def running_gateway(home, *args: str, env: dict | None = None) -> Iterator[Running]:  # noqa: ANN001
+    """`gateway ARGS` (e.g. "run", "--sftp-port", "2300") on `home` (a path or
+    Settings) for the block, then stopped by SIGTERM, as systemd does; its
+    output (stdout and stderr) is kept in a file, so a chatty service never
+    blocks on a full pipe."""
+    e = {**os.environ, "GATEWAY_HOME": str(getattr(home, "home", home)), **(env or {})}
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], cwd=REPO, env=e,
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+        running = Running(proc)
+        try:
+            yield running
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.seek(0)
+            running.out = log.read()

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import pytest
 from lxml import etree
 
-from gateway.attachments import Attachment, check_attachments, embedded_pdf, extension, extract_xml_attachments
+from gateway.attachments import (Attachment, AttachmentLimits, attachment_limits, check_one, check_total,
+                                 embedded_pdf, extension, extract_xml_attachments, mime_of, stem)
 from gateway.config import MB
 from gateway.records import Severity
 from pdf_support import make_pdf, settings_for
@@ -18,6 +20,15 @@ def att(name="bon-de-commande.pdf", data=b"%PDF-1.4 ...", mime="application/pdf"
 
 def codes(findings) -> list[str]:
     return [f.code for f in findings]
+
+
+def check_attachments(atts, *, invoice_size, settings=None):
+    """The rules as the pipeline applies them: each document (check_one), then
+    the invoice with the documents delivered beside it (check_total)."""
+    limits = AttachmentLimits.from_settings(settings)
+    atts = list(atts)
+    return ([f for a in atts for f in check_one(a, limits)]
+            + check_total(invoice_size, [len(a.data) for a in atts], limits))
 
 
 def test_a_proper_attachment_passes():
@@ -74,6 +85,23 @@ def test_limits_come_from_the_attachments_section(tmp_path):
 
 def test_extension_helper():
     assert extension("a.b.Gz") == "GZ" and extension("none") == "" and extension(".hidden") == ""
+
+
+def test_stem_is_the_name_without_folder_and_last_extension():
+    assert stem("in/FA-1.xml") == "FA-1" and stem("a.b.Gz") == "a.b"
+    assert stem(".pdf") == ".pdf" and stem("trailingdot.") == "trailingdot." and stem("none") == "none"
+
+
+def test_a_pdf_after_leading_whitespace_is_a_pdf_for_its_media_type_too():
+    scan = att("scan.bin", b"\r\n  " + make_pdf(), None)
+    assert mime_of(scan) == "application/pdf" and embedded_pdf([scan]) is scan
+
+
+def test_limits_are_read_once_per_settings_object(tmp_path):
+    s = settings_for(tmp_path, attachments={"max_mb": 1})
+    assert attachment_limits(s) is attachment_limits(s) and attachment_limits(s).max_bytes == MB
+    other = dataclasses.replace(s, raw={"attachments": {"max_mb": 2}})  # equal settings, another section
+    assert attachment_limits(other).max_bytes == 2 * MB
 
 
 UBL = """<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"

@@ -11,14 +11,17 @@ import pytest
 from gateway import config, directory
 from gateway.controls import CONTROLS, invoice_key, run_controls
 from gateway.mapping import map_piece
-from gateway.piece import Invoice, Party, Totals, siret_error
-from gateway.records import Severity
+from gateway.piece import Invoice, Party, Totals, Validator, siret_error
+from gateway.records import Format, Severity, Verdict
+from gateway.routing import piece_columns
 
 from invoice_support import (
-    COMMUNE_SIRET, DEPARTEMENT_SIRET, HOPITAL_SIRET, LA_POSTE_SIRET, OPH_MOA_SIRET, SUPPLIER_SIRET,
+    COMMUNE_SIRET, DDT_MOE_SIRET, DEPARTEMENT_SIRET, HOPITAL_SIRET, LA_POSTE_SIRET, OPH_MOA_SIRET, SUPPLIER_SIRET,
     SYNDICAT_SIRET, TITULAIRE_SIRET, UNIVERSITE_SIRET, UNKNOWN_SIRET, cii_invoice, parse, ubl_aife_invoice,
     ubl_creditnote, ubl_invoice,
 )
+
+WORKS = dict(recipient_siret=OPH_MOA_SIRET, service_code="TRAVAUX")  # an A4, A10... goes to the OPH, a MOA
 
 NAMES = [c.name for c in CONTROLS]
 DIRECTORY_CHECKS = [c.name for c in CONTROLS if c.uses_directory]
@@ -51,8 +54,11 @@ def outcomes(report) -> dict[str, str]:
     ubl_invoice(recipient_siret=OPH_MOA_SIRET, cadre="A4", service_code="TRAVAUX"),
     ubl_invoice(supplier_siret=LA_POSTE_SIRET),
     ubl_invoice(supplier_siret=None, supplier_country="DE", supplier_vat="DE123456789"),
+    ubl_invoice(cadre="A4", moe_siret=DDT_MOE_SIRET, **WORKS),
+    cii_invoice(cadre="A13", validator_siret=TITULAIRE_SIRET, validator2_siret=COMMUNE_SIRET, moe_siret=DDT_MOE_SIRET,
+                **WORKS),
 ], ids=["ubl", "ubl-credit", "cii", "cii-credit", "aife", "a9-validator", "engagement-given", "either-one",
-        "nothing-required", "works-to-moa", "la-poste", "foreign-supplier"])
+        "nothing-required", "works-to-moa", "la-poste", "foreign-supplier", "works-with-moe", "two-validators-and-moe"])
 def test_valid_pieces_pass_every_check(settings, data):
     report = run_controls(piece(data, settings), settings, directory=True)
     assert report.findings == () and report.passed
@@ -119,6 +125,16 @@ FAILURES = {
     "validator-service-unknown": (lambda: ubl_invoice(cadre="A12", validator_siret=COMMUNE_SIRET,
                                                       validator_service="NOPE"), ["validator-known"],
                                   ["REJ_CONT_B2G"], "validator.service"),
+    "a10-bad-validator2": (lambda: cii_invoice(cadre="A10", validator_siret=TITULAIRE_SIRET,
+                                               validator2_siret="21990001600012", **WORKS), ["validator2"],
+                           ["SIRET_ERR"], "validator2.siret"),
+    "a12-validator2-unknown": (lambda: ubl_invoice(cadre="A12", validator_siret=TITULAIRE_SIRET,
+                                                   validator2_siret=SUPPLIER_SIRET), ["validator2-known"],
+                               ["REJ_CONT_B2G"], "validator2.siret"),
+    "a4-bad-moe": (lambda: ubl_invoice(cadre="A4", moe_siret="27990007000013", **WORKS), ["moe"], ["SIRET_ERR"],
+                   "moe.siret"),
+    "a7-moe-inactive": (lambda: cii_invoice(cadre="A7", moe_siret=SYNDICAT_SIRET, **WORKS), ["moe-known"],
+                        ["REJ_CONT_B2G"], "moe.siret"),
 }
 
 
@@ -213,3 +229,29 @@ def test_piece_types():
     assert replace(base, cadre="A4").piece_type == "projet de décompte mensuel"
     assert replace(base, cadre="A19").piece_type == "état d'acompte validé"
     assert replace(base, cadre="A8").piece_type == "décompte général et définitif"
+
+
+def test_parties_outside_their_cadre_are_not_checked(settings):
+    """A validator or MOE the cadre does not use is ignored (routing never waits for it)."""
+    report = run_controls(piece(ubl_invoice(validator2_siret=UNKNOWN_SIRET, moe_siret=SUPPLIER_SIRET), settings),
+                          settings, directory=True)
+    assert report.passed
+    assert report.check("moe").detail == "cadre A1 needs no maîtrise d'oeuvre (MOE) (the one given is ignored)"
+
+
+def test_routing_files_the_supplier_under_its_invoice_key(settings):
+    """Status files find a piece by Piece.supplier_id: the very supplier REJ_UNI registers."""
+    inv = piece(ubl_invoice(number="FA-78"), settings)
+    for supplier in (inv.supplier, Party(vat_id=" DE123456789 "), Party(name=" Beispiel GmbH ")):
+        one = replace(inv, supplier=supplier)
+        verdict = Verdict(index=1, name="f.xml", format=Format.UBL_INVOICE, piece=one)
+        assert piece_columns(verdict, "acme")["supplier_id"] == invoice_key(one)[0]
+
+
+def test_validator_levels(settings):
+    inv = piece(ubl_invoice(), settings)
+    assert inv.validator_levels == 0
+    assert replace(inv, validator=Validator(TITULAIRE_SIRET)).validator_levels == 1
+    assert replace(inv, validator=Validator(TITULAIRE_SIRET), validator2=Validator(COMMUNE_SIRET),
+                   moe=Validator(DDT_MOE_SIRET)).validator_levels == 2
+    assert replace(inv, validator=Validator(service="S")).validator_levels == 0  # a service alone is no validator

@@ -53,8 +53,8 @@ def test_demo_directory_imports_and_answers_lookups(settings):
     assert (commune.service_required, commune.engagement_required, commune.service_or_engagement) == (True, False, False)
     assert [(s.code, s.active, s.engagement_required) for s in commune.services] == [
         ("ACHATS", True, False), ("ANCIEN", False, False), ("VOIRIE", True, True)]
-    assert directory.find_service(settings, demo.COMMUNE_SIRET, "VOIRIE").name == "Voirie et réseaux"
-    assert directory.find_service(settings, demo.COMMUNE_SIRET, "NOPE") is None
+    assert commune.service("VOIRIE").name == "Voirie et réseaux"
+    assert commune.service("NOPE") is None
     assert directory.find_structure(settings, demo.UNKNOWN_SIRET) is None
 
 
@@ -144,7 +144,7 @@ def test_services_file(settings, tmp_path):
     again = write(tmp_path, "svc2.csv", ["Identifiant;CodeService", f"{demo.COMMUNE_SIRET};TECH"])
     report = import_file(settings, again)  # optional columns take their defaults: active, no engagement
     assert (report.created, report.updated) == (0, 1)
-    tech = directory.find_service(settings, demo.COMMUNE_SIRET, "TECH")
+    tech = directory.find_structure(settings, demo.COMMUNE_SIRET).service("TECH")
     assert (tech.active, tech.engagement_required, tech.name) == (True, False, "")
 
 
@@ -158,6 +158,32 @@ def test_unusable_files_are_refused_at_line_1(settings, tmp_path, lines, message
     report = import_file(settings, write(tmp_path, "x.csv", lines))
     assert report.errors[0][0] in (1,) and message in report.errors[0][1]
     assert (report.created, report.updated) == (0, 0) and not directory.directory_loaded(settings)
+
+
+def test_each_file_is_read_once(settings, tmp_path, monkeypatch):
+    structures, services = directory.demo_files()
+    reads: list[str] = []
+    open_ = type(structures).open
+
+    def counting_open(self, *a, **kw):  # noqa: ANN001, ANN202 - read_bytes opens through it too
+        reads.append(self.name)
+        return open_(self, *a, **kw)
+
+    monkeypatch.setattr(type(structures), "open", counting_open)
+    reports = import_files(settings, [services, structures])  # services given first
+    assert [r.kind for r in reports] == ["structures", "services"] and all(r.ok for r in reports)
+    assert sorted(reads) == ["directory.csv", "services.csv"]
+
+
+def test_directory_loaded_asks_the_store_once_in_a_while(settings, monkeypatch):
+    import_files(settings, directory.demo_files())
+    assert directory.directory_loaded(settings)  # cached from here
+    stats: list[str] = []
+    exists = type(settings.home).exists
+    monkeypatch.setattr(type(settings.home), "exists", lambda self: stats.append(self.name) or exists(self))
+    for _ in range(3):
+        assert directory.directory_loaded(settings)
+    assert stats == []  # not a stat of the database file per piece
 
 
 def test_missing_file_is_an_error_not_a_crash(settings, tmp_path):

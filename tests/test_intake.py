@@ -9,13 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from lxml import etree
 
-from conftest import AIFE_XSD, REPO, codes_of, drop, gateway_cli, report_for, reports
+from conftest import REPO, aife_schema, codes_of, drop, gateway_cli, report_for, reports
 from gateway.intake import Claimer
 from gateway.store import Store
 from invoice_support import cii_invoice, ubl_invoice
+from sftp_support import running_gateway, wait_until
 
 
 def test_run_once_reports_every_file_and_empties_the_inbox(home):
@@ -42,12 +42,11 @@ def test_run_once_reports_every_file_and_empties_the_inbox(home):
     assert not (home.reports_dir("OTHER") / f"{a['flow_id']}.json").exists()  # partners never mix
 
 
-@pytest.mark.skipif(not (AIFE_XSD / "CPPStatutPivot_V1_19.xsd").exists(), reason="AIFE XSDs not beside the repo")
 def test_xml_reports_are_valid_cppstatut(home):
+    schema = aife_schema("CPPStatutPivot_V1_19.xsd")
     drop(home, "ACME", "ok.xml", ubl_invoice())
     drop(home, "ACME", "bad.xml", ubl_invoice().replace(b"<cbc:IssueDate>", b"<cbc:IssueDate>X"))
     assert gateway_cli("run", "--once", home=home).returncode == 0
-    schema = etree.XMLSchema(etree.parse(str(AIFE_XSD / "CPPStatutPivot_V1_19.xsd")))
     xmls = sorted(home.reports_dir("ACME").glob("*.xml"))
     assert len(xmls) == 2
     statuses = set()
@@ -139,10 +138,7 @@ def test_kill_at_any_moment_loses_nothing_and_reports_once(home):
 
 
 def test_service_picks_up_a_slowly_written_file_and_stops_on_sigterm(home):
-    env = dict(os.environ, GATEWAY_HOME=str(home.home))
-    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run"], cwd=REPO, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with running_gateway(home, "run") as gw:
         time.sleep(2.0)
         (home.inbox / "ACME").mkdir(parents=True, exist_ok=True)
         data = ubl_invoice(number="S-1")
@@ -152,15 +148,10 @@ def test_service_picks_up_a_slowly_written_file_and_stops_on_sigterm(home):
                 fh.write(data[i:i + len(data) // 4 + 1])
                 fh.flush()
                 time.sleep(0.15)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not reports(home, "ACME"):
-            time.sleep(0.2)
+        wait_until(lambda: reports(home, "ACME"), timeout=20, step=0.2)
         rep = report_for(home, "ACME", "slow.xml")
         assert rep["state"] == "IN_INTEGRE" and rep["size"] == len(data)
-    finally:
-        p.send_signal(signal.SIGTERM)
-        out, _ = p.communicate(timeout=30)
-    assert p.returncode == 0, out
+    assert gw.returncode == 0, gw.out
 
 
 def test_claimer_never_claims_twice(home):
@@ -172,4 +163,6 @@ def test_claimer_never_claims_twice(home):
     c2 = Claimer(home, Store(home)).claim(cands)  # the file is gone: nothing to claim
     assert len(c1) == 1 and c2 == []
     assert not list(home.archive.rglob("*.claim"))
-    assert isinstance(Path(Store(home).flow(c1[0]).archive_path), Path)
+    archived = Path(Store(home).flow(c1[0]).archive_path)  # the bytes the flow is processed from
+    assert archived.is_file() and home.archive in archived.parents
+    assert archived.read_bytes() == ubl_invoice()

@@ -459,3 +459,41 @@ def test_a_works_piece_without_its_moe_is_refused_saying_where(gw):
     r = deposit(gw, "titulaire", "PDM-X.xml", ubl_invoice(number="PDM-X", cadre="A4", **WORKS))
     (err,) = [e for e in r["pieces"][0]["errors"] if e["code"] == "REJ_CONT_B2G"]
     assert "MOE" in err["message"] and err["value"] == "A4" and err["location"].get("line")
+
+
+def test_a_correction_is_refused_with_any_move_but_those_that_take_one(gw):
+    """The recipient takes a piece into account and slips in a new SIRET: the
+    piece must not be re-addressed elsewhere."""
+    pid = only_piece(deposit(gw, "fournisseur", "FA-LC-12.xml", ubl_invoice(number="FA-LC-12")))
+    r = send_status(gw, COMMUNE_SIRET, "take.json", {"piece_id": pid, "status": "PRISE_EN_COMPTE_DESTINATAIRE",
+                                                      "correction": {"recipient_siret": UNIVERSITE_SIRET}})
+    assert r["state"] == "IN_REJETE" and r["pieces"][0]["errors"][0]["code"] == "STATUT_INTERDIT", r
+    piece = Store(gw).piece(pid)
+    assert (piece.status, piece.recipient_siret) == ("MISE_A_DISPOSITION", COMMUNE_SIRET)
+    assert not list(gw.outbox.glob(f"{UNIVERSITE_SIRET}/*/{pid}*"))
+    # the validator correction changes a validator, never the recipient
+    a9 = only_piece(deposit(gw, "soustraitant", "A9-C.xml", _a9("ST-C")))
+    send_status(gw, TITULAIRE_SIRET, "w.json", {"piece_id": a9, "status": "ERREUR_FOURNISSEUR_SUR_VALIDEUR",
+                                                "reason": "Pas le bon valideur"})
+    r = send_status(gw, "soustraitant", "c.json", {"piece_id": a9, "status": "A_VALIDER_1",
+                                                   "correction": {"recipient_siret": UNIVERSITE_SIRET}})
+    assert r["pieces"][0]["errors"][0]["code"] == "STATUT_INTERDIT", r
+    assert status_of(gw, a9) == "ERREUR_FOURNISSEUR_SUR_VALIDEUR"
+
+
+def test_a_recycling_reads_the_archived_file_once(gw, monkeypatch):
+    """Checking the new recipient and delivering the piece to it share one
+    reading of the deposited file."""
+    from gateway import pipeline
+
+    pid = only_piece(deposit(gw, "fournisseur", "FA-LC-13.xml", ubl_invoice(number="FA-LC-13")))
+    send_status(gw, COMMUNE_SIRET, "r.json", {"piece_id": pid, "status": "A_RECYCLER", "reason": "Mauvais service"})
+    calls = []
+    real = pipeline.evaluate_file
+    monkeypatch.setattr(pipeline, "evaluate_file", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    store = Store(gw)
+    out = lifecycle.change_status(gw, store, lifecycle.machine_for(gw), pid, lifecycle.Request(
+        "DEPOSEE", correction=(("recipient_siret", UNIVERSITE_SIRET), ("service_code", ""))), roles=["supplier"])
+    assert out.ok and out.applied[-1] == "MISE_A_DISPOSITION", out
+    assert (gw.outbox / UNIVERSITE_SIRET / "_" / f"{pid}.pivot.xml").exists()
+    assert len(calls) == 1

@@ -306,6 +306,7 @@ def test_a_file_of_the_home_replaces_the_packaged_one_and_reloads_when_changed(t
     (', MISE_A_DISPOSITION = "recipient"', "", "holders.MISE_A_DISPOSITION"),  # a status nobody holds
     ('from = ["SUSPENDUE"]\nto = ["COMPLETEE"]', 'from = ["REJETEE"]\nto = ["COMPLETEE"]', "REJETEE is final"),
     ("version = 1", "version = 2", "version"),
+    ('correction = ["recipient_siret"', 'correction = ["recipient_name"', "circuits.generic.moves[4].correction[0]"),
     ('link = { to = ["A4", "A10", "A13"], status = "ASSOCIEE"', 'link = { to = ["A4", "A99", "A13"], status = "ASSOCIEE"',
      "cadres.A15.link.to[1]"),
 ])
@@ -323,7 +324,9 @@ def test_not_toml_at_all():
 
 
 def test_roles_are_the_documented_ones():
-    assert ROLES == ("supplier", "recipient", "validator1", "validator2", "moe", "moa", "platform")
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "lifecycle.md").read_text(encoding="utf-8")
+    table = doc.split("## Roles", 1)[1].split("\n## ", 1)[0]
+    assert ROLES == tuple(re.findall(r"^\| `(\w+)` \|", table, re.M))
 
 
 def test_the_reference_documents_every_status_and_cadre(m):
@@ -331,3 +334,33 @@ def test_the_reference_documents_every_status_and_cadre(m):
     missing = [s.name for s in m.statuses() if f"`{s.name}`" not in doc]
     assert not missing, missing
     assert all(re.search(rf"\b{c}\b", doc) for c in m.cadres())
+
+
+# --- corrections ----------------------------------------------------------------------------------
+
+def test_a_correction_goes_only_with_the_moves_marked_for_it(m):
+    """A correction rewrites where a piece goes: a recipient taking a piece
+    into account must not re-address it, a validator correction must not
+    change the recipient."""
+    def check(cadre, current, new, role, *keys, reason=None):
+        return m.check(cadre=cadre, current=current, new=new, role=role, reason=reason, correction=keys)
+
+    assert check("A1", "MISE_A_DISPOSITION", "PRISE_EN_COMPTE_DESTINATAIRE", "recipient") is None
+    refused = check("A1", "MISE_A_DISPOSITION", "PRISE_EN_COMPTE_DESTINATAIRE", "recipient", "recipient_siret")
+    assert refused.code == "STATUT_INTERDIT" and "recipient_siret" in refused.message and refused.message_fr
+    assert check("A1", "A_RECYCLER", "DEPOSEE", "supplier", "recipient_siret", "service_code") is None
+    assert check("A1", "A_RECYCLER", "DEPOSEE", "supplier", "moe_siret").code == "STATUT_INTERDIT"
+    assert check("A4", "A_RECYCLER", "DEPOSEE", "supplier", "moe_siret", "recipient_siret") is None
+    assert check("A15", "A_RECYCLER", "DEPOSEE", "moe", "service_code") is None
+    assert check("A9", "ERREUR_FOURNISSEUR_SUR_VALIDEUR", "A_VALIDER_1", "supplier", "validator_siret") is None
+    refused = check("A9", "ERREUR_FOURNISSEUR_SUR_VALIDEUR", "A_VALIDER_1", "supplier", "recipient_siret")
+    assert refused.code == "STATUT_INTERDIT" and "validator_siret" in refused.message
+    assert check("A12", "ERREUR_COTRAITANT_SUR_VALIDEUR", "A_VALIDER_2", "validator1", "validator2_siret") is None
+    # the other checks come first: a move nobody may make is refused as such
+    assert check("A1", "MISE_A_DISPOSITION", "DEPOSEE", "supplier", "recipient_siret").code in (
+        "STATUT_INTERDIT", "STATUT_NON_AUTORISE")
+    # only recycling and the validator corrections, in every cadre
+    for cadre in m.cadres():
+        for (current, new, _role), keys in m.rules(cadre).corrections.items():
+            assert (current, new) in {("A_RECYCLER", "DEPOSEE"), ("ERREUR_FOURNISSEUR_SUR_VALIDEUR", "A_VALIDER_1"),
+                                      ("ERREUR_COTRAITANT_SUR_VALIDEUR", "A_VALIDER_2")} and keys, (cadre, current)

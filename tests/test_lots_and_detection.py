@@ -1,16 +1,12 @@
 """Format detection by content, and safe lots."""
 from __future__ import annotations
 
-
 import pytest
 
 from gateway import detect, lots
 from gateway.pipeline import evaluate_file
 from gateway.records import Format, FlowState
-from invoice_support import cii_invoice, ubl_creditnote, ubl_invoice
-
-
-from invoice_support import targz_lot as _targz, zip_lot as _zip  # noqa: E402
+from invoice_support import cii_invoice, targz_lot, ubl_creditnote, ubl_invoice, zip_lot
 
 
 def test_detection_ignores_the_file_name(home):
@@ -19,8 +15,8 @@ def test_detection_ignores_the_file_name(home):
     assert detect.detect(cii_invoice()) is Format.CII
     ev = evaluate_file(cii_invoice(), "invoice.pdf", home)  # the name lies
     assert ev.format is Format.CII
-    assert detect.detect(_zip({"a.xml": ubl_invoice()})) is Format.LOT
-    assert detect.detect(_targz({"a.xml": ubl_invoice()})) is Format.LOT
+    assert detect.detect(zip_lot({"a.xml": ubl_invoice()})) is Format.LOT
+    assert detect.detect(targz_lot({"a.xml": ubl_invoice()})) is Format.LOT
     assert detect.detect(b"%PDF-1.7\n...") is Format.PDF
     assert detect.detect(b"PK\x03\x04 not really a zip") is Format.UNKNOWN
     assert detect.detect(b"hello") is Format.UNKNOWN
@@ -38,7 +34,7 @@ def test_empty_and_oversized_files_are_refused(home):
 
 def test_lot_is_integrated_partially_piece_by_piece(home):
     bad = ubl_invoice().replace(b"<cbc:IssueDate>", b"<cbc:IssueDate>X")
-    ev = evaluate_file(_zip({"ok1.xml": ubl_invoice(), "bad.xml": bad, "ok2.xml": cii_invoice()}), "lot.zip", home)
+    ev = evaluate_file(zip_lot({"ok1.xml": ubl_invoice(), "bad.xml": bad, "ok2.xml": cii_invoice()}), "lot.zip", home)
     assert ev.format is Format.LOT
     assert ev.state is FlowState.IN_INTEGRE_PARTIEL
     by_name = {v.name: v for v in ev.verdicts}
@@ -48,20 +44,20 @@ def test_lot_is_integrated_partially_piece_by_piece(home):
 
 
 def test_tar_gz_lot(home):
-    ev = evaluate_file(_targz({"a.xml": ubl_invoice(), "b.xml": cii_invoice()}), "lot.tar.gz", home)
+    ev = evaluate_file(targz_lot({"a.xml": ubl_invoice(), "b.xml": cii_invoice()}), "lot.tar.gz", home)
     assert ev.state is FlowState.IN_INTEGRE and [v.index for v in ev.verdicts] == [1, 2]
 
 
 @pytest.mark.parametrize("name", ["../evil.xml", "/etc/evil.xml", "a/../../evil.xml", "C:/evil.xml"])
 def test_lot_with_escaping_paths_is_refused(home, name):
-    for data in (_zip({name: ubl_invoice()}), _targz({name: ubl_invoice()})):
+    for data in (zip_lot({name: ubl_invoice()}), targz_lot({name: ubl_invoice()})):
         ev = evaluate_file(data, "lot", home)
         assert ev.state is FlowState.IN_REJETE
         assert ev.file_findings[0].code == "IRR_LOT"
 
 
 def test_lot_with_a_link_is_refused(home):
-    ev = evaluate_file(_targz({"a.xml": ubl_invoice()}, links={"b.xml": "/etc/passwd"}), "lot.tgz", home)
+    ev = evaluate_file(targz_lot({"a.xml": ubl_invoice()}, links={"b.xml": "/etc/passwd"}), "lot.tgz", home)
     assert ev.state is FlowState.IN_REJETE and ev.file_findings[0].code == "IRR_LOT"
     assert "link" in ev.file_findings[0].message.lower()
 
@@ -69,7 +65,7 @@ def test_lot_with_a_link_is_refused(home):
 def test_zip_bomb_is_refused_without_unpacking(home):
     from dataclasses import replace
 
-    bomb = _zip({"zeros.xml": b"\0" * (20 * 1024 * 1024)})
+    bomb = zip_lot({"zeros.xml": b"\0" * (20 * 1024 * 1024)})
     assert len(bomb) < 100_000
     small = replace(home, max_lot_unpacked_bytes=1024 * 1024)
     ev = evaluate_file(bomb, "bomb.zip", small)
@@ -78,7 +74,7 @@ def test_zip_bomb_is_refused_without_unpacking(home):
 
 def test_zip_lying_about_sizes_is_cut_at_the_cap():
     limits = lots.LotLimits(max_members=10, max_unpacked_bytes=10_000, max_member_bytes=10_000)
-    data = bytearray(_zip({"a.xml": b"x" * 50_000}))
+    data = bytearray(zip_lot({"a.xml": b"x" * 50_000}))
     # forge the declared uncompressed size (central directory) down to 10 bytes
     cd = data.rfind(b"PK\x01\x02")
     data[cd + 24:cd + 28] = (10).to_bytes(4, "little")
@@ -89,11 +85,11 @@ def test_zip_lying_about_sizes_is_cut_at_the_cap():
 def test_too_many_members(home):
     from dataclasses import replace
 
-    ev = evaluate_file(_zip({f"{i}.xml": ubl_invoice() for i in range(4)}), "lot.zip", replace(home, max_lot_members=3))
+    ev = evaluate_file(zip_lot({f"{i}.xml": ubl_invoice() for i in range(4)}), "lot.zip", replace(home, max_lot_members=3))
     assert ev.file_findings[0].code == "IRR_LOT" and ev.file_findings[0].value == "4"
 
 
 def test_nested_lot_member_is_rejected_alone(home):
-    ev = evaluate_file(_zip({"inner.zip": _zip({"a.xml": ubl_invoice()}), "b.xml": ubl_invoice()}), "lot.zip", home)
+    ev = evaluate_file(zip_lot({"inner.zip": zip_lot({"a.xml": ubl_invoice()}), "b.xml": ubl_invoice()}), "lot.zip", home)
     assert ev.state is FlowState.IN_INTEGRE_PARTIEL
     assert [e.code for e in ev.verdicts[0].errors] == ["IRR_TYPE_F"]

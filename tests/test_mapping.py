@@ -2,6 +2,7 @@
 values, and a new syntax added by a TOML file only."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from importlib import resources
@@ -9,7 +10,8 @@ from importlib import resources
 import pytest
 from lxml import etree
 
-from gateway import config, mapping
+from gateway import config, mapping, pipeline, wiring
+from gateway.records import Format, Part
 from gateway.mapping import MappingError, load_mapping, map_piece, select_mapping
 
 from invoice_support import (
@@ -248,7 +250,28 @@ def test_new_syntax_needs_only_a_toml_file(tmp_path):
     assert [ln.net_amount for ln in inv.lines] == [Decimal("10.00"), Decimal("5.50")]
     assert inv.location("recipient.siret").xpath == "/*/*[2]/@siret"
     # the packaged syntaxes are still there
-    assert {m.syntax for m in mapping.mappings_for(s)} >= {"ubl", "cii", "ubl-aife", "facture-simple"}
+    assert {m.syntax for m in mapping.load_mappings(s.mapping_dirs)} >= {"ubl", "cii", "ubl-aife", "facture-simple"}
+
+
+def test_mapping_folders_come_from_the_settings(tmp_path):
+    """The folders config.load resolved once (settings.mapping_dirs), not the raw section again."""
+    (tmp_path / "syntaxes").mkdir()
+    (tmp_path / "syntaxes" / "facture-simple.toml").write_text(CUSTOM_TOML, encoding="utf-8")
+    s = replace(config.load(tmp_path / "home"), mapping_dirs=(tmp_path / "syntaxes",))
+    inv, findings = map_piece(parse(CUSTOM_XML), s)
+    assert findings == [] and inv.syntax == "facture-simple"
+
+
+def test_the_mapping_check_names_the_file_used(tmp_path):
+    (tmp_path / "syntaxes").mkdir()
+    (tmp_path / "syntaxes" / "facture-simple.toml").write_text(CUSTOM_TOML, encoding="utf-8")
+    (tmp_path / "gateway.toml").write_text('[mapping]\ndirs = ["syntaxes"]\n', encoding="utf-8")
+    s = config.load(tmp_path)
+    for data, used in ((CUSTOM_XML, "syntaxes/facture-simple.toml"), (ubl_invoice(), "mappings/ubl.toml"),
+                       (ubl_aife_invoice(), "mappings/ubl-aife.toml")):
+        work = pipeline.PieceWork(Part(1, "f.xml", data), Format.UBL_INVOICE, tree=parse(data))
+        wiring.controls_stage(work, s)
+        assert next(c.used for c in work.checks if c.name == "mapping") == used
 
 
 def test_paths_are_those_lxml_writes():
@@ -282,6 +305,8 @@ def test_a_long_invoice_maps_every_line(settings):
     ('syntax = "x"\n[match]\nroots = ["p:Root"]\n', "prefix 'p'"),
     ('syntax = "x"\n[match]\nroots = ["Root"]\n[fields]\ncurrency = { type = "string", xpath = ["/R"] }\n',
      "not one of"),
+    ('syntax = "x"\n[match]\nroots = ["Root"]\n[fields]\n'
+     'invoice_number = { xpath = ["/Root"], also = { issue_date = ["@date"] } }\n', "only fill text fields"),
 ])
 def test_mapping_mistakes_fail_at_load(tmp_path, body, message):
     path = tmp_path / "bad.toml"

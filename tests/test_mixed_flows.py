@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import codes_of, drop, gateway_cli, report_for
-from gateway import mixed, pipeline, wiring
+from gateway import mixed, pdf, pipeline, wiring, xmlsafe
 from gateway.pipeline import PieceWork, evaluate_file
 from gateway.records import Format, FlowState, Part
 from invoice_support import cii_invoice, parse, ubl_creditnote, ubl_invoice
@@ -16,6 +16,8 @@ from pdf_support import (make_encrypted_pdf, make_facturx, make_openaction_js_pd
                          settings_for)
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+ZF1 = (b'<rsm:CrossIndustryDocument xmlns:rsm="urn:ferd:CrossIndustryDocument:invoice:1p0"'
+       b' xmlns:ram="urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:12"/>')
 
 
 @pytest.fixture(autouse=True)
@@ -331,6 +333,52 @@ def test_facturx_attachments_follow_the_rules(home):
     (f,) = v.errors
     assert f.code == "IRR_EXT_DOC" and f.location.member == "macro.exe" and "EmbeddedFiles" in f.location.xpath
     assert [d.name for d in v.documents] == ["FX-1.pdf", "ok.csv"]
+
+
+UBL_ROOT = b'<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"/>'
+
+
+@pytest.mark.parametrize("name,xml", [("factur-x.xml", UBL_ROOT), ("ZUGFeRD-invoice.xml", ZF1)])
+def test_a_facturx_carrying_no_cii_is_refused_once_as_a_file_type(home, monkeypatch, name, xml):
+    parsed = []
+    real_parse = xmlsafe.parse
+
+    def parse(data, **kw):
+        parsed.append(data == xml)
+        return real_parse(data, **kw)
+
+    monkeypatch.setattr(xmlsafe, "parse", parse)
+    (v,) = evaluate_file(make_pdf_with_files({name: xml}), "FX-1.pdf", home).verdicts
+    assert errors(v) == ["IRR_TYPE_F"]  # not also FX_INCOHERENT: one fact, one finding
+    root = "Invoice" if xml is UBL_ROOT else "CrossIndustryDocument"
+    assert v.errors[0].location.member == "FX-1.pdf" and v.errors[0].value.endswith("}" + root)
+    assert parsed.count(True) == 1  # read by the inspection, reused by the stage
+    assert ("syntax", "passed") in [(c.name, c.outcome) for c in v.checks]
+
+
+def test_the_embedded_cii_is_parsed_once_for_all_the_checks(home, monkeypatch):
+    fx = make_facturx()
+    embedded = pdf.inspect_pdf(fx, home).invoice_xml.data
+    parsed = []
+    real_parse = xmlsafe.parse
+    monkeypatch.setattr(xmlsafe, "parse", lambda data, **kw: parsed.append(data) or real_parse(data, **kw))
+    (v,) = evaluate_file(fx, "FX-1.pdf", home).verdicts
+    assert v.valid and v.format is Format.FACTURX
+    assert [c.outcome for c in v.checks if c.name == "syntax"] == ["passed"]
+    assert parsed.count(embedded) == 1
+
+
+def test_a_malformed_embedded_xml_is_reported_once_at_its_member(home):
+    (v,) = evaluate_file(make_pdf_with_files({"factur-x.xml": b"<rsm:CrossIndustryInvoice"}), "FX-1.pdf",
+                         home).verdicts
+    assert errors(v) == ["IRR_SYNTAX"] and v.errors[0].location.member == "FX-1.pdf/factur-x.xml"
+
+
+def test_a_facturx_with_no_cii_beside_an_xml_is_only_its_pdf(home):
+    fx = make_pdf_with_files({"ZUGFeRD-invoice.xml": ZF1})
+    (v,) = evaluate_file(_zip({"FA-1.xml": ubl_invoice(), "FA-1.pdf": fx}), "lot.zip", home).verdicts
+    assert v.valid and docs(v) == [("FA-1.pdf", "01", "application/pdf")]  # its data are not read
+    assert [w.code for w in v.warnings] == ["FX_INCOHERENT"]
 
 
 def test_a_plain_pdf_with_files_is_still_a_pdf_alone(home):

@@ -47,6 +47,12 @@ def test_pdf_alone_finding_says_what_to_send_instead():
     assert "Factur-X" in f.message_fr and "même nom" in f.message_fr
 
 
+def test_pdf_alone_finding_pairs_a_pdf_with_its_xml_only_in_a_lot():
+    f = pdf_alone_finding()
+    assert "ZIP or tar.gz lot" in f.message and "next to the PDF" not in f.message
+    assert "lot ZIP ou tar.gz" in f.message_fr
+
+
 @pytest.mark.parametrize("level,profile", [
     ("basic", "BASIC"), ("en16931", "EN 16931"), ("extended", "EXTENDED")])
 def test_facturx_profile_is_read_from_xml_and_xmp(settings, level, profile):
@@ -85,13 +91,17 @@ def test_profiles_without_lines_can_be_accepted_as_pdf_invoices(tmp_path):
     assert f.severity is Severity.WARNING and "invoice of record" in f.message
 
 
-def test_zugferd1_xml_without_xmp_is_read_but_missing_metadata_is_warned(settings):
+def test_zugferd1_xml_without_xmp_is_read_but_refused_and_missing_metadata_is_warned(settings):
     insp = inspect_pdf(make_pdf_with_files({"ZUGFeRD-invoice.xml": ZF1}), settings)
     assert insp.format is Format.FACTURX and insp.invoice_xml.name == "ZUGFeRD-invoice.xml"
     assert insp.profile == "EN 16931"  # ZUGFeRD 1 COMFORT
     assert insp.profile_source == {"xml": "urn:ferd:CrossIndustryDocument:invoice:1p0:comfort", "xmp": None}
-    assert codes(insp) == ["FX_INCOHERENT", "FX_INCOHERENT"]  # no Factur-X XMP, no PDF/A marker
-    assert all(f.severity is Severity.WARNING for f in insp.findings)
+    # judged here, once: ZUGFeRD 1.0 is no CII D16B invoice
+    assert codes(insp, Severity.ERROR) == ["IRR_TYPE_F"] and "ZUGFeRD 1.0" in insp.findings[0].message
+    assert not insp.invoice_xml.cii and insp.invoice_xml.tree is not None
+    warned = [f for f in insp.findings if f.code != "IRR_TYPE_F"]
+    assert codes(insp)[1:] == ["FX_INCOHERENT", "FX_INCOHERENT"]  # no Factur-X XMP, no PDF/A marker
+    assert all(f.severity is Severity.WARNING for f in warned)
     assert insp.pdfa == {}
 
 
@@ -109,7 +119,15 @@ def test_unknown_guideline_and_non_cii_xml_are_flagged(settings):
     assert any(f.code == "FX_INCOHERENT" and f.value == "urn:example:my-own-profile" for f in insp.findings)
     ubl = b'<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"/>'
     insp = inspect_pdf(make_pdf_with_files({"factur-x.xml": ubl}), settings)
-    assert any(f.code == "FX_INCOHERENT" and "not a CII" in f.message for f in insp.findings)
+    # one fact, one finding: the file type (it was also FX_INCOHERENT before)
+    assert any(f.code == "IRR_TYPE_F" and "not a CII" in f.message for f in insp.findings)
+    assert codes(insp, Severity.ERROR) == ["IRR_TYPE_F"] and not insp.invoice_xml.cii
+
+
+def test_the_embedded_cii_is_parsed_once_and_kept(settings):
+    insp = inspect_pdf(make_facturx(), settings)
+    emb = insp.invoice_xml
+    assert emb.cii and emb.problems == () and emb.tree.getroot().tag.endswith("CrossIndustryInvoice")
 
 
 def test_malformed_embedded_xml_is_returned_for_the_xml_stage(settings):
@@ -117,6 +135,7 @@ def test_malformed_embedded_xml_is_returned_for_the_xml_stage(settings):
     assert insp.format is Format.FACTURX and insp.invoice_xml.data == b"<rsm:CrossIndustryInvoice"
     assert insp.profile_source["xml"] is None
     assert "IRR_SYNTAX" not in codes(insp)  # reported once, by the XML stage
+    assert insp.invoice_xml.tree is None and [f.code for f in insp.invoice_xml.problems] == ["IRR_SYNTAX"]
 
 
 def test_other_embedded_files_are_attachments(settings):

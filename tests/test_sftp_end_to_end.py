@@ -3,42 +3,35 @@ the upload becomes a flow only once complete, and the partner downloads the
 flow's report over SFTP."""
 from __future__ import annotations
 
-import os
+import json
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, gateway_cli, reports
-from invoice_support import ubl_invoice
-from sftp_support import ecdsa_key, openssh_sftp, wait_until
+from conftest import gateway_cli, reports
+from gateway import directory
+from invoice_support import COMMUNE_SIRET, ubl_invoice
+from sftp_support import ecdsa_key, free_port, listening, openssh_sftp, running_gateway, wait_until
+
+needs_openssh = pytest.mark.skipif(shutil.which("sftp") is None, reason="OpenSSH sftp client not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def add_partner(home, name: str, key) -> None:  # noqa: ANN001
+    """`gateway partner add NAME --key FILE.pub`, with the .pub file ecdsa_key wrote."""
+    r = gateway_cli("partner", "add", name, "--key", f"{key.path}.pub", home=home)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
-@pytest.mark.skipif(shutil.which("sftp") is None, reason="OpenSSH sftp client not installed")
+@needs_openssh
 def test_upload_over_sftp_becomes_a_flow_and_the_report_comes_back(home, tmp_path):
     key = ecdsa_key(tmp_path)
-    pub = tmp_path / "acme.pub"
-    pub.write_text(key.pub + "\n")
-    r = gateway_cli("partner", "add", "ACME", "--key", str(pub), home=home)
-    assert r.returncode == 0, r.stdout + r.stderr
-    port = _free_port()
-    env = dict(os.environ, GATEWAY_HOME=str(home.home))
-    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--sftp-port", str(port)], cwd=REPO,
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    add_partner(home, "ACME", key)
+    port = free_port()
+    with running_gateway(home, "run", "--sftp-port", str(port)) as gw:
         local = tmp_path / "up"
         local.mkdir()
         (local / "inv-1.xml").write_bytes(ubl_invoice(number="SFTP-1"))
-        assert wait_until(lambda: _listening(port), timeout=20)
+        assert wait_until(lambda: listening(port), timeout=20)
         # the client's own convention: upload under a temporary name, then rename
         res = openssh_sftp(("127.0.0.1", port), "ACME", key,
                            ["put inv-1.xml /inbox/inv-1.xml.part", "rename /inbox/inv-1.xml.part /inbox/inv-1.xml"],
@@ -53,46 +46,24 @@ def test_upload_over_sftp_becomes_a_flow_and_the_report_comes_back(home, tmp_pat
         assert res.returncode == 0, res.stdout + res.stderr
         assert (local / f"{fid}.json").exists()
         assert not (home.reports_dir("ACME") / f"{fid}.xml").exists()
-    finally:
-        p.send_signal(signal.SIGTERM)
-        out, _ = p.communicate(timeout=30)
-    assert p.returncode == 0, out
-    assert f"listening on 127.0.0.1:{port}" in out
+    assert gw.returncode == 0, gw.out
+    assert f"listening on 127.0.0.1:{port}" in gw.out
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(shutil.which("sftp") is None, reason="OpenSSH sftp client not installed")
+@needs_openssh
 def test_a_supplier_and_a_recipient_live_a_piece_over_sftp(home, tmp_path):
     """The supplier uploads an invoice, the recipient fetches it and sends a status back, the supplier
     fetches the status file: every step with OpenSSH's client against `gateway run`."""
-    import json
-
-    from gateway import directory
-    from invoice_support import COMMUNE_SIRET
-
     directory.import_files(home, directory.demo_files())
     keys = {}
     for partner in ("fournisseur", COMMUNE_SIRET):
         keys[partner] = ecdsa_key(tmp_path, partner)
-        pub = tmp_path / f"{partner}.pub"
-        pub.write_text(keys[partner].pub + "\n")
-        r = gateway_cli("partner", "add", partner, "--key", str(pub), home=home)
-        assert r.returncode == 0, r.stdout + r.stderr
-    port = _free_port()
-    env = dict(os.environ, GATEWAY_HOME=str(home.home))
-    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--sftp-port", str(port)], cwd=REPO,
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        add_partner(home, partner, keys[partner])
+    port = free_port()
     local = tmp_path / "local"
     local.mkdir()
-    try:
-        assert wait_until(lambda: _listening(port), timeout=20)
+    with running_gateway(home, "run", "--sftp-port", str(port)) as gw:
+        assert wait_until(lambda: listening(port), timeout=20)
         (local / "FA-SFTP-1.xml").write_bytes(ubl_invoice(number="FA-SFTP-1"))
         res = openssh_sftp(("127.0.0.1", port), "fournisseur", keys["fournisseur"],
                            ["put FA-SFTP-1.xml /inbox/FA-SFTP-1.xml"], cwd=local)
@@ -113,7 +84,4 @@ def test_a_supplier_and_a_recipient_live_a_piece_over_sftp(home, tmp_path):
                            [f"get /outbox/statuses/{pid}.004.json"], cwd=local)
         assert res.returncode == 0, res.stdout + res.stderr
         assert json.loads((local / f"{pid}.004.json").read_text())["statuses"][0]["status"] == "SERVICE_FAIT"
-    finally:
-        p.send_signal(signal.SIGTERM)
-        out, _ = p.communicate(timeout=30)
-    assert p.returncode == 0, out
+    assert gw.returncode == 0, gw.out

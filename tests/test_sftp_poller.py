@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from gateway import db, partners
-from gateway.sftp_poller import PollerService, RemoteConfig, RemotePoller, poller_status
-from gateway.sftp_server import SftpServer, host_public_keys
+from gateway import db, partners, sftp_poller
+from gateway.sftp_poller import PollerService, RemoteConfig, RemotePoller
+from gateway.sftp_server import SftpServer, host_keys
 
-from sftp_support import ecdsa_key, ed25519_key, make_home, visible, wait_until
+from sftp_support import ecdsa_key, ed25519_key, hidden, make_home, visible, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,11 @@ def remote(tmp_path_factory):
 
 
 _n = iter(range(10**6))
+
+
+def host_public_keys(settings):
+    """OpenSSH lines of the server's host keys, as a partner pins them."""
+    return [f"{k.get_name()} {k.get_base64()}" for k in host_keys(settings)]
 
 
 @pytest.fixture()
@@ -55,12 +61,14 @@ def link(remote, tmp_path):
 def test_stable_files_downloaded_once_and_removed_only_after_store(link):
     (link.offered / "a.xml").write_bytes(b"<Invoice>a</Invoice>")
     seen_at_store = []
+    poller = RemotePoller(link.local, link.cfg)
+    clean_up = poller._after
 
-    def on_stored(path):
-        seen_at_store.append((path.name, path.read_bytes(), (link.offered / path.name).exists()))
-        return True
+    def after(sftp, name, listing, counts):  # the remote clean-up starts: what is stored, what is left
+        seen_at_store.append((name, (link.inbox / name).read_bytes(), (link.offered / name).exists()))
+        clean_up(sftp, name, listing, counts)
 
-    poller = RemotePoller(link.local, link.cfg, on_stored=on_stored)
+    poller._after = after
     first = poller.poll_once()
     assert (first.downloaded, first.errors) == (0, 0) and first.skipped == 1  # seen once: not yet stable
     assert visible(link.inbox) == [] and (link.offered / "a.xml").exists()
@@ -79,7 +87,7 @@ def test_stable_files_downloaded_once_and_removed_only_after_store(link):
     assert poller.poll_once().downloaded == 1
     assert (link.inbox / "b.xml").read_bytes() == b"<Invoice>b</Invoice>"
     assert poller.poll_once().downloaded == 0
-    assert visible(link.inbox) == ["a.xml", "b.xml"] and [p.name for p in link.inbox.iterdir()] != []
+    assert visible(link.inbox) == ["a.xml", "b.xml"]
     assert not any(p.name.startswith(".") for p in link.inbox.iterdir())
 
 
@@ -98,12 +106,19 @@ def test_done_marker_and_name_clash(link):
     assert sorted(p.name for p in link.offered.iterdir()) == []  # file and marker removed
 
 
-def test_not_stored_means_kept_remotely_and_fetched_again(link):
+def test_not_stored_means_kept_remotely_and_fetched_again(link, monkeypatch):
     link.cfg.update(completion="done-marker")
     (link.offered / "d.xml").write_bytes(b"d")
     (link.offered / "d.xml.done").write_bytes(b"")
-    answers = [False, True]
-    poller = RemotePoller(link.local, link.cfg, on_stored=lambda p: answers.pop(0))
+    free_name, failures = sftp_poller._free_name, [OSError(28, "No space left on device")]
+
+    def disk_full_once(folder, name):  # the local store fails once, after the download
+        if failures:
+            raise failures.pop()
+        return free_name(folder, name)
+
+    monkeypatch.setattr(sftp_poller, "_free_name", disk_full_once)
+    poller = RemotePoller(link.local, link.cfg)
     s1 = poller.poll_once()
     assert (s1.downloaded, s1.errors) == (0, 1)
     assert (link.offered / "d.xml").exists() and visible(link.inbox) == []
@@ -126,6 +141,30 @@ def test_failed_cleanup_never_downloads_twice(link):
     assert visible(link.inbox) == ["e.xml"]
     state = json.loads((link.local.work / "pollers" / "ACME.json").read_text())
     assert "e.xml" in state["downloaded"]
+
+
+def test_names_the_inbox_ignores_are_neither_fetched_nor_removed(link):
+    writing = ["X.filepart", "X.partial", "X.crdownload", "X.PART", "X.TMP", "~X.xml", ".X.xml", "X.part"]
+    for name in writing:
+        (link.offered / name).write_bytes(b"still being written")
+    (link.offered / "ready.xml").write_bytes(b"ready")
+    poller = RemotePoller(link.local, link.cfg)
+    poller.poll_once()
+    summary = poller.poll_once()  # stable now
+    assert summary.downloaded == 1 and visible(link.inbox) == ["ready.xml"]
+    assert sorted(p.name for p in link.offered.iterdir()) == sorted(writing)  # left where they are
+    assert hidden(link.inbox) == []
+
+
+def test_partial_downloads_left_by_a_crash_are_swept_at_start(link):
+    link.inbox.mkdir(parents=True)
+    old, young = link.inbox / ".poll-0000.part", link.inbox / ".poll-1111.part"
+    old.write_bytes(b"partial")
+    young.write_bytes(b"another poller's, in progress")
+    past = time.time() - 7200  # stale_upload_seconds is 3600
+    os.utime(old, (past, past))
+    RemotePoller(link.local, link.cfg)
+    assert not old.exists() and young.exists()
 
 
 def test_return_files_uploaded_once(link):
@@ -188,7 +227,7 @@ def test_server_down_backs_off_then_recovers_without_loss(link, tmp_path):
         assert s.errors == 1 and s.downloaded == 0
         delays.append(round(poller.next_delay()))
     assert delays == [1, 2, 4, 4]  # exponential, capped at max_backoff_seconds
-    (status,) = poller_status(link.local)
+    status = poller.status
     assert status.failures == 4 and status.last_success is None
     assert "Connection refused" in status.last_error or "Unable to connect" in status.last_error
     assert status.next_attempt > db.utcnow()
@@ -196,7 +235,7 @@ def test_server_down_backs_off_then_recovers_without_loss(link, tmp_path):
     with SftpServer(remote_home, "127.0.0.1", port):
         s = poller.poll_once()
     assert s.downloaded == 1 and s.errors == 0
-    (status,) = poller_status(link.local)
+    status = poller.status
     assert status.failures == 0 and status.last_success is not None and status.downloaded == 1
     assert round(poller.next_delay()) == 30
     assert (link.inbox / "g.xml").read_bytes() == b"g" and not (remote_home.outbox / user / "g.xml").exists()
@@ -217,7 +256,7 @@ def test_poller_service_runs_configured_remotes(link, tmp_path, caplog):
     with service:
         assert wait_until(lambda: (local.inbox / "ACME" / "h.xml").exists(), timeout=15)
     assert time.monotonic() - started < 15
-    assert [s.partner for s in poller_status(local)] == ["ACME"]
+    assert [p.status.partner for p in service.pollers] == ["ACME"]
 
 
 def test_config_is_checked():

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from gateway import db, partners
 from gateway.commands_partner import app as partner_app
-from gateway.sftp_server import LoginThrottle, Limits, SftpServer, host_public_keys, split_path, Denied
+from gateway.sftp_server import LoginThrottle, Limits, SftpServer, host_keys, split_path, Denied
 
 from sftp_support import (SFTP_BIN, connect, ecdsa_key, ed25519_key, hidden, make_home, openssh_sftp, rsa_key,
                           visible, wait_until)
@@ -32,11 +32,9 @@ def env(tmp_path_factory):
     settings = make_home(root / "home", sftp={"login_grace_seconds": 10})
     keys = root / "keys"
     keys.mkdir()
-    uploads: list[tuple[str, str]] = []
-    server = SftpServer(settings, "127.0.0.1", 0, on_upload=lambda p, path: uploads.append((p, path.name)))
+    server = SftpServer(settings, "127.0.0.1", 0)
     address = server.start()
-    yield SimpleNamespace(settings=settings, server=server, address=address, keys=keys,
-                               root=root, uploads=uploads)
+    yield SimpleNamespace(settings=settings, server=server, address=address, keys=keys, root=root)
     server.stop()
     db.dispose_all()
 
@@ -55,9 +53,21 @@ def inbox(env, name):
     return env.settings.inbox / name
 
 
+def host_public_keys(settings):
+    """OpenSSH lines of the server's host keys, as a partner pins them."""
+    return [f"{k.get_name()} {k.get_base64()}" for k in host_keys(settings)]
+
+
+def completed_uploads(caplog) -> list[tuple[str, str]]:
+    """(partner, file name) of each upload the server reported complete."""
+    return [r.args[:2] for r in caplog.records
+            if r.name == "gateway.sftp" and r.msg == "partner %s uploaded %s (%d bytes)"]
+
+
 # --- uploads ------------------------------------------------------------------------
 
-def test_upload_appears_only_after_close(env):
+def test_upload_appears_only_after_close(env, caplog):
+    caplog.set_level(logging.INFO, "gateway.sftp")
     name, key = new_partner(env)
     t, sftp = connect(env.address, name, key)
     try:
@@ -71,7 +81,7 @@ def test_upload_appears_only_after_close(env):
         assert visible(inbox(env, name)) == ["invoice.xml"]
         assert hidden(inbox(env, name)) == []
         assert (inbox(env, name) / "invoice.xml").read_bytes() == b"<Invoice/>" * 1000
-        assert (name, "invoice.xml") in env.uploads
+        assert (name, "invoice.xml") in completed_uploads(caplog)
     finally:
         t.close()
 
@@ -187,6 +197,28 @@ def test_jail_refusals(env):
     assert visible(box) == ["mine.xml", "to-other.xml"] and os.path.islink(box / "to-other.xml")
 
 
+def test_chmod_and_chown_are_accepted_but_change_nothing(env):
+    name, key = new_partner(env)
+    path = inbox(env, name) / "mode.xml"
+    t, sftp = connect(env.address, name, key)
+    try:
+        sftp.putfo(io.BytesIO(b"x"), "/inbox/mode.xml")
+        before = path.stat()
+        sftp.chmod("/inbox/mode.xml", 0o777)  # clients that preserve modes must not fail
+        sftp.chown("/inbox/mode.xml", before.st_uid + 1, before.st_gid + 1)
+        with sftp.open("/inbox/mode.xml", "r+") as f:
+            f.chmod(0o777)
+        sftp.utime("/inbox/mode.xml", (1_000_000_000, 1_000_000_000))  # times are kept
+        after = path.stat()
+        assert (after.st_mode, after.st_uid, after.st_gid) == (before.st_mode, before.st_uid, before.st_gid)
+        assert after.st_mtime == 1_000_000_000
+        (env.settings.outbox / name / "r.json").write_text("{}")
+        with pytest.raises(PermissionError):
+            sftp.chmod("/outbox/r.json", 0o777)
+    finally:
+        t.close()
+
+
 def test_split_path_rules():
     assert split_path("/inbox/../outbox/./r.xml") == ["outbox", "r.xml"]
     for bad in ("/..", "inbox/../..", "/inbox/\0x", "/inbox/.x", "/inbox/a\\b", "/inbox/" + "x" * 256):
@@ -235,12 +267,12 @@ def test_wrong_key_disabled_partner_and_passwords(env):
     nopw, nokey = new_partner(env)
     with pytest.raises(paramiko.AuthenticationException):
         connect(env.address, nopw, password="")
-    partners.disable_partner(env.settings, name)
+    partners.set_enabled(env.settings, name, False)
     with pytest.raises(paramiko.AuthenticationException):
         connect(env.address, name, key)
     with pytest.raises(paramiko.AuthenticationException):
         connect(env.address, name, password="correct horse battery")
-    partners.enable_partner(env.settings, name)
+    partners.set_enabled(env.settings, name, True)
     connect(env.address, name, key)[0].close()
 
 
@@ -490,7 +522,23 @@ def test_partner_names_keys_and_passwords(env):
     assert not partners.check_password(env.settings, "nobody", "pw-1")
 
 
-def test_partner_cli(env, tmp_path, monkeypatch):
+def test_a_name_with_a_final_newline_is_no_partner_name(env):
+    assert partners.is_valid_name("ACME") and not partners.is_valid_name("ACME\n")
+    with pytest.raises(ValueError):
+        partners.validate_name("ACME\n")
+    assert partners.get_partner(env.settings, "ACME\n") is None
+    assert not partners.check_password(env.settings, "ACME\n", "pw")
+
+
+def test_partner_cli_never_makes_a_home_of_a_mistyped_one(tmp_path):
+    typo = tmp_path / "hoem"
+    for cmd in (["list"], ["disable", "ACME"], ["enable", "ACME"]):
+        r = CliRunner().invoke(partner_app, [*cmd, "--home", str(typo)])
+        assert r.exit_code == 2 and "no gateway home" in r.output, r.output
+    assert not typo.exists()
+
+
+def test_partner_cli(tmp_path, monkeypatch):
     settings = make_home(tmp_path / "clihome")
     key = ecdsa_key(tmp_path)
     run = CliRunner().invoke

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from gateway.pdf import inspect_pdf
 from gateway.records import Format, Severity
-from gateway.signatures import validate_signatures
+from gateway.signatures import validate_signatures, validation_moment
 from pdf_support import (add_file_after_signing, cii, corrupt_signature_value, flip_signed_byte, make_facturx,
                          make_pdf, make_pki, settings_for, sign, sign_by, swap_embedded_file, timestamp_document,
                          trust, update_info, update_page_content)
@@ -104,6 +105,16 @@ def test_validation_time_from_settings(signed_pdf, settings):
     later = (datetime.now(timezone.utc) + timedelta(days=800)).isoformat()
     s = dataclasses.replace(settings, validation_time=later)
     assert verdict(signed_pdf, s)[1] == [("SIG_NON_APPROUVEE", Severity.WARNING)]
+
+
+def test_a_bad_validation_time_is_read_once_and_means_now(signed_pdf, settings, caplog):
+    s = dataclasses.replace(settings, validation_time="next tuesday (bad-value-1)")
+    with caplog.at_level(logging.WARNING, "gateway.signatures"):
+        assert validation_moment(s) is None
+        for _ in range(3):  # a validation time per signed PDF
+            assert verdict(signed_pdf, s)[1] == []
+    warned = [r for r in caplog.records if "validation_time" in r.getMessage()]
+    assert len(warned) == 1 and "bad-value-1" in warned[0].getMessage()
 
 
 def test_trust_folder_changes_are_picked_up(pki, signed_pdf, tmp_path):

@@ -407,3 +407,56 @@ def test_one_status_file_built_for_several_receivers_names_each(m):
     assert second == status_xml(notices, m, platform_id="GTW001", receiver_id="21990001600011",
                                 receiver_name="Commune")
     assert b"<Libelle>Commune</Libelle>" in second and b"Acme SA" not in second
+
+
+# --- read as the home says ---------------------------------------------------------------------
+
+def _home(tmp_path, toml: str) -> config.Settings:
+    root = tmp_path / "home"
+    config.init_home(root)
+    (root / "gateway.toml").write_text(toml, encoding="utf-8")
+    return config.load(root)
+
+
+def test_a_broken_status_schema_refuses_xml_files_with_err_validateur(m, tmp_path):
+    for text in ('<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"><xs:element name="CPPStatut" type="Nope"/>'
+                 "</xs:schema>", "not a schema at all"):
+        broken = tmp_path / "broken.xsd"
+        broken.write_text(text, encoding="utf-8")
+        requests, findings = parse_status_file(cpp(unit()), m, xsd=broken)
+        assert requests == [] and codes_of(findings) == ["ERR_VALIDATEUR"] and str(broken) in findings[0].message
+
+
+def test_a_configured_status_schema_that_is_missing_is_an_error_not_silence(tmp_path):
+    from gateway.status_files import read_status_file
+
+    s = _home(tmp_path, '[lifecycle]\nstatus_xsd = "schemas/CPPStatutPivot_V1_19.xsd"\n')
+    assert status_xsd(s) == s.home / "schemas" / "CPPStatutPivot_V1_19.xsd"
+    _, requests, findings = read_status_file(s, cpp(unit()))
+    assert requests == [] and codes_of(findings) == ["ERR_VALIDATEUR"] and "schemas" in findings[0].message
+
+
+def test_json_attachments_follow_the_homes_attachment_settings(tmp_path):
+    from gateway.status_files import read_status_file
+
+    doc = {"statuses": [{"piece_id": PIECE, "status": "COMPLETEE", "attachments": [
+        {"name": "pv.pdf", "mime": "application/pdf", "content_base64": b64(b"%PDF-1.4 " + b"x" * 4000)}]}]}
+    data = json.dumps(doc).encode()
+    s = _home(tmp_path, "[attachments]\nmax_mb = 0.001\n")  # 1 KB
+    _, requests, findings = read_status_file(s, data)
+    assert requests == [] and codes_of(findings) == ["IRR_TAILLE_PJ"]
+    s = _home(tmp_path, '[attachments]\nextensions = ["xml"]\n')
+    _, requests, findings = read_status_file(s, data)
+    assert requests == [] and codes_of(findings) == ["IRR_EXT_DOC"]
+    _, requests, findings = read_status_file(_home(tmp_path, ""), data)
+    assert findings == [] and requests[0].attachments[0].name == "pv.pdf"
+
+
+def test_the_file_limit_is_the_intakes(m, tmp_path):
+    from gateway.status_files import read_status_file
+
+    data = cpp(*[unit()] * 20)
+    requests, findings = parse_status_file(data, m, max_bytes=len(data) - 1)
+    assert requests == [] and codes_of(findings) == ["IRR_TAILLE_F"]
+    _, requests, findings = read_status_file(_home(tmp_path, "[intake]\nmax_file_mb = 0.001\n"), data)
+    assert requests == [] and codes_of(findings) == ["IRR_TAILLE_F"]

@@ -2,16 +2,18 @@
 on SQLite and on PostgreSQL (when GATEWAY_TEST_PG_URL names a server)."""
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 
 import pytest
 
-from conftest import PgDatabase
+from conftest import REPO, PgDatabase, gateway_cli
 from gateway import db
 from gateway.store import NewFlow, Store, new_flow_id, worker_name
-
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -121,3 +123,25 @@ def test_a_database_of_an_earlier_version_is_brought_up_to_date(store, caplog):
     again.complete([])
     db.dispose_all()
     assert db.upgrade_additive(Store(store.settings).engine) == []  # nothing left to add
+
+
+# --- the caller's settings stay out of the tests --------------------------------------
+
+def test_tests_store_in_their_own_home(home):
+    leaked = [k for k in os.environ if k.startswith("GATEWAY_") and k != "GATEWAY_TEST_PG_URL"]
+    assert leaked == []
+    assert home.db_url == f"sqlite:///{home.home / 'gateway.db'}" and home.workers == 0
+    r = gateway_cli("flows", "--json", home=home)  # the CLI inherits this process's environment
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (home.home / "gateway.db").exists()
+
+
+def test_a_developers_gateway_settings_do_not_reach_the_tests():
+    """A GATEWAY_STORE_DATABASE_URL in the shell that runs pytest would send
+    every test to that database: conftest clears GATEWAY_* for the session."""
+    env = dict(os.environ, GATEWAY_STORE_DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:9/not-for-tests",
+               GATEWAY_INTAKE_WORKERS="7")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        f"{__file__}::test_tests_store_in_their_own_home"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

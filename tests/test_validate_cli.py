@@ -44,3 +44,24 @@ def test_validate_creates_nothing_in_a_bare_folder(tmp_path):
     r = gateway_cli("validate", str(f), env={"GATEWAY_HOME": ""}, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.xml"]
+
+
+def test_validate_reads_a_status_file_under_the_homes_attachment_settings(tmp_path):
+    import base64
+
+    from gateway import config
+
+    config.init_home(tmp_path / "home")
+    (tmp_path / "home" / "gateway.toml").write_text("[attachments]\nmax_mb = 0.001\n", encoding="utf-8")  # 1 KB
+    home = config.load(tmp_path / "home")
+    f = tmp_path / "complete.json"
+    f.write_text(json.dumps({"statuses": [{"piece_id": "F20261122091501-1a2b3c4d-001", "status": "COMPLETEE",
+                                           "attachments": [{"name": "pv.pdf", "mime": "application/pdf",
+                                                            "content_base64": base64.b64encode(
+                                                                b"%PDF-1.4 " + b"x" * 4000).decode()}]}]}))
+    r = gateway_cli("validate", "--json", str(f), home=home)
+    assert r.returncode == 1, r.stdout + r.stderr
+    obj = json.loads(r.stdout)
+    assert obj["format"] == "status" and [e["code"] for e in obj["errors"]] == ["IRR_TAILLE_PJ"]
+    r = gateway_cli("validate", str(f), home=home)  # the location, as the reports write it
+    assert r.returncode == 1 and "IRR_TAILLE_PJ" in r.stdout and "[/statuses/0/attachments/0]" in r.stdout

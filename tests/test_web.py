@@ -2,6 +2,7 @@
 with urllib (FastAPI's TestClient needs httpx2, which is not a dependency)."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -46,29 +47,43 @@ def filled(tmp_path_factory):
     db.dispose_all()
 
 
+class _Served:
+    """An app on a real socket, in a thread."""
+
+    def __init__(self, app):  # noqa: ANN001
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.srv.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> "_Served":
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.srv.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.srv.started
+        return self
+
+    def __exit__(self, *exc) -> None:  # noqa: ANN002
+        self.srv.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
 @pytest.fixture(scope="module")
 def server(filled):
-    """The app on a real socket, in a thread."""
-    settings = filled[0]
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
-    t = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(10)
-    sock.close()
+    with _Served(create_app(filled[0])) as srv:
+        yield srv.url
 
 
-def get(url: str) -> tuple[int, dict[str, str], str]:
+def get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    """(status, headers, body); `auth`: (operator, password) sent as HTTP Basic."""
+    headers = {}
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     try:
-        with urllib.request.urlopen(url, timeout=30) as r:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as r:
             return r.status, dict(r.headers), r.read().decode("utf-8")
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read().decode("utf-8")
@@ -178,42 +193,6 @@ def test_gateway_web_command_serves_until_sigterm(filled):
     assert f"http://127.0.0.1:{port}/" in out
 
 
-class _Served:
-    """An app on a real socket in a thread, for a test of its own."""
-
-    def __init__(self, app):  # noqa: ANN001
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.srv.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> "_Served":
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.srv.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.srv.started
-        return self
-
-    def __exit__(self, *exc) -> None:  # noqa: ANN002
-        self.srv.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
-
-
-def get_as(url: str, user: str, password: str) -> tuple[int, dict[str, str], str]:
-    import base64
-
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    req = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, dict(r.headers), r.read().decode("utf-8")
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read().decode("utf-8")
-
-
 @pytest.fixture
 def fresh(tmp_path):
     from gateway import config
@@ -233,13 +212,13 @@ def test_pages_ask_for_an_operator_login_once_one_exists(fresh):
         assert status == 401 and {k.lower(): v for k, v in headers.items()}["www-authenticate"].startswith(
             "Basic realm=")
         assert "gateway operator add" in body
-        assert get_as(s.url + "/", "alice", "wrong horse battery")[0] == 401
-        assert get_as(s.url + "/", "mallory", "correct horse battery")[0] == 401
-        assert get_as(s.url + "/rejections", "alice", "correct horse battery")[0] == 200
+        assert get(s.url + "/", auth=("alice", "wrong horse battery"))[0] == 401
+        assert get(s.url + "/", auth=("mallory", "correct horse battery"))[0] == 401
+        assert get(s.url + "/rejections", auth=("alice", "correct horse battery"))[0] == 200
         assert get(s.url + "/healthz")[0] == 200  # monitoring needs no login
         operators.add(fresh, "alice", "a brand new password")  # a new password replaces the old at once
-        assert get_as(s.url + "/", "alice", "correct horse battery")[0] == 401
-        assert get_as(s.url + "/", "alice", "a brand new password")[0] == 200
+        assert get(s.url + "/", auth=("alice", "correct horse battery"))[0] == 401
+        assert get(s.url + "/", auth=("alice", "a brand new password"))[0] == 200
 
 
 def test_pages_beyond_loopback_refuse_everyone_while_no_operator_exists(fresh):
@@ -248,9 +227,9 @@ def test_pages_beyond_loopback_refuse_everyone_while_no_operator_exists(fresh):
     with _Served(create_app(fresh, require_login=True)) as s:
         assert get(s.url + "/")[0] == 401 and get(s.url + "/healthz")[0] == 200
         operators.add(fresh, "bob", "long enough password")
-        assert get_as(s.url + "/", "bob", "long enough password")[0] == 200
+        assert get(s.url + "/", auth=("bob", "long enough password"))[0] == 200
         operators.remove(fresh, "bob")
-        assert get_as(s.url + "/", "bob", "long enough password")[0] == 401  # removing the last does not open it
+        assert get(s.url + "/", auth=("bob", "long enough password"))[0] == 401  # removing the last does not open it
     assert web.is_loopback("127.0.0.1") and web.is_loopback("::1") and not web.is_loopback("0.0.0.0")
 
 
@@ -259,15 +238,69 @@ def test_operator_commands_keep_only_a_hash_and_web_refuses_to_listen_openly(fre
 
     out = gateway_cli("operator", "add", "alice", "--password-stdin", home=fresh)
     assert out.returncode != 0  # no password given on stdin: too short
-    p = subprocess.run([sys.executable, "-m", "gateway.cli", "operator", "add", "alice", "--password-stdin"],
-                       input="correct horse battery\n", capture_output=True, text=True, cwd=REPO,
-                       env=dict(os.environ, GATEWAY_HOME=str(fresh.home)), timeout=60)
+    p = gateway_cli("operator", "add", "alice", "--password-stdin", home=fresh, input="correct horse battery\n")
     assert p.returncode == 0, p.stderr
     f = fresh.keys / "operators"
     assert oct(f.stat().st_mode & 0o777) == "0o600"
-    assert "correct horse" not in f.read_text() and f.read_text().startswith("alice:scrypt:")
+    assert "correct horse" not in f.read_text() and f.read_text().startswith("alice:scrypt$")
     assert gateway_cli("operator", "list", home=fresh).stdout.split() == ["alice"]
     assert gateway_cli("operator", "remove", "alice", home=fresh).returncode == 0
     assert gateway_cli("operator", "remove", "alice", home=fresh).returncode == 1
     out = gateway_cli("web", "--host", "0.0.0.0", "--port", "1", home=fresh)
     assert out.returncode == 2 and "add an operator first" in out.stderr
+
+
+def test_an_unknown_operator_costs_one_scrypt_like_a_known_one(fresh, monkeypatch):
+    """How long a refused login takes must not tell which names exist."""
+    import hashlib
+
+    from gateway import operators
+
+    operators.add(fresh, "alice", "correct horse battery")
+    calls = []
+    real = hashlib.scrypt
+    monkeypatch.setattr(hashlib, "scrypt", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    checker = operators.Checker(fresh)
+
+    def basic(user: str, password: str) -> str:
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    for user in ("mallory", "alice"):
+        calls.clear()
+        assert checker.operator(basic(user, "wrong horse battery")) is None
+        assert len(calls) == 1, user
+    assert checker.operator(basic("alice", "correct horse battery")) == "alice"
+
+
+def test_operators_file_is_never_readable_by_others_even_when_replaced(fresh, monkeypatch):
+    from gateway import operators
+
+    modes = []
+    real = os.replace
+
+    def spy(src, dst, *a, **kw):  # noqa: ANN001, ANN002, ANN003
+        if str(dst).endswith("operators"):
+            modes.append(os.stat(src).st_mode & 0o777)
+        return real(src, dst, *a, **kw)
+
+    monkeypatch.setattr(os, "replace", spy)
+    operators.add(fresh, "alice", "correct horse battery")
+    operators.add(fresh, "bob", "long enough password")  # replaces the file
+    operators.remove(fresh, "alice")
+    assert modes == [0o600, 0o600, 0o600]  # the new file, before it takes the name
+    assert oct(operators.operators_file(fresh).stat().st_mode & 0o777) == "0o600"
+
+
+def test_operator_lines_of_the_first_format_still_log_in(fresh):
+    """The first lines written said name:scrypt:N:r:p:salt:hash."""
+    import hashlib
+    import secrets
+
+    from gateway import operators
+
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(b"correct horse battery", salt=salt, n=2 ** 14, r=8, p=1, dklen=32)
+    line = f"alice:scrypt:{2 ** 14}:8:1:{base64.b64encode(salt).decode()}:{base64.b64encode(digest).decode()}\n"
+    operators.operators_file(fresh).write_text(line, encoding="utf-8")
+    token = "Basic " + base64.b64encode(b"alice:correct horse battery").decode()
+    assert operators.Checker(fresh).operator(token) == "alice"
