@@ -64,7 +64,7 @@ def write_pivot(
     original: tuple[str, str] | None = None,
     renvoi: str = "Non",
     produced_at: datetime | date | None = None,
-    emitter_id: str = Settings.platform_id,
+    emitter_id: str = Settings.platform_id,  # the settings' default id; routing passes the home's
     receiver_id: str = "DEST001",
 ) -> bytes:
     """The CPPFacturePivot document (UTF-8 bytes) for one accepted piece.
