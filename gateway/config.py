@@ -7,6 +7,7 @@ else the current directory. `gateway.toml` is written on first start.
 """
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -58,6 +59,13 @@ seed = true
 # file = "my-lifecycle.toml"        # replaces mappings/lifecycle.toml
 # delays = { A_VALIDER_1 = 15 }     # days
 
+[web]
+stuck_minutes = 15               # a flow queued longer than this shows as stuck
+login_failures = 5               # failed logins (per client address, per name) before a wait
+login_window_minutes = 15        # counts are forgotten after this long without a failure
+login_lockout_minutes = 1        # the first wait; it doubles with each further failure
+login_lockout_max_minutes = 15   # the longest wait
+
 [sftp]
 enabled = true
 host = "127.0.0.1"
@@ -88,40 +96,50 @@ class Settings:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     # --- the home's folders -------------------------------------------------
-    @property
+    # Cached: a flow asks for them a dozen times, and building a Path costs
+    # microseconds. (cached_property writes to the instance's __dict__, which a
+    # frozen dataclass allows; dataclasses.replace starts afresh.)
+    @functools.cached_property
     def inbox(self) -> Path:
         return self.home / "inbox"
 
-    @property
+    @functools.cached_property
     def outbox(self) -> Path:
         return self.home / "outbox"
 
-    @property
+    @functools.cached_property
     def archive(self) -> Path:
         return self.home / "archive"
 
-    @property
+    @functools.cached_property
     def work(self) -> Path:
         return self.home / "work"
 
-    @property
+    @functools.cached_property
     def keys(self) -> Path:
         return self.home / "keys"
 
-    @property
+    @functools.cached_property
     def trust(self) -> Path:
         return self.home / "trust"
 
-    @property
+    @functools.cached_property
     def config_file(self) -> Path:
         return self.home / "gateway.toml"
 
-    @property
+    @functools.cached_property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'gateway.db'}"
 
     def reports_dir(self, partner: str) -> Path:
-        return self.outbox / partner / "reports"
+        d = self._reports.get(partner)
+        if d is None:
+            d = self._reports[partner] = self.outbox / partner / "reports"
+        return d
+
+    @functools.cached_property
+    def _reports(self) -> dict[str, Path]:
+        return {}
 
     def section(self, name: str) -> dict[str, Any]:
         """A raw config section, for modules with settings of their own."""

@@ -11,11 +11,18 @@ login (HTTP Basic; `gateway operator add NAME`) as soon as one operator
 exists, and always when they listen on anything but the loopback address;
 /healthz stays open to monitoring (counts only). Basic sends the password
 with every request: put TLS in front (a reverse proxy) beyond this machine.
+Failed logins are counted per client address and per name tried
+(operators.LoginThrottle, `[web] login_*`): past the limit the pages answer
+429 with Retry-After, without running scrypt. Behind a reverse proxy on this
+machine the client's address is its X-Forwarded-For (uvicorn trusts it from
+127.0.0.1 and ::1 only).
 FastAPI is imported only when the app is built, so the rest of the command
 line does not pay for it.
 """
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -32,6 +39,10 @@ from .report_rejections import (CSP, esc, event_codes, examples_table, fmt_time,
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from .operators import LoginThrottle
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STUCK_MINUTES = 15
 STATES = ("IN_RECU", *(s.value for s in FlowState))  # received (the store's first state), then the outcomes
@@ -244,29 +255,81 @@ def health(settings: Settings) -> tuple[int, dict[str, Any]]:
 
 # --- the app ----------------------------------------------------------------------------------
 
-def create_app(settings: Settings, *, require_login: bool = False) -> "FastAPI":
+def wait_text(seconds: float) -> str:
+    """A wait in words: "45 seconds", "2 minutes"."""
+    if seconds < 90:
+        n = max(1, math.ceil(seconds))
+        return f"{n} second{'s' if n > 1 else ''}"
+    n = math.ceil(seconds / 60)
+    return f"{n} minutes"
+
+
+def too_many_logins_page(seconds: float, *, now: datetime | None = None) -> str:
+    at = (now or db.utcnow()) + timedelta(seconds=math.ceil(seconds))
+    return html_page("Too many failed logins", (
+        "<h1>Too many failed logins</h1><p>Too many wrong names or passwords came from this address or for this "
+        f"name. Try again in {esc(wait_text(seconds))}, after {esc(fmt_time(at))} UTC; each further failure "
+        "makes the wait longer. Trop d'échecs de connexion : réessayez après "
+        f"{esc(fmt_time(at))} UTC.</p>"))
+
+
+def create_app(settings: Settings, *, require_login: bool = False,
+               throttle: "LoginThrottle | None" = None) -> "FastAPI":
     """The pages. `require_login`: refuse everyone (but /healthz) while no
-    operator exists, as when listening beyond the loopback address."""
+    operator exists, as when listening beyond the loopback address.
+    `throttle`: counts failed logins (by default from `[web]` in gateway.toml;
+    ValueError on a bad setting)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.concurrency import run_in_threadpool
 
-    from .operators import Checker
+    from .operators import Checker, LoginRules, LoginThrottle, claimed_name
 
     # No /docs: Swagger would load scripts from outside, and nothing here is an API to explore.
     app = FastAPI(title="e-invoicing gateway", docs_url=None, redoc_url=None, openapi_url=None)
     checker = Checker(settings)
+    # not `throttle or ...`: an empty throttle has len 0
+    failures = throttle if throttle is not None else LoginThrottle(LoginRules.from_settings(settings))
+
+    def login_required() -> HTMLResponse:
+        return HTMLResponse(html_page("Login required", "<h1>Login required</h1><p>An operator's name and "
+                                      "password (<code>gateway operator add NAME</code>).</p>"),
+                            status_code=401, headers={**_HEADERS, "WWW-Authenticate": 'Basic realm="gateway", '
+                                                                                        'charset="UTF-8"'})
 
     @app.middleware("http")
     async def login(request: Request, call_next):  # noqa: ANN001, ANN202
-        if request.url.path != "/healthz" and (require_login or checker.users()):
+        if request.url.path == "/healthz" or not (require_login or checker.users()):
+            return await call_next(request)
+        header = request.headers.get("authorization")
+        if checker.remembered(header) is not None:  # passed a moment ago: no scrypt, no count
+            return await call_next(request)
+        if not header:  # a browser asks first without credentials: not a failed login
+            return login_required()
+        address = request.client.host if request.client else "unknown"
+        name = claimed_name(header)
+        shown = name if name is not None else "(no valid name)"  # never what may be a password
+        wait = failures.admit(address, name)
+        if wait > 0:
+            # INFO: one line per refused request, as many as an attack sends; the lockout is the WARNING
+            log.info("login refused without checking: too many failed logins from %r or as %r; retry in %d s",
+                     address, shown, math.ceil(wait))
+            return HTMLResponse(too_many_logins_page(wait), status_code=429,
+                                headers={**_HEADERS, "Retry-After": str(math.ceil(wait))})
+        who = None
+        try:
             # scrypt takes tens of ms: off the event loop
-            who = await run_in_threadpool(checker.operator, request.headers.get("authorization"))
-            if who is None:
-                return HTMLResponse(html_page("Login required", "<h1>Login required</h1><p>An operator's name and "
-                                              "password (<code>gateway operator add NAME</code>).</p>"),
-                                    status_code=401, headers={**_HEADERS, "WWW-Authenticate": 'Basic realm="gateway", '
-                                                                                                'charset="UTF-8"'})
+            who = await run_in_threadpool(checker.operator, header)
+        finally:
+            if who is not None:
+                failures.passed(address, who)
+            else:
+                lock = failures.failed(address, name)
+                if lock > 0:
+                    log.warning("logins locked for %d s: too many failed logins from %r or as %r",
+                                math.ceil(lock), address, shown)
+        if who is None:
+            return login_required()
         return await call_next(request)
 
     def page(text: str, status: int = 200) -> HTMLResponse:
@@ -343,6 +406,8 @@ def main(
     """Serve the operators' read-only web pages (flows, stuck flows, pieces by status, delays due, rejections)."""
     from .operators import load
 
+    # refused and locked logins (this module's log) beside uvicorn's own lines
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = existing_home(home)
     login = "operators log in" if load(settings) or not is_loopback(host) else "no login: local only"
     typer.echo(f"operators' pages on http://{host}:{port}/ ({login}; Ctrl-C to stop)", err=True)
