@@ -20,12 +20,21 @@ from gateway.records import Format
 SLOT = b"@@@@@@@"  # in the invoice number of the templates; replaced by the file's index
 
 
-def generate(folder: Path, n: int, prefix: str = "") -> list[Path]:
+def invoice_lines(n: int | None) -> dict:
+    """The builders' keyword for n invoice lines (None: their two default lines)."""
+    if n is None:
+        return {}
+    return {"lines": tuple((f"Article {i}", 1 + i % 7, f"{3 + i % 40}.50") for i in range(n))}
+
+
+def generate(folder: Path, n: int, prefix: str = "", lines: int | None = None) -> list[Path]:
     """n invoices, UBL and CII in turn, with an old mtime, every one with its
     own invoice number, so distinct bytes (the gateway processes a repeated
     file as a DOUBLON, without validating it). `prefix` makes another set of
-    the same shape."""
-    templates = (ubl_invoice(number=f"{prefix}B{SLOT.decode()}"), cii_invoice(number=f"{prefix}C{SLOT.decode()}"))
+    the same shape; `lines`, invoices of that many lines."""
+    kw = invoice_lines(lines)
+    templates = (ubl_invoice(number=f"{prefix}B{SLOT.decode()}", **kw),
+                 cii_invoice(number=f"{prefix}C{SLOT.decode()}", **kw))
     return write_files(folder, n, lambda i: templates[i % 2].replace(SLOT, f"{i:07d}".encode()), ".xml")
 
 
@@ -73,10 +82,11 @@ def compare(files: list[Path], out: Path, workers: int, rules: bool) -> Measure:
     return base
 
 
-def run(out: Path, n: int, waiting: int, workers: int) -> None:
+def run(out: Path, n: int, waiting: int, workers: int, lines: int | None = None) -> None:
     out = out / "xml"
-    files = generate(out / "files", n)
-    print(f"generated {len(files)} invoices (UBL and CII, about {files[0].stat().st_size // 1024} KB each)")
+    files = generate(out / "files", n, lines=lines)
+    print(f"generated {len(files)} invoices (UBL and CII, {lines or 2} lines, about "
+          f"{files[0].stat().st_size // 1024} KB each)")
     base_ms = 0.0
     for rules in (False, True):
         base = compare(files, out, workers, rules)

@@ -112,6 +112,7 @@ class Mapping:
 NOT_MAPPINGS = frozenset({"lifecycle.toml"})
 
 
+@functools.cache
 def packaged_dir() -> Path:
     """mappings/ of the source tree, or gateway/mappings in an installed wheel."""
     src = Path(__file__).resolve().parent.parent / "mappings"
@@ -226,10 +227,15 @@ def load_mappings(dirs: tuple[Path, ...] = ()) -> tuple[Mapping, ...]:
 def mapping_source(settings: Settings, syntax: str) -> str:
     """Which file maps a syntax, for people: relative to the home for a file of
     `[mapping] dirs`, to the source tree (or package) for a packaged one; "" if none."""
-    m = next((m for m in load_mappings(settings.mapping_dirs) if m.syntax == syntax), None)
+    return _source(settings.mapping_dirs, settings.home, syntax)
+
+
+@functools.lru_cache(maxsize=64)  # asked once per piece; resolving paths costs more than mapping it
+def _source(dirs: tuple[Path, ...], home: Path, syntax: str) -> str:
+    m = next((m for m in load_mappings(dirs) if m.syntax == syntax), None)
     if m is None:
         return ""
-    for base in (settings.home, packaged_dir().parent):
+    for base in (home, packaged_dir().parent):
         if m.path.is_relative_to(base):
             return m.path.relative_to(base).as_posix()
     return str(m.path)
