@@ -224,10 +224,13 @@ def route_new_pieces(settings: Settings, flow: ClaimedFlow, verdicts: Sequence[V
             earlier = lk.earlier
             step = dict(status=lk.linked_status, previous=lk.earlier_status, role="platform",
                         comment=f"associée à {p['invoice_number']} ({cadre})")
+            # The earlier piece moves only if nobody moved it meanwhile (a
+            # conditional update at commit): its status file goes with the
+            # change, written after the commit, never for a change that lost.
             out.changes.append(dict(piece_id=lk.earlier_id, expect=lk.earlier_status, status=lk.linked_status,
                                     flow_id=flow.id, due_at=None,
-                                    detail={"from": lk.earlier_status, "role": "platform", "linked": p["id"]}))
-            out.notices.extend(notices_for(settings, machine, earlier, [step], earlier["seq"] + 1, now))
+                                    detail={"from": lk.earlier_status, "role": "platform", "linked": p["id"]},
+                                    notices=notices_for(settings, machine, earlier, [step], earlier["seq"] + 1, now)))
     # Written with the flow's deliveries and report, before its outcome is
     # recorded (already marked written): a re-run after a crash rewrites the
     # same names. Later changes go through the notice table and flush_notices.

@@ -337,6 +337,10 @@ class Store:
         for ch in changes:
             res = s.execute(pt.update().where(pt.c.id == ch["piece_id"], pt.c.status == ch["expect"]).values(
                 status=ch["status"], status_at=now, due_at=ch.get("due_at"), seq=pt.c.seq + ch.get("steps", 1)))
+            if res.rowcount and ch.get("notices"):  # the change's status files, for flush_notices after the commit
+                from .lifecycle import Notice
+
+                s.execute(Notice.__table__.insert(), [dict(n, created_at=now, written_at=None) for n in ch["notices"]])
             s.execute(Event.__table__.insert(), [dict(
                 flow_id=ch["flow_id"], piece_id=ch["piece_id"], stage="status",
                 outcome=ch["status"] if res.rowcount else "conflict", at=now,

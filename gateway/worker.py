@@ -234,8 +234,8 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
         except Exception:  # noqa: BLE001 - the lease will expire
             log.exception("could not hand the batch back; its lease will expire")
         raise
-    if any(r.format == Format.STATUS.value for r in results):
-        lifecycle.flush_notices(settings, store)
+    if any(r.format == Format.STATUS.value or r.changes for r in results):
+        lifecycle.flush_notices(settings, store)  # status files of the changes just committed
     return len(results)
 
 

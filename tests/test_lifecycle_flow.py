@@ -497,3 +497,39 @@ def test_a_recycling_reads_the_archived_file_once(gw, monkeypatch):
     assert out.ok and out.applied[-1] == "MISE_A_DISPOSITION", out
     assert (gw.outbox / UNIVERSITE_SIRET / "_" / f"{pid}.pivot.xml").exists()
     assert len(calls) == 1
+
+
+def test_a_link_that_loses_to_a_concurrent_change_sends_no_status_file(gw, monkeypatch):
+    """The MOE refuses the A4 while the A15 that links it is being routed (another
+    worker, another host): the A4 stays refused, the conflict is in its history,
+    and its supplier gets no ASSOCIEE status file for a move that never happened."""
+    a4 = only_piece(deposit(gw, "titulaire", "PDM-7.xml",
+                            ubl_invoice(number="PDM-7", cadre="A4", moe_siret=DDT_MOE_SIRET, **WORKS)))
+    send_status(gw, DDT_MOE_SIRET, "moe7.json", {"piece_id": a4, "status": "PRISE_EN_COMPTE_MOE"})
+    before = set((gw.outbox / "titulaire" / "statuses").glob(f"{a4}.*"))
+    real = lifecycle.route_new_pieces
+
+    def refused_meanwhile(*a, **kw):
+        routed = real(*a, **kw)
+        from gateway.store import Piece
+        with Store(gw).session() as s:  # what the other worker commits before this one does
+            s.get(Piece, a4).status = "REFUSEE_MOE"
+            s.commit()
+        return routed
+
+    monkeypatch.setattr(lifecycle, "route_new_pieces", refused_meanwhile)
+    deposit(gw, DDT_MOE_SIRET, "EA-7.xml", ubl_invoice(number="EA-7", cadre="A15", original_invoice="PDM-7", **WORKS))
+    assert status_of(gw, a4) == "REFUSEE_MOE"
+    outcomes = [e.outcome for e in lifecycle.piece_history(Store(gw), a4)["events"] if e.stage == "status"]
+    assert outcomes[-1] == "conflict"
+    new = set((gw.outbox / "titulaire" / "statuses").glob(f"{a4}.*")) - before
+    assert not [p for p in new if "ASSOCIEE" in p.read_text(encoding="utf-8")]
+    # without the race, the link's status file is written, after the commit
+    monkeypatch.setattr(lifecycle, "route_new_pieces", real)
+    b4 = only_piece(deposit(gw, "titulaire", "PDM-8.xml",
+                            ubl_invoice(number="PDM-8", cadre="A4", moe_siret=DDT_MOE_SIRET, **WORKS)))
+    send_status(gw, DDT_MOE_SIRET, "moe8.json", {"piece_id": b4, "status": "PRISE_EN_COMPTE_MOE"})
+    deposit(gw, DDT_MOE_SIRET, "EA-8.xml", ubl_invoice(number="EA-8", cadre="A15", original_invoice="PDM-8", **WORKS))
+    assert status_of(gw, b4) == "ASSOCIEE"
+    told = [p for p in (gw.outbox / "titulaire" / "statuses").glob(f"{b4}.*.json") if "ASSOCIEE" in p.read_text()]
+    assert len(told) == 1
