@@ -228,20 +228,39 @@ def _readable_path(el: etree._Element) -> str:
     return "/" + "/".join(reversed(steps))
 
 
-def _decode(el: etree._Element, name: str, where: str, max_bytes: int) -> tuple[bytes | None, Finding | None]:
-    text = _SPACE.sub(b"", (el.text or "").encode("ascii", "replace"))
-    # base64 gives 3 bytes per 4 characters, less the padding: refuse before
-    # decoding what would be too big (exact for well-formed base64)
-    size = len(text) // 4 * 3 - text[-2:].count(b"=")
+class TooBig(ValueError):
+    """base64 that would decode to more than the limit (not decoded)."""
+
+    def __init__(self, size: int):
+        super().__init__(f"{size} bytes")
+        self.size = size
+
+
+def decode_base64(text: str | bytes, max_bytes: int) -> bytes:
+    """base64 from an invoice's XML or a status file's JSON, whitespace
+    dropped. Raises TooBig before decoding what would be too big, ValueError
+    when it is not base64."""
+    raw = _SPACE.sub(b"", text.encode("ascii", "replace") if isinstance(text, str) else text)
+    # 3 bytes per 4 characters, less the padding (exact for well-formed base64)
+    size = len(raw) // 4 * 3 - raw[-2:].count(b"=")
     if size > max_bytes:
-        return None, codes.finding(
-            "IRR_TAILLE_PJ", f"Attachment '{name}' decodes to {size} bytes, more than {max_bytes}",
-            f"La pièce jointe « {name} » fait {size} octets une fois décodée, plus que {max_bytes}",
-            location=Location(xpath=where, line=el.sourceline, member=name or None),
-            value=str(size), stage=STAGE)
+        raise TooBig(size)
     try:
-        return base64.b64decode(text, validate=True), None
-    except (binascii.Error, ValueError) as exc:
+        return base64.b64decode(raw, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _decode(el: etree._Element, name: str, where: str, max_bytes: int) -> tuple[bytes | None, Finding | None]:
+    try:
+        return decode_base64(el.text or "", max_bytes), None
+    except TooBig as big:
+        return None, codes.finding(
+            "IRR_TAILLE_PJ", f"Attachment '{name}' decodes to {big.size} bytes, more than {max_bytes}",
+            f"La pièce jointe « {name} » fait {big.size} octets une fois décodée, plus que {max_bytes}",
+            location=Location(xpath=where, line=el.sourceline, member=name or None),
+            value=str(big.size), stage=STAGE)
+    except ValueError as exc:
         return None, codes.finding(
             "IRR_SYNTAX", f"Attachment '{name}' is not valid base64 ({exc})",
             f"La pièce jointe « {name} » n'est pas du base64 valide ({exc})",

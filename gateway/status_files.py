@@ -15,8 +15,6 @@ Nothing here touches the store or the folders.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import re
@@ -30,7 +28,7 @@ from lxml import etree
 
 from . import codes, db, xmlsafe
 from . import xsd as schemas
-from .attachments import Attachment, AttachmentLimits, check_one
+from .attachments import Attachment, AttachmentLimits, TooBig, check_one, decode_base64
 from .config import MB
 from .lifecycle_rules import CORRECTION_KEYS, Machine
 from .piece import siret_error
@@ -662,16 +660,16 @@ def _attachments(e: _Entry, limits: AttachmentLimits) -> tuple[Document, ...]:
                   'une pièce jointe est {"name", "mime", "content_base64"} (chaînes)')
             continue
         name, mime = att["name"], att.get("mime") or "application/octet-stream"
-        text = re.sub(r"\s+", "", att["content_base64"])
-        if len(text) // 4 * 3 > limits.max_bytes:  # refuse before decoding what would be too big
-            e.problems.append(codes.finding(
-                "IRR_TAILLE_PJ", f"Status change {e.index}: attachment '{name}' decodes to more than "
-                f"{limits.max_bytes} bytes", f"Changement de statut {e.index} : la pièce jointe « {name} » dépasse "
-                f"{limits.max_bytes} octets", location=e.loc(key), value=str(len(text) // 4 * 3), stage=STAGE))
-            continue
         try:
-            data = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError) as exc:
+            data = decode_base64(att["content_base64"], limits.max_bytes)
+        except TooBig as big:
+            e.problems.append(codes.finding(
+                "IRR_TAILLE_PJ", f"Status change {e.index}: attachment '{name}' decodes to {big.size} bytes, more "
+                f"than {limits.max_bytes}", f"Changement de statut {e.index} : la pièce jointe « {name} » fait "
+                f"{big.size} octets une fois décodée, plus que {limits.max_bytes}", location=e.loc(key),
+                value=str(big.size), stage=STAGE))
+            continue
+        except ValueError as exc:
             e.bad(f"{key}/content_base64", f"attachment '{name}' is not valid base64 ({exc})",
                   f"la pièce jointe « {name} » n'est pas du base64 valide ({exc})")
             continue
