@@ -6,7 +6,10 @@ applies to and, for each canonical field, XPath expressions tried in order
 is adding a file: nothing here knows UBL or CII.
 
 XPaths are compiled once when a mapping is loaded, and loaded mappings are
-cached per process, since this runs on every piece.
+cached per process, since this runs on every piece. Most expressions are plain
+child paths (cac:Item/cbc:Name, /*/cbc:ID/@schemeID): those are answered without
+XPath, by one walk per context node that finds them all (an XPath call costs
+more than reading the field); anything else is evaluated by XPath.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from lxml import etree
 
@@ -70,7 +73,68 @@ class MappingError(ValueError):
     """A mapping file is wrong (a deployment error, raised at load time)."""
 
 
-XPaths = tuple[tuple[str, etree.XPath], ...]
+# Tests and benchmarks set this to False to read every expression by XPath (and
+# every element's text with itertext()), the reference the fast paths must equal.
+FAST_PATHS = True
+
+
+@dataclass(frozen=True, slots=True)
+class Steps:
+    """A simple expression: child steps by tag (Clark notation) from the context
+    node or, rooted, from the document (so the first tag is the root element's,
+    or "*" for any), then maybe an attribute (Clark name)."""
+    rooted: bool
+    tags: tuple[str, ...]
+    attr: str | None = None
+
+
+_NCNAME = r"[A-Za-z_][A-Za-z0-9_.-]*"  # ASCII only: other names are left to XPath
+_QNAME = re.compile(rf"(?:({_NCNAME}):)?({_NCNAME})")
+
+
+def simple_steps(expr: str, namespaces: dict[str, str]) -> Steps | None:
+    """The Steps of `a:B/c:D`, `/*/a:B`, `/x:Root/a:B/@attr` or `@attr`; None for
+    anything else (predicates, functions, //, ., .., *, unions, text(), spaces...),
+    which XPath evaluates."""
+    rooted = expr.startswith("/")
+    parts = (expr[1:] if rooted else expr).split("/")
+    attr = None
+    if parts[-1].startswith("@"):
+        attr = _clark(parts.pop()[1:], namespaces)
+        if attr is None:
+            return None
+    tags = []
+    for i, part in enumerate(parts):
+        # "*" only for the root element (/*/...): a wildcard deeper would cost every walk a second lookup
+        tag = "*" if part == "*" and rooted and i == 0 else _clark(part, namespaces)
+        if tag is None:
+            return None
+        tags.append(tag)
+    if (rooted and not tags) or not (tags or attr):  # "/@a" (the document has no attributes), ""
+        return None
+    return Steps(rooted, tuple(tags), attr)
+
+
+def _clark(qname: str, namespaces: dict[str, str]) -> str | None:
+    m = _QNAME.fullmatch(qname)
+    if m is None:
+        return None
+    prefix, local = m.groups()
+    if prefix is None:  # XPath 1.0: an unprefixed name has no namespace
+        return local
+    uri = namespaces.get(prefix)
+    return f"{{{uri}}}{local}" if uri else None
+
+
+class Expr(NamedTuple):
+    """One expression of a mapping: as written, compiled (still the (text, XPath) pair
+    it always was, by index), and its simple form if it has one."""
+    text: str
+    xpath: etree.XPath
+    steps: Steps | None = None  # when simple: read by a walk, without calling xpath
+
+
+XPaths = tuple[Expr, ...]
 
 
 @dataclass(frozen=True)
@@ -98,6 +162,13 @@ class Mapping:
     requires: etree.XPath | None = field(default=None, compare=False, repr=False)
     fields: tuple[FieldSpec, ...] = field(default=(), repr=False)
     groups: tuple[GroupSpec, ...] = field(default=(), repr=False)
+    index: _Index = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # every simple expression of the mapping, so one walk per node answers them all
+        specs = [*self.fields, *(f for g in self.groups for f in g.fields)]
+        lists = [*(g.xpaths for g in self.groups), *(f.xpaths for f in specs), *(x for f in specs for _, x in f.also)]
+        object.__setattr__(self, "index", _Index(e.steps for xps in lists for e in xps if e.steps is not None))
 
     def applies_to(self, root: etree._Element) -> bool:
         q = etree.QName(root)
@@ -146,7 +217,7 @@ def load_mapping(path: Path) -> Mapping:
                 xp(probe)  # unknown prefixes and functions only show when evaluated
             except etree.XPathError as exc:
                 raise MappingError(f"{path}: {where}: bad XPath {e!r}: {exc}") from exc
-            out.append((e, xp))
+            out.append(Expr(e, xp, simple_steps(e, ns)))
         return tuple(out)
 
     def field_spec(name: str, spec: Any, expected: str, where: str) -> FieldSpec:
@@ -275,15 +346,15 @@ def map_piece(tree: etree._ElementTree | etree._Element, settings: Settings) -> 
     findings: list[Finding] = []
     values: dict[str, Any] = {}
     sources: dict[str, Source] = {}
-    paths = _Paths()
-    _read_fields(mapping.fields, root, "", values, sources, findings, paths)
+    reader = _Reader(mapping.index if FAST_PATHS else None)
+    _read_fields(mapping.fields, root, "", values, sources, findings, reader)
 
     group_values: dict[str, list[dict[str, Any]]] = {}
     for g in mapping.groups:
         items: list[dict[str, Any]] = []
-        for node in _group_nodes(g, root):
+        for node in _group_nodes(g, root, reader):
             vals: dict[str, Any] = {}
-            _read_fields(g.fields, node, f"{g.name}[{len(items) + 1}].", vals, sources, findings, paths)
+            _read_fields(g.fields, node, f"{g.name}[{len(items) + 1}].", vals, sources, findings, reader)
             items.append({k.rsplit(".", 1)[1]: v for k, v in vals.items()})
         group_values[g.name] = items
 
@@ -292,22 +363,25 @@ def map_piece(tree: etree._ElementTree | etree._Element, settings: Settings) -> 
     return _build(mapping.syntax, values, group_values, sources, cadre, cadre_source), findings
 
 
-def _group_nodes(g: GroupSpec, root: etree._Element) -> list[etree._Element]:
-    for _expr, xp in g.xpaths:
-        res = xp(root)
-        nodes = [n for n in res if isinstance(n, etree._Element)] if isinstance(res, list) else []
+def _group_nodes(g: GroupSpec, root: etree._Element, reader: _Reader) -> list[etree._Element]:
+    for e in g.xpaths:
+        if e.steps is not None and e.steps.attr is None and reader.index is not None:
+            nodes = list(reader.nodes(e.steps, root))
+        else:  # complex, or a path to attributes (XPath gives strings: no nodes)
+            res = e.xpath(root)
+            nodes = [n for n in res if isinstance(n, etree._Element)] if isinstance(res, list) else []
         if nodes:
             return nodes
     return []
 
 
 def _read_fields(specs: Sequence[FieldSpec], ctx: etree._Element, prefix: str, values: dict[str, Any],
-                 sources: dict[str, Source], findings: list[Finding], paths: _Paths) -> None:
+                 sources: dict[str, Source], findings: list[Finding], reader: _Reader) -> None:
     for spec in specs:
         key = prefix + spec.name
         if key in values:  # an 'also' companion already gave it
             continue
-        hit = _first(spec.xpaths, ctx, paths)
+        hit = _first(spec.xpaths, ctx, reader)
         if hit is None:
             continue
         text, src, node = hit
@@ -320,27 +394,57 @@ def _read_fields(specs: Sequence[FieldSpec], ctx: etree._Element, prefix: str, v
             continue
         values[key] = value
         for other, xps in spec.also:
-            sub = _first(xps, node, paths) if node is not None else None
+            sub = _first(xps, node, reader) if node is not None else None
             if sub is not None and other not in values:
                 values[other], sources[other] = sub[0], sub[1]
 
 
-def _first(xpaths: XPaths, ctx: etree._Element, paths: _Paths) -> tuple[str, Source, etree._Element | None] | None:
+Hit = tuple[str, Source, etree._Element | None]  # text, where it is, the node (for 'also')
+
+
+def _first(xpaths: XPaths, ctx: etree._Element, reader: _Reader) -> Hit | None:
     """First non-empty result of the expressions, in their order."""
-    for _expr, xp in xpaths:
-        res = xp(ctx)
-        for item in res if isinstance(res, list) else [res]:
-            hit = _as_text(item, ctx, paths)
-            if hit is not None:
-                return hit
+    for e in xpaths:
+        if e.steps is not None and reader.index is not None:
+            hit = _first_simple(e.steps, ctx, reader)
+        else:
+            hit = _first_of_xpath(e.xpath, ctx, reader)
+        if hit is not None:
+            return hit
     return None
 
 
-def _as_text(item: Any, ctx: etree._Element, paths: _Paths) -> tuple[str, Source, etree._Element | None] | None:
+def _first_of_xpath(xp: etree.XPath, ctx: etree._Element, reader: _Reader) -> Hit | None:
+    res = xp(ctx)
+    for item in res if isinstance(res, list) else [res]:
+        hit = _as_text(item, ctx, reader)
+        if hit is not None:
+            return hit
+    return None
+
+
+def _first_simple(steps: Steps, ctx: etree._Element, reader: _Reader) -> Hit | None:
+    """What _first gets from XPath for a simple expression, from the walk's elements."""
+    nodes = reader.nodes(steps, ctx)
+    if steps.attr is None:
+        for el in nodes:
+            text = _string_value(el, True)
+            if text:
+                return text, _Where(reader.paths, el), el
+        return None
+    for el in nodes:
+        text = (el.get(steps.attr) or "").strip()
+        if text:  # the source names the attribute by its local name, as for XPath's
+            return text, _Where(reader.paths, el, steps.attr.rpartition("}")[2]), el
+    return None
+
+
+def _as_text(item: Any, ctx: etree._Element, reader: _Reader) -> Hit | None:
+    paths = reader.paths
     if isinstance(item, etree._Element):
         if not isinstance(item.tag, str):  # comment or processing instruction
             return None
-        text = "".join(item.itertext()).strip()
+        text = _string_value(item, reader.index is not None)
         return (text, _Where(paths, item), item) if text else None
     if isinstance(item, bool) or item is None:
         return None
@@ -352,6 +456,109 @@ def _as_text(item: Any, ctx: etree._Element, paths: _Paths) -> tuple[str, Source
         return text, _Where(paths, ctx), None
     attr = etree.QName(item.attrname).localname if getattr(item, "is_attribute", False) else None
     return text, _Where(paths, parent, attr), parent
+
+
+def _string_value(el: etree._Element, fast: bool) -> str:
+    """The element's text content, stripped. An element without children (len()
+    counts comments and PIs too) has only its .text: itertext() costs ~1 us a call."""
+    if fast and len(el) == 0:
+        return el.text.strip() if el.text else ""
+    return "".join(el.itertext()).strip()
+
+
+Found = dict[tuple[str, ...], list[etree._Element]]  # a simple path's tags -> its elements, in document order
+
+
+class _Trie:
+    """One level of a mapping's simple paths: the paths ending at an element
+    reached here, and which child tags go deeper."""
+
+    __slots__ = ("ends", "next")
+
+    def __init__(self) -> None:
+        self.ends: list[tuple[str, ...]] = []
+        self.next: dict[str, _Trie] = {}
+
+    def add(self, tags: tuple[str, ...]) -> None:
+        node = self
+        for tag in tags:
+            node = node.next.setdefault(tag, _Trie())
+        node.ends.append(tags)
+
+    @staticmethod
+    def merged(a: _Trie | None, b: _Trie | None) -> _Trie:
+        """The paths of both (for a root element, which /* and /its:Name paths both start from)."""
+        if a is None or b is None:
+            return a or b or _Trie()
+        m = _Trie()
+        m.ends = a.ends + b.ends
+        m.next = {tag: _Trie.merged(a.next.get(tag), b.next.get(tag)) for tag in a.next.keys() | b.next.keys()}
+        return m
+
+    def enter(self, el: etree._Element, found: Found) -> None:
+        """Record el for the paths ending here, then walk its children: depth first, so
+        each path's elements come in document order, and only into children whose tag
+        is a next step (never into branches no path needs, e.g. the lines from the root)."""
+        for path in self.ends:
+            found.setdefault(path, []).append(el)
+        if self.next:
+            step = self.next.get
+            for child in el:
+                sub = step(child.tag)  # a comment's or PI's tag is a function: never a step
+                if sub is not None:
+                    sub.enter(child, found)
+
+
+class _Index:
+    """A mapping's simple paths as tries of tags, from a context node and from the
+    document (by the root element's tag: its named paths and the /* ones)."""
+
+    def __init__(self, steps: Iterable[Steps]) -> None:
+        self.relative, rooted = _Trie(), _Trie()
+        for s in steps:
+            if s.tags:  # no tags: the context node itself
+                (rooted if s.rooted else self.relative).add(s.tags)
+        self.any_root = rooted.next.get("*")
+        self.roots = {tag: _Trie.merged(sub, self.any_root) for tag, sub in rooted.next.items() if tag != "*"}
+
+    def under(self, ctx: etree._Element) -> Found:
+        found: Found = {}
+        self.relative.enter(ctx, found)
+        return found
+
+    def from_document(self, ctx: etree._Element) -> Found:
+        found: Found = {}
+        root = ctx.getroottree().getroot()
+        trie = self.roots.get(root.tag, self.any_root)
+        if trie is not None:
+            trie.enter(root, found)
+        return found
+
+
+class _Reader:
+    """What reading one piece shares: the source paths, the document's walk (for
+    rooted paths) and the walk of the context node being read. Only the last
+    context's walk is kept: the fields of a node are read together, and keeping
+    every line's would make the collector's full passes far more frequent."""
+
+    def __init__(self, index: _Index | None) -> None:
+        self.index = index  # None: every expression by XPath (FAST_PATHS off)
+        self.paths = _Paths()
+        self._document: Found | None = None
+        self._ctx: etree._Element | None = None
+        self._found: Found = {}
+
+    def nodes(self, steps: Steps, ctx: etree._Element) -> Sequence[etree._Element]:
+        assert self.index is not None
+        if not steps.tags:
+            return (ctx,)
+        if steps.rooted:
+            if self._document is None:
+                self._document = self.index.from_document(ctx)
+            return self._document.get(steps.tags, ())
+        if ctx is not self._ctx:
+            self._ctx, self._found = ctx, self.index.under(ctx)
+        return self._found.get(steps.tags, ())
 
 
 class _Where:
