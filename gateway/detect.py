@@ -55,11 +55,16 @@ def xml_root(data: bytes) -> tuple[str, str] | None:
     """(namespace, local name) of the root element, or None if unreadable."""
     if has_doctype(data):
         return None
+    # Fed a kilobyte at a time: the parser stops where the root's start tag is
+    # (iterparse parsed a whole 32 KB block first: 2.5x a full parse of a 60 KB invoice).
+    parser = etree.XMLPullParser(events=("start",), resolve_entities=False, no_network=True, load_dtd=False,
+                                 huge_tree=False)
     try:
-        for _event, el in etree.iterparse(io.BytesIO(data), events=("start",), resolve_entities=False,
-                                           no_network=True, load_dtd=False, huge_tree=False):
-            q = etree.QName(el)
-            return q.namespace or "", q.localname
+        for at in range(0, len(data), 1024):
+            parser.feed(data[at:at + 1024])
+            for _event, el in parser.read_events():
+                q = etree.QName(el)
+                return q.namespace or "", q.localname
     except (etree.XMLSyntaxError, ValueError, etree.LxmlError):
         return None
     return None
