@@ -132,14 +132,7 @@ class Settings:
         return self.database_url or f"sqlite:///{self.home / 'gateway.db'}"
 
     def reports_dir(self, partner: str) -> Path:
-        d = self._reports.get(partner)
-        if d is None:
-            d = self._reports[partner] = self.outbox / partner / "reports"
-        return d
-
-    @functools.cached_property
-    def _reports(self) -> dict[str, Path]:
-        return {}
+        return self.outbox / partner / "reports"
 
     def section(self, name: str) -> dict[str, Any]:
         """A raw config section, for modules with settings of their own."""

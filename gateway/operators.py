@@ -121,7 +121,10 @@ class Checker:
 
     def remembered(self, header: str | None) -> str | None:
         """The operator a header proved to be a moment ago (no scrypt), or None."""
-        self.users()
+        self.users()  # a changed operators' file forgets what passed
+        return self._remembered(header)
+
+    def _remembered(self, header: str | None) -> str | None:
         if not header:
             return None
         hit = self._passed.get(hashlib.sha256(header.encode("utf-8", "replace")).digest())
@@ -132,7 +135,7 @@ class Checker:
     def operator(self, header: str | None) -> str | None:
         """The operator a header proves to be, or None."""
         users = self.users()
-        known = self.remembered(header)
+        known = self._remembered(header)
         if known is not None:
             return known
         cred = credentials(header)

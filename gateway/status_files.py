@@ -555,6 +555,14 @@ class _Entry:
             code, f"Status change {self.index}: {en}", f"Changement de statut {self.index} : {fr}",
             location=self.loc(key), value=None if value is None else str(value)[:200], stage=STAGE))
 
+    def of(self, key: str, kind: type, en: str, fr: str) -> Any:
+        """The entry's `key` if it is a `kind` (None if absent; None and a problem if another type)."""
+        raw = self.entry.get(key)
+        if raw is not None and not isinstance(raw, kind):
+            self.bad(key, f'"{key}" must be {en}', f"« {key} » doit être {fr}")
+            return None
+        return raw
+
     def text(self, key: str, limit: int, alias: str | None = None) -> str | None:
         used = key if key in self.entry or alias is None else alias
         v = self.entry.get(used)
@@ -619,11 +627,8 @@ def _json_entry(index: int, entry: Any, machine: Machine,
 
 
 def _correction(e: _Entry) -> tuple[tuple[str, str], ...]:
-    raw = e.entry.get("correction")
+    raw = e.of("correction", dict, "an object", "un objet")
     if raw is None:
-        return ()
-    if not isinstance(raw, dict):
-        e.bad("correction", '"correction" must be an object', "« correction » doit être un objet")
         return ()
     out = []
     for key, value in raw.items():
@@ -639,11 +644,8 @@ def _correction(e: _Entry) -> tuple[tuple[str, str], ...]:
 
 
 def _attachments(e: _Entry, limits: AttachmentLimits) -> tuple[Document, ...]:
-    raw = e.entry.get("attachments")
+    raw = e.of("attachments", list, "a list", "une liste")
     if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        e.bad("attachments", '"attachments" must be a list', "« attachments » doit être une liste")
         return ()
     if len(raw) > MAX_ATTACHMENTS:
         e.bad("attachments", f"at most {MAX_ATTACHMENTS} attachments", f"{MAX_ATTACHMENTS} pièces jointes au plus",

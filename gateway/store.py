@@ -312,8 +312,9 @@ class Store:
                 s.execute(Piece.__table__.insert(), pieces)
             if events:
                 s.execute(Event.__table__.insert(), events)
-            self._apply_changes(s, [c for r in results for c in r.changes], now)
-            notices = [dict(n, created_at=now) for r in results for n in r.notices]
+            won = self._apply_changes(s, [c for r in results for c in r.changes], now)
+            # the flows' own notices (written with them) and those of the changes that won (for flush_notices)
+            notices = [dict(n, created_at=now) for r in results for n in (*r.notices, *won.get(r.flow_id, ()))]
             if notices:
                 from .lifecycle import Notice
 
@@ -330,21 +331,22 @@ class Store:
             s.commit()
 
     @staticmethod
-    def _apply_changes(s: Session, changes: list[dict[str, Any]], now: datetime) -> None:
+    def _apply_changes(s: Session, changes: list[dict[str, Any]], now: datetime) -> dict[str, list[dict[str, Any]]]:
         """Conditional status updates: a piece moves only from the status it
-        was seen in, so a concurrent change is never overwritten."""
+        was seen in, so a concurrent change is never overwritten. Returns, by
+        flow, the status files of the changes that won (none for one that lost)."""
         pt = Piece.__table__
+        won: dict[str, list[dict[str, Any]]] = {}
         for ch in changes:
             res = s.execute(pt.update().where(pt.c.id == ch["piece_id"], pt.c.status == ch["expect"]).values(
                 status=ch["status"], status_at=now, due_at=ch.get("due_at"), seq=pt.c.seq + ch.get("steps", 1)))
-            if res.rowcount and ch.get("notices"):  # the change's status files, for flush_notices after the commit
-                from .lifecycle import Notice
-
-                s.execute(Notice.__table__.insert(), [dict(n, created_at=now, written_at=None) for n in ch["notices"]])
+            if res.rowcount:
+                won.setdefault(ch["flow_id"], []).extend(ch.get("notices", ()))
             s.execute(Event.__table__.insert(), [dict(
                 flow_id=ch["flow_id"], piece_id=ch["piece_id"], stage="status",
                 outcome=ch["status"] if res.rowcount else "conflict", at=now,
                 detail_json=json.dumps(ch.get("detail", {}), ensure_ascii=False))])
+        return won
 
     # --- reading ---------------------------------------------------------------
     def recent_flows(self, limit: int = 50, partner: str | None = None, state: str | None = None) -> list[Flow]:
