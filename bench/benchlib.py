@@ -24,7 +24,7 @@ for _p in (REPO / "tests", REPO):
 from sftp_support import listening  # noqa: E402
 
 from gateway import config, db, reports  # noqa: E402
-from gateway.pipeline import evaluate_file  # noqa: E402
+from gateway.pipeline.evaluate import evaluate_file  # noqa: E402
 
 PARTNER = "BENCH"
 XSD_CHECKS = "parse + XSD"
@@ -163,7 +163,7 @@ def run_once(home: Path, workers: int, rules: bool) -> OnceResult:
     env = clean_env(home, GATEWAY_INTAKE_WORKERS=str(workers), GATEWAY_SFTP_ENABLED="false",
                     GATEWAY_VALIDATION_SCHEMATRON=str(rules).lower())
     t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--once"], env=env, cwd=REPO,
+    p = subprocess.Popen([sys.executable, "-m", "gateway.ops.cli", "run", "--once"], env=env, cwd=REPO,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sampler = RssSampler(p.pid)
     sampler.start()
@@ -208,7 +208,7 @@ class Service:
         self.home, self.port, self.log = home, port, log
         self._fh = open(log, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "run", "--sftp-port", str(port)], cwd=REPO,
+            [sys.executable, "-m", "gateway.ops.cli", "run", "--sftp-port", str(port)], cwd=REPO,
             env=clean_env(home), stdout=self._fh, stderr=subprocess.STDOUT, text=True,
             start_new_session=True)  # its own process group: `abort` ends its workers too
         self.rss = RssSampler(self.proc.pid)
@@ -306,7 +306,7 @@ class InProcessRules:
     def __init__(self, settings: config.Settings):
         from saxonche import PySaxonProcessor
 
-        from gateway.rulesets import find_ruleset
+        from gateway.rules.rulesets import find_ruleset
 
         self.proc = PySaxonProcessor(license=False)
         xslt = self.proc.new_xslt30_processor()

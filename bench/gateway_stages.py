@@ -13,7 +13,18 @@ from typing import Any
 
 from benchlib import link_into_inbox
 
-from gateway import config, controls, files, intake, lifecycle, mapping, reports, routing, service, store, wiring, worker
+from gateway.core import config
+from gateway.rules import controls
+from gateway.core import files
+from gateway.channels import folders as intake
+from gateway.lifecycle import changes as lifecycle
+from gateway.rules import mapping
+from gateway.outputs import reports
+from gateway.routing import route as routing
+from gateway.runtime import service
+from gateway.store import repository as store
+from gateway import wiring
+from gateway.runtime import worker
 
 
 class StageClock:

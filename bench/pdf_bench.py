@@ -16,9 +16,15 @@ from benchlib import (Baseline, checks, compare_once, in_process_rules, print_co
 from invoice_support import cii_invoice
 from pdf_support import make_facturx, make_pki, sign, sign_by, timestamp_document, trust
 
-from gateway import config, pdf, schematron, signatures, wiring, xmlsafe, xsd
-from gateway.pipeline import evaluate_file
-from gateway.records import Format
+from gateway.core import config
+from gateway.pipeline import pdf
+from gateway.rules import schematron
+from gateway.pipeline import signatures
+from gateway import wiring
+from gateway.core import xmlsafe
+from gateway.rules import xsd
+from gateway.pipeline.evaluate import evaluate_file
+from gateway.core.records import Format
 
 LINE_COUNTS = (2, 10, 40)  # invoice lines, taken in turn
 ATTACHMENT = ("timesheet.csv", b"date;hours\n2024-03-01;7.5\n2024-03-02;6\n" * 20)

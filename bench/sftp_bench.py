@@ -16,7 +16,10 @@ from conftest import home_with
 from sftp_support import ecdsa_key, free_port
 from xml_bench import generate
 
-from gateway import config, db, partners, sftp_server
+from gateway.core import config
+from gateway.store import db
+from gateway.store import partners
+from gateway.channels.sftp import server as sftp_server
 
 WARMUP = "WARMUP"
 WARMUP_FILES = 40  # two claim batches of 20: both workers start Saxon before the clock runs

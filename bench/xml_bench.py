@@ -12,9 +12,14 @@ from gateway_stages import files_written_cost, gateway_stage_costs
 
 from invoice_support import cii_invoice, ubl_invoice
 
-from gateway import config, detect, schematron, wiring, xmlsafe, xsd
-from gateway.pipeline import evaluate_file
-from gateway.records import Format
+from gateway.core import config
+from gateway.pipeline import detect
+from gateway.rules import schematron
+from gateway import wiring
+from gateway.core import xmlsafe
+from gateway.rules import xsd
+from gateway.pipeline.evaluate import evaluate_file
+from gateway.core.records import Format
 
 
 SLOT = b"@@@@@@@"  # in the invoice number of the templates; replaced by the file's index

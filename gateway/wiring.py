@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 
-from . import pipeline
-from .config import Settings
-from .records import Check, Format, Location, Severity
+from gateway.pipeline import evaluate as pipeline
+from gateway.core.config import Settings
+from gateway.core.records import Check, Format, Location, Severity
 
 _installed = False
 
@@ -22,7 +22,7 @@ def install(settings: Settings) -> None:
     pipeline.XML_STAGES.append(("en16931", en16931_stage))
     pipeline.XML_STAGES.append(("controls", controls_stage))
     pipeline.PDF_STAGE.append(pdf_stage)
-    from .service import CHANNELS
+    from gateway.runtime.service import CHANNELS
 
     # imported only where a channel starts: workers never load paramiko
     CHANNELS.append(_sftp_server)
@@ -32,7 +32,7 @@ def install(settings: Settings) -> None:
 def _sftp_server(s: Settings):  # noqa: ANN202
     if not s.sftp_enabled:
         return None
-    from .sftp_server import SftpServer
+    from gateway.channels.sftp.server import SftpServer
 
     return SftpServer(s)
 
@@ -40,7 +40,7 @@ def _sftp_server(s: Settings):  # noqa: ANN202
 def _sftp_poller(s: Settings):  # noqa: ANN202
     if not s.raw.get("remote"):
         return None
-    from .sftp_poller import PollerService
+    from gateway.channels.poller import PollerService
 
     return PollerService(s)
 
@@ -57,7 +57,7 @@ def en16931_stage(work: pipeline.PieceWork, settings: Settings) -> None:
     piece is not accepted (ERR_VALIDATEUR), never passed silently."""
     if not settings.schematron:  # turned off in this home's settings
         return
-    from . import schematron
+    from gateway.rules import schematron
 
     fmt = work.xml_format or work.format
     kind = "cii" if fmt is Format.CII else "ubl"
@@ -73,9 +73,9 @@ def controls_stage(work: pipeline.PieceWork, settings: Settings) -> None:
     """Read the canonical piece through the mappings, then the French
     public-sector controls (with the directory ones once a directory is
     loaded). The piece is kept for routing; its summary goes in the report."""
-    from .controls import run_controls
-    from .directory import directory_loaded
-    from .mapping import map_piece, mapping_source
+    from gateway.rules.controls import run_controls
+    from gateway.rules.directory import directory_loaded
+    from gateway.rules.mapping import map_piece, mapping_source
 
     invoice, found = map_piece(work.tree, settings)
     work.findings.extend(_with_member(f, work.part.name) for f in found)
@@ -102,7 +102,8 @@ def controls_stage(work: pipeline.PieceWork, settings: Settings) -> None:
 def pdf_stage(work: pipeline.PieceWork, settings: Settings) -> None:
     """PDF hygiene, signatures, Factur-X extraction; the embedded CII then
     goes through the same XSD and rules as a CII file."""
-    from . import mixed, pdf
+    from gateway.pipeline import companions as mixed
+    from gateway.pipeline import pdf
 
     insp = pdf.inspect_pdf(work.part.data, settings)
     work.format = insp.format
@@ -151,7 +152,10 @@ def _sig_dict(s) -> dict:  # noqa: ANN001
 
 def register_commands(app) -> None:  # noqa: ANN001 - a typer.Typer
     """Mount the sub-command groups of other modules."""
-    from . import commands_directory, commands_partner, commands_piece, conformance
+    from gateway.ops import commands_directory
+    from gateway.ops import commands_partner
+    from gateway.ops import commands_piece
+    from gateway.ops import conformance
 
     app.add_typer(commands_directory.app, name="directory", help="Directory of public structures and services.")
 
@@ -165,10 +169,11 @@ def register_commands(app) -> None:  # noqa: ANN001 - a typer.Typer
 
     app.command("conformance", help="Compare `gateway validate` with a corpus's EXPECTED.tsv.")(conformance.main)
 
-    from . import report_rejections, web
+    from gateway.ops import rejections as report_rejections
+    from gateway.ops import web
 
     app.add_typer(report_rejections.app, name="report", help="Operators' reports (rejections by partner and code).")
     app.command("web", help="Serve the operators' read-only web pages.")(web.main)
-    from . import operators
+    from gateway.ops import operators
 
     app.add_typer(operators.app, name="operator", help="Operators who log in to the web pages.")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import config, db
+from gateway.core import config
+from gateway.store import db
 
 REPO = Path(__file__).resolve().parents[1]
 AIFE_XSD = REPO.parent / "shared" / "spec" / "aife-xsd"
@@ -80,7 +81,7 @@ def gateway_cli(*args: str, home=None, timeout: float = 120, env: dict | None = 
     if home is not None:
         e["GATEWAY_HOME"] = str(home.home if hasattr(home, "home") else home)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "gateway.ops.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=e, cwd=str(cwd or REPO), input=input)
 
 

@@ -431,7 +431,7 @@ def _cii_address(party: etree._Element, zone: str, city: str, country: str) -> N
 
 def parse(data: bytes) -> etree._ElementTree:
     """Parse a built document the way the gateway does (gateway.xmlsafe)."""
-    from gateway import xmlsafe
+    from gateway.core import xmlsafe
 
     tree, findings = xmlsafe.parse(data)
     assert tree is not None, findings

@@ -25,7 +25,7 @@ from pypdf import PdfWriter
 from pypdf.generic import (ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject, NameObject,
                            TextStringObject)
 
-from gateway import config
+from gateway.core import config
 from invoice_support import cii_invoice
 
 MARKER = b"(Invoice INV-001 total 120.00 EUR)"

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from conftest import home_with
-from gateway import config
+from gateway.core import config
 
 SFTP_BIN = shutil.which("sftp")
 REPO = Path(__file__).resolve().parents[1]
@@ -154,7 +154,7 @@ def running_gateway(home, *args: str, env: dict | None = None) -> Iterator[Runni
     blocks on a full pipe."""
     e = {**os.environ, "GATEWAY_HOME": str(getattr(home, "home", home)), **(env or {})}
     with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], cwd=REPO, env=e,
+        proc = subprocess.Popen([sys.executable, "-m", "gateway.ops.cli", *args], cwd=REPO, env=e,
                                 stdout=log, stderr=subprocess.STDOUT, text=True)
         running = Running(proc)
         try:

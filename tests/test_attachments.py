@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 from lxml import etree
 
-from gateway.attachments import (Attachment, AttachmentLimits, attachment_limits, check_one, check_total,
+from gateway.pipeline.attachments import (Attachment, AttachmentLimits, attachment_limits, check_one, check_total,
                                  embedded_pdf, extension, extract_xml_attachments, mime_of, stem)
-from gateway.config import MB
-from gateway.records import Severity
+from gateway.core.config import MB
+from gateway.core.records import Severity
 from pdf_support import make_pdf, settings_for
 
 

@@ -8,10 +8,12 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from gateway import config, db, directory
-from gateway.commands_directory import app
-from gateway.directory import DirectoryStructure, import_file, import_files
-from gateway.piece import siret_error
+from gateway.core import config
+from gateway.store import db
+from gateway.rules import directory
+from gateway.ops.commands_directory import app
+from gateway.rules.directory import DirectoryStructure, import_file, import_files
+from gateway.core.invoice import siret_error
 
 import invoice_support as demo
 

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from gateway import xmlsafe
-from gateway.pipeline import evaluate_file
-from gateway.records import FlowState
+from gateway.core import xmlsafe
+from gateway.pipeline.evaluate import evaluate_file
+from gateway.core.records import FlowState
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">

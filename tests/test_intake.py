@@ -12,8 +12,8 @@ from pathlib import Path
 from lxml import etree
 
 from conftest import REPO, aife_schema, codes_of, drop, gateway_cli, report_for, reports
-from gateway.intake import Claimer
-from gateway.store import Store
+from gateway.channels.folders import Claimer
+from gateway.store.repository import Store
 from invoice_support import cii_invoice, ubl_invoice
 from sftp_support import running_gateway, wait_until
 
@@ -122,7 +122,7 @@ def test_kill_at_any_moment_loses_nothing_and_reports_once(home):
         drop(home, "ACME", f"inv-{i:03d}.xml", ubl_invoice(number=f"K-{i}"))
     env = dict(os.environ, GATEWAY_HOME=str(home.home), GATEWAY_INTAKE_WORKERS="2")
     for delay in (0.8, 1.6):
-        p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--once"], cwd=REPO, env=env,
+        p = subprocess.Popen([sys.executable, "-m", "gateway.ops.cli", "run", "--once"], cwd=REPO, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         time.sleep(delay)
         os.killpg(p.pid, signal.SIGKILL)
@@ -156,7 +156,7 @@ def test_service_picks_up_a_slowly_written_file_and_stops_on_sigterm(home):
 
 def test_claimer_never_claims_twice(home):
     drop(home, "ACME", "a.xml", ubl_invoice())
-    from gateway.intake import scan
+    from gateway.channels.folders import scan
 
     cands = list(scan(home))
     c1 = Claimer(home, Store(home)).claim(cands)

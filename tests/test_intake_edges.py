@@ -10,9 +10,12 @@ import time
 import pytest
 
 from conftest import drop, report_for
-from gateway import config, intake, reports, service
-from gateway.service import Gateway
-from gateway.store import Store
+from gateway.core import config
+from gateway.channels import folders as intake
+from gateway.outputs import reports
+from gateway.runtime import service
+from gateway.runtime.service import Gateway
+from gateway.store.repository import Store
 from invoice_support import ubl_invoice
 
 
@@ -52,7 +55,7 @@ def test_a_batch_whose_files_cannot_be_written_goes_back_to_the_queue_and_is_don
             raise OSError(28, "No space left on device")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("gateway.worker.write_flow_report", full_disk)
+    monkeypatch.setattr("gateway.runtime.worker.write_flow_report", full_disk)
     # the failure is logged, the flow goes back to the queue at once (not after its lease) and is done
     # again before the run ends; the service does not die
     Gateway(home, once=True).run()
@@ -84,7 +87,8 @@ def test_environment_values_keep_codes_and_single_folders(tmp_path, monkeypatch)
 
 def test_a_long_platform_id_still_delivers(tmp_path):
     from conftest import home_with, TEST_TOML
-    from gateway import directory, wiring
+    from gateway.rules import directory
+    from gateway import wiring
 
     s = home_with(tmp_path / "home", TEST_TOML + '[platform]\nid = "GATEWAY-PARIS-NORD"\n')
     directory.import_files(s, directory.demo_files())

@@ -12,9 +12,13 @@ import pytest
 from lxml import etree
 
 from conftest import AIFE_XSD, PgDatabase, drop, gateway_cli, report_for
-from gateway import config, db, directory, lifecycle, wiring
-from gateway.service import Gateway
-from gateway.store import Store
+from gateway.core import config
+from gateway.store import db
+from gateway.rules import directory
+from gateway.lifecycle import changes as lifecycle
+from gateway import wiring
+from gateway.runtime.service import Gateway
+from gateway.store.repository import Store
 from invoice_support import (COMMUNE_SIRET, DDT_MOE_SIRET, OPH_MOA_SIRET, SUBCONTRACTOR_SIRET, SUPPLIER_SIRET,
                              TITULAIRE_SIRET, UNIVERSITE_SIRET, ubl_invoice)
 
@@ -278,7 +282,7 @@ def test_a_status_file_is_applied_after_the_invoices_received_before_it(gw):
 
 
 def test_status_xml_from_a_recipient_is_applied(gw):
-    from gateway.status_files import StatusNotice, status_xml
+    from gateway.lifecycle.status_files import StatusNotice, status_xml
 
     pid = only_piece(deposit(gw, "fournisseur", "FA-LC-5.xml", ubl_invoice(number="FA-LC-5")))
     p = Store(gw).piece(pid)
@@ -435,7 +439,7 @@ def test_one_failing_change_does_not_take_the_others_down(gw, monkeypatch):
 
 
 def test_delivery_folders_are_safe_names_apart_from_the_partys_own_files(home):
-    from gateway.routing import delivery_dir
+    from gateway.routing.route import delivery_dir
 
     d = delivery_dir(home, {"siret": COMMUNE_SIRET, "service": "reports"})
     assert d == home.outbox / COMMUNE_SIRET / "service-reports"
@@ -446,7 +450,7 @@ def test_delivery_folders_are_safe_names_apart_from_the_partys_own_files(home):
 
 
 def test_operators_page_shows_pieces_and_delays_running_out(gw):
-    from gateway import web
+    from gateway.ops import web
 
     pid = only_piece(deposit(gw, "soustraitant", "A9-P.xml", _a9("ST-P")))
     page = web.overview_page(gw)
@@ -484,7 +488,7 @@ def test_a_correction_is_refused_with_any_move_but_those_that_take_one(gw):
 def test_a_recycling_reads_the_archived_file_once(gw, monkeypatch):
     """Checking the new recipient and delivering the piece to it share one
     reading of the deposited file."""
-    from gateway import pipeline
+    from gateway.pipeline import evaluate as pipeline
 
     pid = only_piece(deposit(gw, "fournisseur", "FA-LC-13.xml", ubl_invoice(number="FA-LC-13")))
     send_status(gw, COMMUNE_SIRET, "r.json", {"piece_id": pid, "status": "A_RECYCLER", "reason": "Mauvais service"})
@@ -511,7 +515,7 @@ def test_a_link_that_loses_to_a_concurrent_change_sends_no_status_file(gw, monke
 
     def refused_meanwhile(*a, **kw):
         routed = real(*a, **kw)
-        from gateway.store import Piece
+        from gateway.store.repository import Piece
         with Store(gw).session() as s:  # what the other worker commits before this one does
             s.get(Piece, a4).status = "REFUSEE_MOE"
             s.commit()

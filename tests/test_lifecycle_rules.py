@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import config
-from gateway.lifecycle_rules import PARTIES, ROLES, LifecycleError, Machine, packaged_file
-from gateway.piece import CADRES
+from gateway.core import config
+from gateway.lifecycle.machine import PARTIES, ROLES, LifecycleError, Machine, packaged_file
+from gateway.core.invoice import CADRES
 
 GENERIC_ROUTE = ("EN_COURS_ACHEMINEMENT", "MISE_A_DISPOSITION")
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import detect, lots
-from gateway.pipeline import evaluate_file
-from gateway.records import Format, FlowState
+from gateway.pipeline import detect
+from gateway.pipeline import lots
+from gateway.pipeline.evaluate import evaluate_file
+from gateway.core.records import Format, FlowState
 from invoice_support import cii_invoice, targz_lot, ubl_creditnote, ubl_invoice, zip_lot
 
 

@@ -10,9 +10,12 @@ from importlib import resources
 import pytest
 from lxml import etree
 
-from gateway import config, mapping, pipeline, wiring
-from gateway.records import Format, Part
-from gateway.mapping import MappingError, load_mapping, map_piece, select_mapping
+from gateway.core import config
+from gateway.rules import mapping
+from gateway.pipeline import evaluate as pipeline
+from gateway import wiring
+from gateway.core.records import Format, Part
+from gateway.rules.mapping import MappingError, load_mapping, map_piece, select_mapping
 
 from invoice_support import (
     COMMUNE_SIRET, SUPPLIER_SIRET, TITULAIRE_SIRET, cii_invoice, parse, ubl_aife_invoice, ubl_creditnote,

@@ -11,8 +11,9 @@ from decimal import Decimal
 import pytest
 from lxml import etree
 
-from gateway import config, mapping
-from gateway.mapping import Steps, map_piece, simple_steps
+from gateway.core import config
+from gateway.rules import mapping
+from gateway.rules.mapping import Steps, map_piece, simple_steps
 
 from invoice_support import (
     CII_NS, TITULAIRE_SIRET, UBL_NS, cii_invoice, parse, ubl_aife_invoice, ubl_creditnote, ubl_invoice,

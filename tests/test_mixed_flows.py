@@ -8,9 +8,13 @@ import json
 import pytest
 
 from conftest import codes_of, drop, gateway_cli, report_for
-from gateway import mixed, pdf, pipeline, wiring, xmlsafe
-from gateway.pipeline import PieceWork, evaluate_file
-from gateway.records import Format, FlowState, Part
+from gateway.pipeline import companions as mixed
+from gateway.pipeline import pdf
+from gateway.pipeline import evaluate as pipeline
+from gateway import wiring
+from gateway.core import xmlsafe
+from gateway.pipeline.evaluate import PieceWork, evaluate_file
+from gateway.core.records import Format, FlowState, Part
 from invoice_support import cii_invoice, parse, ubl_creditnote, ubl_invoice
 from pdf_support import (make_encrypted_pdf, make_facturx, make_openaction_js_pdf, make_pdf, make_pdf_with_files,
                          settings_for)

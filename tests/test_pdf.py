@@ -7,8 +7,8 @@ import pytest
 from pypdf import PdfWriter
 from pypdf.generic import DictionaryObject, NameObject, TextStringObject
 
-from gateway.pdf import inspect_pdf, pdf_alone_finding, profile_from_guideline, profile_from_xmp
-from gateway.records import Format, Severity
+from gateway.pipeline.pdf import inspect_pdf, pdf_alone_finding, profile_from_guideline, profile_from_xmp
+from gateway.core.records import Format, Severity
 from pdf_support import (GUIDELINES, cii, make_action_loop_pdf, make_cyclic_pages_pdf, make_deep_pdf,
                          make_empty_field_pdf, make_encrypted_pdf, make_facturx, make_garbage_pdf,
                          make_launch_pdf, make_names_js_pdf, make_openaction_js_pdf, make_pdf,

@@ -10,11 +10,12 @@ from decimal import Decimal
 import pytest
 from lxml import etree
 
-from gateway import config, directory
-from gateway.controls import run_controls
-from gateway.mapping import map_piece
-from gateway.piece import Party
-from gateway.pivot import PivotAttachment, PivotError, write_pivot
+from gateway.core import config
+from gateway.rules import directory
+from gateway.rules.controls import run_controls
+from gateway.rules.mapping import map_piece
+from gateway.core.invoice import Party
+from gateway.outputs.pivot import PivotAttachment, PivotError, write_pivot
 
 from conftest import AIFE_XSD
 from invoice_support import (

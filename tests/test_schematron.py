@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway import schematron
-from gateway.config import Settings
-from gateway.records import Severity
-from gateway.rulesets import RuleSet, RuleSetNotFound, find_ruleset, profile_level
-from gateway.schematron import RuleEngine, locate, shared_engine
+from gateway.rules import schematron
+from gateway.core.config import Settings
+from gateway.core.records import Severity
+from gateway.rules.rulesets import RuleSet, RuleSetNotFound, find_ruleset, profile_level
+from gateway.rules.schematron import RuleEngine, locate, shared_engine
 from invoice_support import DEFAULT_LINES, cii_invoice, compute, ubl_invoice
 
 # the shared builders' documents: EN 16931-consistent, so without any finding

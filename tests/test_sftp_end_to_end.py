@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from conftest import gateway_cli, reports
-from gateway import directory
+from gateway.rules import directory
 from invoice_support import COMMUNE_SIRET, ubl_invoice
 from sftp_support import ecdsa_key, free_port, listening, openssh_sftp, running_gateway, wait_until
 

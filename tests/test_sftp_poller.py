@@ -14,9 +14,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from gateway import db, partners, sftp_poller
-from gateway.sftp_poller import PollerService, RemoteConfig, RemotePoller
-from gateway.sftp_server import SftpServer, host_keys
+from gateway.store import db
+from gateway.store import partners
+from gateway.channels import poller as sftp_poller
+from gateway.channels.poller import PollerService, RemoteConfig, RemotePoller
+from gateway.channels.sftp.server import SftpServer, host_keys
 
 from sftp_support import ecdsa_key, ed25519_key, hidden, make_home, visible, wait_until
 

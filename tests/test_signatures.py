@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gateway.pdf import inspect_pdf
-from gateway.records import Format, Severity
-from gateway.signatures import validate_signatures, validation_moment
+from gateway.pipeline.pdf import inspect_pdf
+from gateway.core.records import Format, Severity
+from gateway.pipeline.signatures import validate_signatures, validation_moment
 from pdf_support import (add_file_after_signing, cii, corrupt_signature_value, flip_signed_byte, make_facturx,
                          make_pdf, make_pki, settings_for, sign, sign_by, swap_embedded_file, timestamp_document,
                          trust, update_info, update_page_content)
@@ -109,7 +109,7 @@ def test_validation_time_from_settings(signed_pdf, settings):
 
 def test_a_bad_validation_time_is_read_once_and_means_now(signed_pdf, settings, caplog):
     s = dataclasses.replace(settings, validation_time="next tuesday (bad-value-1)")
-    with caplog.at_level(logging.WARNING, "gateway.signatures"):
+    with caplog.at_level(logging.WARNING, "gateway.pipeline.signatures"):
         assert validation_moment(s) is None
         for _ in range(3):  # a validation time per signed PDF
             assert verdict(signed_pdf, s)[1] == []

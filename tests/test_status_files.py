@@ -13,10 +13,11 @@ import pytest
 from lxml import etree
 
 from conftest import AIFE_XSD
-from gateway import config, status_files
-from gateway.lifecycle_rules import Machine
-from gateway.reports import flux_status_xml
-from gateway.status_files import (
+from gateway.core import config
+from gateway.lifecycle import status_files
+from gateway.lifecycle.machine import Machine
+from gateway.outputs.reports import flux_status_xml
+from gateway.lifecycle.status_files import (
     StatusFileError, StatusNotice, is_status_file, parse_status_file, status_json, status_xml, status_xsd,
 )
 from invoice_support import COMMUNE_SIRET, SUBCONTRACTOR_SIRET, SUPPLIER_SIRET, ubl_invoice
@@ -398,7 +399,7 @@ def test_written_files_are_the_same_for_the_same_notices(m):
 
 
 def test_one_status_file_built_for_several_receivers_names_each(m):
-    from gateway.status_files import status_xml_for
+    from gateway.lifecycle.status_files import status_xml_for
 
     notices = every_kind_of_notice(m)
     write = status_xml_for(notices, m, platform_id="GTW001")
@@ -428,7 +429,7 @@ def test_a_broken_status_schema_refuses_xml_files_with_err_validateur(m, tmp_pat
 
 
 def test_a_configured_status_schema_that_is_missing_is_an_error_not_silence(tmp_path):
-    from gateway.status_files import read_status_file
+    from gateway.lifecycle.status_files import read_status_file
 
     s = _home(tmp_path, '[lifecycle]\nstatus_xsd = "schemas/CPPStatutPivot_V1_19.xsd"\n')
     assert status_xsd(s) == s.home / "schemas" / "CPPStatutPivot_V1_19.xsd"
@@ -437,7 +438,7 @@ def test_a_configured_status_schema_that_is_missing_is_an_error_not_silence(tmp_
 
 
 def test_json_attachments_follow_the_homes_attachment_settings(tmp_path):
-    from gateway.status_files import read_status_file
+    from gateway.lifecycle.status_files import read_status_file
 
     doc = {"statuses": [{"piece_id": PIECE, "status": "COMPLETEE", "attachments": [
         {"name": "pv.pdf", "mime": "application/pdf", "content_base64": b64(b"%PDF-1.4 " + b"x" * 4000)}]}]}
@@ -453,7 +454,7 @@ def test_json_attachments_follow_the_homes_attachment_settings(tmp_path):
 
 
 def test_the_file_limit_is_the_intakes(m, tmp_path):
-    from gateway.status_files import read_status_file
+    from gateway.lifecycle.status_files import read_status_file
 
     data = cpp(*[unit()] * 20)
     requests, findings = parse_status_file(data, m, max_bytes=len(data) - 1)

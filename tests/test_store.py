@@ -12,8 +12,8 @@ from dataclasses import replace
 import pytest
 
 from conftest import REPO, PgDatabase, gateway_cli
-from gateway import db
-from gateway.store import NewFlow, Store, new_flow_id, worker_name
+from gateway.store import db
+from gateway.store.repository import NewFlow, Store, new_flow_id, worker_name
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -109,7 +109,7 @@ def test_a_database_of_an_earlier_version_is_brought_up_to_date(store, caplog):
             "'', :at, 'ACME', 'A1', 'facture')"), dict(id=f"{fid}-001", f=fid, v=True, at=db.utcnow()))
     db.dispose_all()
 
-    with caplog.at_level("WARNING", logger="gateway.db"):
+    with caplog.at_level("WARNING", logger="gateway.store.db"):
         again = Store(store.settings)
     assert "piece.seq" in caplog.text and "flow.report_written_at" in caplog.text and "ix_piece_due" in caplog.text
     insp = inspect(again.engine)
@@ -130,10 +130,10 @@ def test_a_database_of_an_earlier_version_is_brought_up_to_date(store, caplog):
 def test_tests_store_in_their_own_home(home):
     leaked = [k for k in os.environ if k.startswith("GATEWAY_") and k != "GATEWAY_TEST_PG_URL"]
     assert leaked == []
-    assert home.db_url == f"sqlite:///{home.home / 'gateway.db'}" and home.workers == 0
+    assert home.db_url == f"sqlite:///{home.home / 'gateway.store.db'}" and home.workers == 0
     r = gateway_cli("flows", "--json", home=home)  # the CLI inherits this process's environment
     assert r.returncode == 0, r.stdout + r.stderr
-    assert (home.home / "gateway.db").exists()
+    assert (home.home / "gateway.store.db").exists()
 
 
 def test_a_developers_gateway_settings_do_not_reach_the_tests():

@@ -49,7 +49,7 @@ def test_validate_creates_nothing_in_a_bare_folder(tmp_path):
 def test_validate_reads_a_status_file_under_the_homes_attachment_settings(tmp_path):
     import base64
 
-    from gateway import config
+    from gateway.core import config
 
     config.init_home(tmp_path / "home")
     (tmp_path / "home" / "gateway.toml").write_text("[attachments]\nmax_mb = 0.001\n", encoding="utf-8")  # 1 KB

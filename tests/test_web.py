@@ -21,9 +21,9 @@ import pytest
 import uvicorn
 
 from conftest import REPO
-from gateway import db
-from gateway.store import NewFlow, Store, new_flow_id
-from gateway.web import create_app, stuck_flows
+from gateway.store import db
+from gateway.store.repository import NewFlow, Store, new_flow_id
+from gateway.ops.web import create_app, stuck_flows
 from test_report_rejections import HOSTILE_LOT, HOSTILE_MEMBER, fill_home
 
 
@@ -175,7 +175,7 @@ def test_gateway_web_command_serves_until_sigterm(filled):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, GATEWAY_HOME=str(settings.home))
-    p = subprocess.Popen([sys.executable, "-m", "gateway.cli", "web", "--port", str(port)], cwd=REPO, env=env,
+    p = subprocess.Popen([sys.executable, "-m", "gateway.ops.cli", "web", "--port", str(port)], cwd=REPO, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline, body = time.monotonic() + 30, None
@@ -195,7 +195,7 @@ def test_gateway_web_command_serves_until_sigterm(filled):
 
 @pytest.fixture
 def fresh(tmp_path):
-    from gateway import config
+    from gateway.core import config
 
     config.init_home(tmp_path / "home")
     yield config.load(tmp_path / "home")
@@ -203,7 +203,7 @@ def fresh(tmp_path):
 
 
 def test_pages_ask_for_an_operator_login_once_one_exists(fresh):
-    from gateway import operators
+    from gateway.ops import operators
 
     with _Served(create_app(fresh)) as s:
         assert get(s.url + "/")[0] == 200  # nobody added, local: open, as documented
@@ -222,7 +222,8 @@ def test_pages_ask_for_an_operator_login_once_one_exists(fresh):
 
 
 def test_pages_beyond_loopback_refuse_everyone_while_no_operator_exists(fresh):
-    from gateway import operators, web
+    from gateway.ops import operators
+    from gateway.ops import web
 
     with _Served(create_app(fresh, require_login=True)) as s:
         assert get(s.url + "/")[0] == 401 and get(s.url + "/healthz")[0] == 200
@@ -254,7 +255,7 @@ def test_an_unknown_operator_costs_one_scrypt_like_a_known_one(fresh, monkeypatc
     """How long a refused login takes must not tell which names exist."""
     import hashlib
 
-    from gateway import operators
+    from gateway.ops import operators
 
     operators.add(fresh, "alice", "correct horse battery")
     calls = []
@@ -273,7 +274,7 @@ def test_an_unknown_operator_costs_one_scrypt_like_a_known_one(fresh, monkeypatc
 
 
 def test_operators_file_is_never_readable_by_others_even_when_replaced(fresh, monkeypatch):
-    from gateway import operators
+    from gateway.ops import operators
 
     modes = []
     real = os.replace
@@ -296,7 +297,7 @@ def test_operator_lines_of_the_first_format_still_log_in(fresh):
     import hashlib
     import secrets
 
-    from gateway import operators
+    from gateway.ops import operators
 
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(b"correct horse battery", salt=salt, n=2 ** 14, r=8, p=1, dklen=32)

@@ -14,9 +14,9 @@ import urllib.request
 import pytest
 
 from conftest import home_with
-from gateway import operators
-from gateway.operators import LoginRules, LoginThrottle, claimed_name
-from gateway.web import create_app
+from gateway.ops import operators
+from gateway.ops.operators import LoginRules, LoginThrottle, claimed_name
+from gateway.ops.web import create_app
 from test_web import _Served
 
 PASSWORD = "correct horse battery"
@@ -201,7 +201,7 @@ def served(home, monkeypatch):
 
 def test_the_sixth_failed_login_gets_429_without_scrypt(served, scrypt_calls, caplog):
     url, clock = served
-    caplog.set_level(logging.INFO, logger="gateway.web")
+    caplog.set_level(logging.INFO, logger="gateway.ops.web")
     for _ in range(5):
         assert request(url + "/", ("alice", WRONG))[0] == 401
     assert len(scrypt_calls) == 5

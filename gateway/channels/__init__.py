@@ -1,0 +1,1 @@
+"""How files arrive: folders, the SFTP server, the SFTP poller."""

@@ -1,0 +1,226 @@
+"""The gateway's home and settings.
+
+A home is one folder holding everything the gateway keeps: `gateway.toml`,
+the SQLite database, `inbox/`, `outbox/`, `archive/`, `work/`, `keys/`,
+`trust/`. Two homes never mix. The home is `--home`, else `GATEWAY_HOME`,
+else the current directory. `gateway.toml` is written on first start.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+MB = 1024 * 1024
+
+DEFAULT_TOML = """\
+# Gateway configuration. Every key is optional; the values below are the defaults.
+# Environment variables GATEWAY_<SECTION>_<KEY> (e.g. GATEWAY_INTAKE_MAX_FILE_MB) override this file.
+
+[store]
+# SQLite in this home by default; a postgresql+psycopg:// URL for several workers.
+database_url = ""
+
+[intake]
+max_file_mb = 120            # IRR_TAILLE_F above this
+max_lot_members = 500        # members in one ZIP/tar.gz lot
+max_lot_unpacked_mb = 1024   # total unpacked size of one lot
+stability_seconds = 1.0      # a file must keep the same size and mtime this long
+rescan_seconds = 180         # rescan every inbox this often, since events get lost
+workers = 2                  # validation processes (0 = in the main process)
+
+[validation]
+# Folders searched before the packaged schemas: XSD trees and EN 16931 XSLT/schematron.
+# CI points this at ../shared/corpus/xsd and ../shared/corpus/schematron.
+schema_dirs = []
+schematron = true
+schematron_timeout_seconds = 30   # per document; on timeout the Saxon worker is restarted and the piece not accepted
+# "warn" or "reject": what an intact signature by an untrusted signer does.
+untrusted_signature = "warn"
+# ISO datetime at which signatures are validated ("" = now).
+validation_time = ""
+
+[routing]
+default_cadre = "A1"
+
+[demo]
+# On the first start of a new home: import the demo directory (gateway/demo/)
+# and drop three sample invoices in inbox/demo-fournisseur/.
+seed = true
+
+[parties]
+# Which SIRETs a partner acts for (statuses it may send, folder its files go to):
+# editeur-x = ["21990001600011"]. A partner named by a SIRET acts for that SIRET.
+
+[lifecycle]
+# file = "my-lifecycle.toml"        # replaces mappings/lifecycle.toml
+# delays = { A_VALIDER_1 = 15 }     # days
+
+[web]
+stuck_minutes = 15               # a flow queued longer than this shows as stuck
+login_failures = 5               # failed logins (per client address, per name) before a wait
+login_window_minutes = 15        # counts are forgotten after this long without a failure
+login_lockout_minutes = 1        # the first wait; it doubles with each further failure
+login_lockout_max_minutes = 15   # the longest wait
+
+[sftp]
+enabled = true
+host = "127.0.0.1"
+port = 2222
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str = ""
+    max_file_bytes: int = 120 * MB
+    max_lot_members: int = 500
+    max_lot_unpacked_bytes: int = 1024 * MB
+    stability_seconds: float = 1.0
+    rescan_seconds: float = 180.0
+    workers: int = 2
+    schema_dirs: tuple[Path, ...] = ()
+    schematron: bool = True
+    untrusted_signature: str = "warn"
+    validation_time: str = ""
+    default_cadre: str = "A1"
+    sftp_enabled: bool = True
+    sftp_host: str = "127.0.0.1"
+    sftp_port: int = 2222
+    platform_id: str = "GTW001"  # [platform] id: this gateway in the platform's envelopes
+    mapping_dirs: tuple[Path, ...] = ()  # [mapping] dirs: more mapping files, before the packaged ones
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    # --- the home's folders -------------------------------------------------
+    # Cached: a flow asks for them a dozen times, and building a Path costs
+    # microseconds. (cached_property writes to the instance's __dict__, which a
+    # frozen dataclass allows; dataclasses.replace starts afresh.)
+    @functools.cached_property
+    def inbox(self) -> Path:
+        return self.home / "inbox"
+
+    @functools.cached_property
+    def outbox(self) -> Path:
+        return self.home / "outbox"
+
+    @functools.cached_property
+    def archive(self) -> Path:
+        return self.home / "archive"
+
+    @functools.cached_property
+    def work(self) -> Path:
+        return self.home / "work"
+
+    @functools.cached_property
+    def keys(self) -> Path:
+        return self.home / "keys"
+
+    @functools.cached_property
+    def trust(self) -> Path:
+        return self.home / "trust"
+
+    @functools.cached_property
+    def config_file(self) -> Path:
+        return self.home / "gateway.toml"
+
+    @functools.cached_property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'gateway.store.db'}"
+
+    def reports_dir(self, partner: str) -> Path:
+        return self.outbox / partner / "reports"
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A raw config section, for modules with settings of their own."""
+        return dict(self.raw.get(name, {}))
+
+
+def resolve_home(home: str | os.PathLike | None = None) -> Path:
+    if home:
+        return Path(home).resolve()
+    env = os.environ.get("GATEWAY_HOME")
+    return Path(env).resolve() if env else Path.cwd().resolve()
+
+
+def _env_overrides(raw: dict[str, Any]) -> None:
+    for key, val in os.environ.items():
+        # GATEWAY_PARTNER_PASSWORD is an input of `gateway partner add`, not a setting
+        if not key.startswith("GATEWAY_") or key in ("GATEWAY_HOME", "GATEWAY_PARTNER_PASSWORD"):
+            continue
+        parts = key[len("GATEWAY_"):].lower().split("_", 1)
+        if len(parts) != 2:
+            continue
+        section, name = parts
+        raw.setdefault(section, {})[name] = _coerce(val)
+
+
+def _coerce(val: str) -> Any:
+    low = val.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            number = cast(val)
+        except ValueError:
+            continue
+        # "0012" is a code, not twelve: only a number that reads back the same is one
+        return number if str(number) == val.strip() else val
+    if val.startswith("["):
+        return [v.strip() for v in val.strip("[]").split(",") if v.strip()]
+    return val
+
+
+def load(home: str | os.PathLike | None = None, *, create: bool = True, **overrides: Any) -> Settings:
+    """Load the settings of a home, creating its folders and config on first start."""
+    root = resolve_home(home)
+    if create:
+        init_home(root)
+    raw: dict[str, Any] = {}
+    cfg = root / "gateway.toml"
+    if cfg.exists():
+        raw = tomllib.loads(cfg.read_text(encoding="utf-8"))
+    _env_overrides(raw)
+    st, it, va, ro, sf = (raw.get(k, {}) for k in ("store", "intake", "validation", "routing", "sftp"))
+
+    def dirs(v: list[str] | str) -> tuple[Path, ...]:
+        paths = [v] if isinstance(v, str) else v  # one folder from an environment variable
+        return tuple((root / p).resolve() if not Path(p).is_absolute() else Path(p) for p in paths)
+
+    s = Settings(
+        home=root,
+        database_url=st.get("database_url", ""),
+        max_file_bytes=int(float(it.get("max_file_mb", 120)) * MB),
+        max_lot_members=int(it.get("max_lot_members", 500)),
+        max_lot_unpacked_bytes=int(float(it.get("max_lot_unpacked_mb", 1024)) * MB),
+        stability_seconds=float(it.get("stability_seconds", 1.0)),
+        rescan_seconds=float(it.get("rescan_seconds", 180)),
+        workers=int(it.get("workers", 2)),
+        schema_dirs=dirs(va.get("schema_dirs", [])),
+        schematron=bool(va.get("schematron", True)),
+        untrusted_signature=str(va.get("untrusted_signature", "warn")),
+        validation_time=str(va.get("validation_time", "")),
+        default_cadre=str(ro.get("default_cadre", "A1")),
+        sftp_enabled=bool(sf.get("enabled", True)),
+        sftp_host=str(sf.get("host", "127.0.0.1")),
+        sftp_port=int(sf.get("port", 2222)),
+        platform_id=str(raw.get("platform", {}).get("id", "GTW001")),
+        mapping_dirs=dirs(raw.get("mapping", {}).get("dirs", [])),
+        raw=raw,
+    )
+    known = {f.name for f in fields(Settings)}
+    return replace(s, **{k: v for k, v in overrides.items() if k in known and v is not None})
+
+
+def init_home(root: Path) -> None:
+    """Create the home's folders and default config if missing (idempotent)."""
+    for sub in ("inbox", "outbox", "archive", "work", "keys", "trust"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    cfg = root / "gateway.toml"
+    if not cfg.exists():
+        from gateway.core.files import atomic_write
+
+        atomic_write(cfg, DEFAULT_TOML.encode("utf-8"))

@@ -1,0 +1,1 @@
+"""Life after delivery: the status machine, status changes, notices, status files received."""

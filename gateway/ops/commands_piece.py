@@ -1,0 +1,178 @@
+"""`gateway piece PIECE_ID`, `gateway piece set-status` and `gateway deadlines`:
+the life of one piece, for operators."""
+from __future__ import annotations
+
+import json
+import mimetypes
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from gateway.core import config
+from gateway.store import db
+from gateway.lifecycle import changes as lifecycle
+from gateway.ops.cli import HomeOpt, existing_home
+from gateway.core.records import Document
+from gateway.store.repository import Store
+
+console = Console()
+err = Console(stderr=True)
+
+
+class _PieceGroup(TyperGroup):
+    """`gateway piece ID` is `gateway piece show ID`."""
+
+    def parse_args(self, ctx, args):  # noqa: ANN001, ANN201
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(cls=_PieceGroup, no_args_is_help=True)
+
+
+def _settings(home: Optional[Path]) -> config.Settings:
+    from gateway import wiring
+
+    s = existing_home(home)
+    wiring.install(s)
+    return s
+
+
+@app.command("show")
+def show(piece_id: str, home: HomeOpt = None, as_json: bool = typer.Option(False, "--json")) -> None:
+    """A piece: where it stands, its parties, its full history and its billing file."""
+    s = _settings(home)
+    h = lifecycle.piece_history(Store(s), piece_id)
+    if h is None:
+        err.print(f"no piece {piece_id}")
+        raise typer.Exit(1)
+    p = h["piece"]
+    parties = json.loads(p.parties_json or "{}")
+    if as_json:
+        out = {"piece": p.model_dump(mode="json", exclude={"verdict_json", "parties_json", "summary_json"}),
+               "parties": parties, "summary": json.loads(p.summary_json or "{}"),
+               "history": [dict(e.model_dump(mode="json", exclude={"detail_json"}), detail=json.loads(e.detail_json))
+                           for e in h["events"]],
+               "dossier": [{"id": d.id, "cadre": d.cadre, "invoice_number": d.invoice_number, "status": d.status,
+                            "link_id": d.link_id} for d in h["dossier"]]}
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=1))
+        return
+    console.print(f"[bold]{p.id}[/] {p.piece_type or p.format} {p.invoice_number or ''} cadre {p.cadre or '-'}: "
+                  f"[bold]{p.status}[/]" + (f" (due {db.iso(p.due_at)})" if p.due_at else ""))
+    console.print(f"flow {p.flow_id} from {p.partner} ({h['flow'].file_name if h['flow'] else '?'})", markup=False)
+    for role, party in parties.items():
+        console.print(f"  {role}: " + ", ".join(f"{k}={v}" for k, v in party.items()), markup=False)
+    t = Table("when (UTC)", "stage", "outcome", "detail")
+    for e in h["events"]:
+        d = json.loads(e.detail_json or "{}")
+        t.add_row(db.iso(e.at), e.stage, e.outcome,
+                  ", ".join(f"{k}={v}" for k, v in d.items() if v not in (None, "", [], {})))
+    console.print(t)
+    if h["dossier"]:
+        console.print("billing file (dossier de facturation):")
+        for d in h["dossier"]:
+            console.print(f"  {d.id} {d.cadre} {d.invoice_number or ''} {d.status}"
+                          + (f" (continues {d.link_id})" if d.link_id else ""), markup=False)
+
+
+@app.command("set-status")
+def set_status(
+    piece_id: str,
+    status: str,
+    role: str = typer.Option(..., "--as", help="The party acting: recipient, supplier, validator1, validator2, "
+                                                "moe, moa, platform."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Motif (mandatory to reject, suspend, refuse)."),
+    comment: Optional[str] = typer.Option(None, "--comment"),
+    siret: Optional[str] = typer.Option(None, "--siret", help="Recycling: the corrected recipient SIRET."),
+    service: Optional[str] = typer.Option(None, "--service", help="Recycling: the corrected service code."),
+    engagement: Optional[str] = typer.Option(None, "--engagement", help="Recycling: the corrected engagement."),
+    attach: list[Path] = typer.Option([], "--attach", help="Completing: a file to add (repeatable)."),
+    home: HomeOpt = None,
+) -> None:
+    """Set a piece's status as a party would by sending a status file; the
+    same rules apply (who may, from which status, with which reason)."""
+    s = _settings(home)
+    store = Store(s)
+    correction = tuple((k, v) for k, v in (("recipient_siret", siret), ("service_code", service),
+                                           ("engagement_number", engagement)) if v is not None)
+    docs = []
+    for f in attach:
+        if not f.is_file():
+            err.print(f"no such file: {f}")
+            raise typer.Exit(2)
+        docs.append(Document(f.name, mimetypes.guess_type(f.name)[0] or "application/octet-stream", f.read_bytes()))
+    machine = lifecycle.machine_for(s)
+    out = lifecycle.change_status(s, store, machine, piece_id, lifecycle.Request(
+        status.upper(), reason, comment, correction, tuple(docs)), roles=[role])
+    lifecycle.flush_notices(s, store)
+    if not out.ok:
+        for f in out.findings:
+            err.print(f"{f.code}: {f.message}", markup=False)
+        raise typer.Exit(1)
+    console.print(f"{piece_id}: {' -> '.join(out.applied)}", markup=False)
+
+
+def deadlines(
+    at: Optional[str] = typer.Option(None, "--at", help="Apply what is due at this ISO datetime (default: now)."),
+    home: HomeOpt = None,
+) -> None:
+    """Apply every delay that has run out (validators' 15 days, the MOE's 7 days...)."""
+    s = _settings(home)
+    when = None
+    if at:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            err.print(f"--at: not an ISO datetime: {at!r}")
+            raise typer.Exit(2) from None
+        when = db.as_utc(when)
+    outcomes = lifecycle.apply_deadlines(s, Store(s), when)
+    for o in outcomes:
+        console.print(f"{o.piece_id}: {' -> '.join(o.applied) if o.ok else o.findings[0].message}", markup=False)
+    console.print(f"{sum(1 for o in outcomes if o.ok)} deadline(s) applied")
+
+
+def pieces(
+    status: Optional[str] = typer.Option(None, "--status", help="Only pieces in this status (e.g. A_VALIDER_1)."),
+    recipient: Optional[str] = typer.Option(None, "--recipient", help="Only pieces addressed to this SIRET."),
+    partner: Optional[str] = typer.Option(None, "--partner", help="Only pieces deposited by this partner."),
+    due: bool = typer.Option(False, "--due", help="Only pieces waiting on a delay, soonest first."),
+    limit: int = typer.Option(50, "--limit", "-n"),
+    as_json: bool = typer.Option(False, "--json"),
+    home: HomeOpt = None,
+) -> None:
+    """Accepted pieces and where they stand (newest first, or by deadline with --due)."""
+    from sqlalchemy import select
+
+    from gateway.store.repository import Piece
+
+    s = _settings(home)
+    q = select(Piece).where(Piece.valid.is_(True))
+    if status:
+        q = q.where(Piece.status == status.upper())
+    if recipient:
+        q = q.where(Piece.recipient_siret == recipient)
+    if partner:
+        q = q.where(Piece.partner == partner)
+    q = (q.where(Piece.due_at.is_not(None)).order_by(Piece.due_at) if due
+         else q.order_by(Piece.created_at.desc(), Piece.id.desc()))
+    with Store(s).session() as sess:
+        rows = list(sess.execute(q.limit(limit)).scalars())
+    if as_json:
+        for p in rows:
+            typer.echo(json.dumps(p.model_dump(mode="json", exclude={"verdict_json", "parties_json", "summary_json"}),
+                                  ensure_ascii=False))
+        return
+    t = Table("piece", "cadre", "number", "supplier", "recipient / service", "status", "since (UTC)", "due (UTC)")
+    for p in rows:
+        t.add_row(p.id, p.cadre, p.invoice_number or "", p.supplier_id or "",
+                  f"{p.recipient_siret or ''} / {p.service_code or '_'}", p.status,
+                  db.iso(p.status_at) if p.status_at else "", db.iso(p.due_at) if p.due_at else "")
+    console.print(t)
+    console.print(f"{len(rows)} piece(s)" + (" (limit reached: --limit)" if len(rows) == limit else ""))

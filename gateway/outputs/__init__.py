@@ -1,0 +1,1 @@
+"""What partners read: flow reports, status files, the recipient's pivot."""

@@ -1,0 +1,226 @@
+"""Validation pipeline: from a file's bytes to one verdict per piece.
+
+Stages are small functions; each returns findings (errors are data) and the
+checks it ran. The order follows the platform's documented order (file
+controls, format detection, syntax and XSD, then business rules). Nothing
+here touches the store or the folders: `gateway validate` and the workers
+both call `evaluate_file`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from gateway.core import codes
+from gateway.pipeline import detect
+from gateway.pipeline import lots
+from gateway.pipeline import companions as mixed
+from gateway.core import xmlsafe
+from gateway.rules import xsd
+from gateway.core.config import Settings
+from gateway.core.records import Check, Document, Finding, Format, FlowState, Location, Part, Severity, Verdict, flow_state
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    format: Format
+    verdicts: tuple[Verdict, ...]
+    file_findings: tuple[Finding, ...] = ()
+
+    @property
+    def state(self) -> FlowState:
+        return flow_state(self.verdicts, self.file_findings)
+
+
+@dataclass
+class PieceWork:
+    """What the stages of one piece build up (mutable only inside `evaluate_part`)."""
+
+    part: Part
+    format: Format
+    tree: etree._ElementTree | None = None
+    xml: bytes | None = None  # the XML under validation: the file itself, or the CII a Factur-X carries
+    xml_format: Format | None = None  # that XML's format, when it differs from the piece's (facturx → cii)
+    findings: list[Finding] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    piece: Any = None  # the canonical Invoice, once the mapping has read it
+    documents: list[Document] = field(default_factory=list)  # delivered with the piece
+
+    @property
+    def failed(self) -> bool:
+        return any(f.severity >= Severity.ERROR for f in self.findings)
+
+    def verdict(self) -> Verdict:
+        return Verdict(index=self.part.index, name=self.part.name, format=self.format,
+                       findings=tuple(self.findings), checks=tuple(self.checks),
+                       extra=tuple(self.extra.items()), piece=self.piece, documents=tuple(self.documents),
+                       original=self.part.data)
+
+
+# Later stages (business rules, mapping, controls, PDF) register here so the
+# pipeline's order stays in one place. Each takes (work, settings) and adds
+# findings/checks; it runs only if no earlier stage rejected the piece,
+# otherwise it is recorded as skipped. The attachments an XML carries come
+# first: they are file-level controls (IRR_*), checked before business rules.
+XmlStage = Callable[[PieceWork, Settings], None]
+XML_STAGES: list[tuple[str, XmlStage]] = [("attachments", mixed.attachments_stage)]
+PdfStage = Callable[[PieceWork, Settings], None]
+PDF_STAGE: list[PdfStage] = []
+
+
+def check_file(name: str, size: int, settings: Settings) -> list[Finding]:
+    """File-level controls that need no content."""
+    if size == 0:
+        return [codes.finding("IRR_VIDE_F", location=Location(member=name), value="0", stage="file")]
+    if size > settings.max_file_bytes:
+        return [codes.finding(
+            "IRR_TAILLE_F", f"File is {size} bytes; the limit is {settings.max_file_bytes}",
+            f"Le fichier fait {size} octets ; la limite est {settings.max_file_bytes}",
+            location=Location(member=name), value=str(size), stage="file")]
+    return []
+
+
+def evaluate_file(data: bytes | None, name: str, settings: Settings, *, size: int | None = None) -> Evaluation:
+    """Evaluate one deposited file. `data` may be None when the file is over
+    the size limit (it is then never read)."""
+    size = len(data) if data is not None else (size or 0)
+    refused = check_file(name, size, settings)
+    if refused or data is None:
+        fmt = detect.detect(data[:4096]) if data else Format.UNKNOWN
+        return Evaluation(fmt, (), tuple(refused))
+    if detect.sniff_family(data) in ("zip", "tar") and detect.is_lot(data):
+        return _evaluate_lot(data, settings)
+    verdict = evaluate_part(Part(1, name, data), settings)
+    # the PDF stage refines `pdf` into facturx / pdf-signed
+    return Evaluation(verdict.format, (verdict,))
+
+
+def _evaluate_lot(data: bytes, settings: Settings) -> Evaluation:
+    limits = lots.LotLimits(settings.max_lot_members, settings.max_lot_unpacked_bytes, settings.max_file_bytes)
+    try:
+        # Unpacked whole (within the lot's bounds) before any piece is judged:
+        # a PDF and its XML may come in any order, and a broken archive is
+        # refused before any work is spent on it.
+        parts = list(lots.unpack(data, limits))
+    except lots.LotError as exc:
+        # A hostile or broken archive is refused whole: nothing of it is integrated.
+        return Evaluation(Format.LOT, (), (exc.finding,))
+    if not parts:
+        return Evaluation(Format.LOT, (), (codes.finding("IRR_VIDE_F", "The lot holds no file",
+                                                         "Le lot ne contient aucun fichier", stage="lot"),))
+    pieces: list[mixed.LotPiece | None] = list(mixed.group_lot(parts))
+    del parts
+    verdicts: list[Verdict] = []
+    for i, piece in enumerate(pieces):
+        pieces[i] = None  # let each member's bytes go once judged (documents keep what is delivered)
+        assert piece is not None
+        part = piece.part
+        if detect.is_lot(part.data):  # or an office file (docx, odt... are ZIPs) with no invoice to go with
+            verdict = Verdict(part.index, part.name, Format.LOT, (codes.finding(
+                "IRR_TYPE_F", "A lot inside a lot is not accepted", "Un lot dans un lot n'est pas accepté",
+                location=Location(member=part.name), stage="lot"),))
+        else:
+            verdict = evaluate_part(part, settings, piece.companions)
+        verdicts.append(mixed.explain_orphan(verdict, detect.sniff_family(part.data)))
+    return Evaluation(Format.LOT, tuple(verdicts))
+
+
+def evaluate_part(part: Part, settings: Settings, companions: Sequence[mixed.Companion] = ()) -> Verdict:
+    """One piece; `companions` are the lot members delivered with it (a PDF
+    beside its XML, supporting documents), checked after the piece itself."""
+    member = part.name or None
+    if not part.data:
+        return Verdict(part.index, part.name, Format.UNKNOWN,
+                       (codes.finding("IRR_VIDE_F", location=Location(member=member), stage="file"),))
+    family = detect.sniff_family(part.data)
+    if family == "xml":
+        work = PieceWork(part, Format.UNKNOWN)
+        _xml_stages(work, settings)
+    elif family == "pdf":
+        work = PieceWork(part, Format.PDF)
+        if PDF_STAGE:
+            PDF_STAGE[0](work, settings)
+        else:
+            work.findings.append(codes.finding(
+                "ERR_VALIDATEUR", "PDF validation is not available in this build",
+                "La validation des PDF n'est pas disponible", location=Location(member=member), stage="pdf"))
+    else:
+        work = PieceWork(part, Format.UNKNOWN)
+        work.findings.append(codes.finding(
+            "IRR_TYPE_F", "Not an invoice format the gateway accepts (UBL, CII, Factur-X, PDF, ZIP/tar.gz lot)",
+            "Format non accepté (UBL, CII, Factur-X, PDF, lot ZIP/tar.gz)",
+            location=Location(member=member), value=repr(part.data[:16])[:40], stage="format"))
+    mixed.add_companions(work, companions, settings)
+    return work.verdict()
+
+
+def _xml_stages(work: PieceWork, settings: Settings) -> None:
+    """One safe parse; the format comes from its root element."""
+    member = work.part.name or None
+    tree, problems = xmlsafe.parse(work.part.data, member=member)
+    if problems:
+        # say what it claimed to be, if its start is readable (a truncated UBL is still UBL)
+        work.format = detect.detect_xml(work.part.data)
+        work.findings.extend(problems)
+        work.checks.append(Check("syntax", "failed", problems[0].message))
+        _skip_rest(work, "syntax")
+        return
+    root = tree.getroot()
+    work.checks.append(Check("syntax", "passed"))
+    work.format = detect.format_of_root(root)
+    if work.format is Format.UNKNOWN:
+        q = etree.QName(root)
+        work.findings.append(codes.finding(
+            "IRR_TYPE_F",
+            f"XML root {{{q.namespace}}}{q.localname} is not a UBL 2.1 Invoice/CreditNote or a CII D16B invoice",
+            f"La racine XML {{{q.namespace}}}{q.localname} n'est ni une facture/avoir UBL 2.1 ni une facture CII D16B",
+            location=Location(xpath="/" + q.localname, line=root.sourceline, member=member),
+            value=q.localname, stage="format"))
+        return
+    work.tree = tree
+    work.xml = work.part.data
+    run_xml_checks(work, settings)
+
+
+def run_xml_checks(work: PieceWork, settings: Settings, *, force: bool = False) -> None:
+    """XSD, then the registered business stages. Also used for the CII a
+    Factur-X carries (`force`: run the rules even if a PDF policy finding
+    already rejects the piece, so the report is complete)."""
+    found, check = xsd.validate(work.tree, work.xml_format or work.format, settings.schema_dirs,
+                                member=work.part.name or None)
+    work.findings.extend(found)
+    work.checks.append(check)
+    work.extra.setdefault("schema", check.used)
+    if check.outcome != "passed":
+        _skip_rest(work, "xsd")
+        return
+    for name, stage in XML_STAGES:
+        if (_blocking(work) and not force) or _xml_failed(work):
+            work.checks.append(Check(name, "skipped", "an earlier control failed"))
+            continue
+        stage(work, settings)
+
+
+# Stages whose failure leaves the later ones meaningful: an attachment refused
+# for its name or size says nothing about the invoice's rules, so the sender
+# gets those verdicts in the same report.
+NON_BLOCKING = frozenset({"attachments"})
+
+
+def _blocking(work: PieceWork) -> bool:
+    return any(f.severity >= Severity.ERROR and f.stage not in NON_BLOCKING for f in work.findings)
+
+
+def _xml_failed(work: PieceWork) -> bool:
+    return any(f.severity >= Severity.ERROR and f.stage in ("syntax", "xsd", "facturx") for f in work.findings)
+
+
+def _skip_rest(work: PieceWork, failed: str) -> None:
+    if failed == "syntax":
+        work.checks.append(Check("xsd", "skipped", "the XML is not well-formed"))
+    for name, _stage in XML_STAGES:
+        work.checks.append(Check(name, "skipped", f"{failed} failed"))

@@ -1,0 +1,1 @@
+"""An accepted piece's parties, links to earlier pieces, unique numbers, delivery."""

@@ -1,0 +1,486 @@
+"""EN 16931 business rules (schematron compiled to XSLT), run by Saxon in a worker process.
+
+saxonche 13 is a GraalVM native image that has aborted whole host processes
+(akretion/factur-x#77, udata PR #3817), so Saxon never loads in the gateway
+process. A child process (`python -m gateway.schematron --serve`) owns one
+PySaxonProcessor and the compiled rule sets; the gateway sends it
+(request id, rule set path, xml bytes) over a pipe and gets compact tuples
+back. A child that dies or overruns its time is killed and replaced, and the
+document gets ERR_VALIDATEUR: rules that did not run never count as a pass.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import itertools
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from gateway.core import codes
+from gateway.core.config import Settings
+from gateway.core.records import Check, Finding, Location, Severity
+from gateway.rules.rulesets import RuleSet, RuleSetNotFound, find_ruleset
+
+STAGE = "schematron"
+DEFAULT_TIMEOUT = 30.0  # seconds for one document, once the rule set is compiled
+START_TIMEOUT = 120.0  # interpreter + Saxon start, or compiling one rule set (EXTENDED is 2 MB)
+START_RETRY_SECONDS = 10.0  # after a failed start, answer at once instead of retrying per document
+
+_SEVERITY = {
+    "fatal": Severity.ERROR,
+    "error": Severity.ERROR,
+    "warning": Severity.WARNING,
+    "information": Severity.INFO,
+    "info": Severity.INFO,
+}
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """What the rules said about one document; `ran` is False whenever they could not run."""
+
+    findings: tuple[Finding, ...]
+    ruleset: RuleSet | None
+    ran: bool
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity >= Severity.ERROR)
+
+    def as_check(self) -> Check:
+        used = self.ruleset.source if self.ruleset else ""
+        if not self.ran:
+            return Check("en16931", "skipped", "; ".join(f.message for f in self.errors), used)
+        warnings = sum(1 for f in self.findings if f.severity == Severity.WARNING)
+        detail = f"{len(self.errors)} fatal, {warnings} warning(s)"
+        return Check("en16931", "failed" if self.errors else "passed", detail, used)
+
+
+class RuleEngine:
+    """Runs rule sets in one long-lived Saxon child process, restarted when it dies.
+
+    Calls are serialised by a lock: one document at a time per engine (give
+    each worker process its own engine, see `shared_engine`).
+    """
+
+    def __init__(self, settings: Settings, *, timeout: float | None = None) -> None:
+        self.settings = settings
+        self.timeout = float(timeout if timeout is not None else _configured_timeout(settings))
+        self._lock = threading.Lock()
+        self._worker: _Worker | None = None
+        self._compiled: set[str] = set()
+        self._owner = os.getpid()
+        self._start_failure: tuple[float, str] | None = None
+        self._ids = itertools.count(1)
+
+    # --- public API -----------------------------------------------------------
+    def check(self, kind: str, xml: bytes, *, profile: str | None = None,
+              ruleset: RuleSet | None = None) -> RuleResult:
+        """Apply the EN 16931 rules for `kind` ("ubl" or "cii", with an optional
+        Factur-X profile) to bytes the safe parser already accepted.
+        `ruleset` forces a given rule set instead of looking one up."""
+        try:
+            rs = ruleset or find_ruleset(kind, self.settings, profile)
+        except RuleSetNotFound as exc:
+            return _not_run(str(exc), None)
+        if not rs.path.is_file():
+            return _not_run(f"rule set file not found: {rs.path}", rs)
+        with self._lock:
+            return self._run(rs, xml)
+
+    @property
+    def pid(self) -> int | None:
+        """The Saxon child's process id, if one is running."""
+        w = self._worker
+        return w.proc.pid if w is not None and w.alive else None
+
+    def close(self) -> None:
+        """Stop the child; a later `check` starts a new one."""
+        with self._lock:
+            self._discard(kill=False)
+
+    def __enter__(self) -> RuleEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- one document ---------------------------------------------------------
+    def _run(self, rs: RuleSet, xml: bytes) -> RuleResult:
+        path = str(rs.path)
+        deaths: list[str] = []
+        for _attempt in range(2):  # a child that dies mid-document gets one fresh retry
+            phase = "start"
+            try:
+                worker = self._ready_worker()
+                if path not in self._compiled:
+                    phase = "compile"
+                    status, detail = worker.call(("compile", next(self._ids), path), max(START_TIMEOUT, self.timeout))
+                    if status != "ok":
+                        return _not_run(f"rule set {rs.source} does not compile: {detail}", rs)
+                    self._compiled.add(path)
+                phase = "check"
+                status, detail = worker.call(("check", next(self._ids), path, xml), self.timeout)
+            except _TimedOut:
+                self._discard(kill=True)
+                limit = self.timeout if phase == "check" else max(START_TIMEOUT, self.timeout)
+                return _not_run(f"the rules did not finish within {limit:g} s ({phase}); the worker was restarted", rs)
+            except _Died as exc:
+                self._discard(kill=True)
+                deaths.append(f"{phase}: {exc}")
+                continue
+            except _Unavailable as exc:
+                return _not_run(str(exc), rs)
+            if status == "ok":
+                return RuleResult(tuple(_finding(*t) for t in detail), rs, True)
+            if status == "refused":  # the child's own safe parse said no: pass its findings on
+                return RuleResult(tuple(detail), rs, False)
+            return _not_run(f"Saxon failed on this document: {detail}", rs)
+        return _not_run("the rule worker died twice on this document (" + "; ".join(deaths) + ")", rs)
+
+    def _ready_worker(self) -> _Worker:
+        if self._owner != os.getpid():  # we were forked: that child belongs to the parent
+            self._worker, self._compiled, self._owner = None, set(), os.getpid()
+        w = self._worker
+        if w is not None and w.alive:
+            return w
+        self._discard(kill=True)
+        if self._start_failure and time.monotonic() - self._start_failure[0] < START_RETRY_SECONDS:
+            raise _Unavailable(self._start_failure[1])
+        try:
+            self._worker = _Worker(max(START_TIMEOUT, self.timeout))
+        except (_Died, _TimedOut, _Unavailable, OSError) as exc:
+            msg = f"the rule worker could not start: {exc}"
+            self._start_failure = (time.monotonic(), msg)
+            raise _Unavailable(msg) from exc
+        self._start_failure = None
+        return self._worker
+
+    def _discard(self, *, kill: bool) -> None:
+        w, self._worker, self._compiled = self._worker, None, set()
+        if w is not None and self._owner == os.getpid():
+            w.stop(kill=kill)
+
+
+_shared: dict[tuple[Any, ...], RuleEngine] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_engine(settings: Settings) -> RuleEngine:
+    """One engine per process (and per rule-set configuration), created on
+    first use and closed at exit: for the pipeline's worker processes."""
+    key = (os.getpid(), tuple(settings.schema_dirs), _configured_timeout(settings))
+    with _shared_lock:
+        engine = _shared.get(key)
+        if engine is None:
+            engine = _shared[key] = RuleEngine(settings)
+            atexit.register(engine.close)
+    return engine
+
+
+def _configured_timeout(settings: Settings) -> float:
+    return float(settings.section("validation").get("schematron_timeout_seconds", DEFAULT_TIMEOUT))
+
+
+def _finding(rule: str | None, flag: str | None, xpath: str | None, line: int | None,
+             value: str | None, text: str) -> Finding:
+    return codes.finding(
+        "REJ_SEMAN", text, f"Règle {rule or '(sans identifiant)'} : {text}",
+        location=Location(xpath=xpath, line=line), value=value,
+        # No flag is a plain schematron failure: an error (as factur-x reads them).
+        severity=_SEVERITY.get((flag or "fatal").lower(), Severity.ERROR),
+        rule=rule, stage=STAGE)
+
+
+def _not_run(reason: str, rs: RuleSet | None) -> RuleResult:
+    f = codes.finding(
+        "ERR_VALIDATEUR", f"EN 16931 rules could not be checked: {reason}",
+        f"Les règles EN 16931 n'ont pas pu être vérifiées : {reason}",
+        severity=Severity.ERROR, rule=rs.name if rs else None, stage=STAGE)
+    return RuleResult((f,), rs, False)
+
+
+# --- the parent's side of the pipe ------------------------------------------------
+class _Died(Exception):
+    pass
+
+
+class _TimedOut(Exception):
+    pass
+
+
+class _Unavailable(Exception):
+    pass
+
+
+class _Worker:
+    """One Saxon child and the two pipes to it (requests in, replies out)."""
+
+    def __init__(self, start_timeout: float) -> None:
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway.rules.schematron", "--serve", str(req_r), str(resp_w)],
+                pass_fds=(req_r, resp_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                env=_child_env(), start_new_session=True)  # Ctrl-C reaches us, not the child
+        except OSError:
+            os.close(req_w)
+            os.close(resp_r)
+            raise
+        finally:
+            os.close(req_r)
+            os.close(resp_w)
+        self._out = Connection(req_w, readable=False)
+        self._in = Connection(resp_r, writable=False)
+        self._finalizer = weakref.finalize(self, _reap, self.proc, self._out, self._in, os.getpid())
+        try:
+            hello = self._receive(start_timeout)
+        except (_Died, _TimedOut):
+            self.stop(kill=True)
+            raise
+        if hello[0] != "ready":
+            self.stop(kill=True)
+            raise _Unavailable(hello[1])
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def call(self, request: tuple[Any, ...], timeout: float) -> tuple[str, Any]:
+        try:
+            self._out.send(request)
+        except OSError as exc:
+            raise _Died(self._why(exc)) from exc
+        reply = self._receive(timeout)
+        if reply[0] != request[1]:
+            raise _Died(f"reply {reply[0]!r} does not answer request {request[1]!r}")
+        return reply[1], reply[2]
+
+    def stop(self, *, kill: bool) -> None:
+        if kill and self.alive:
+            self.proc.kill()
+        self._finalizer()
+
+    def _receive(self, timeout: float) -> tuple[Any, ...]:
+        try:
+            if not self._in.poll(timeout):
+                raise _TimedOut()
+            return self._in.recv()
+        except (EOFError, OSError) as exc:
+            raise _Died(self._why(exc)) from exc
+
+    def _why(self, exc: BaseException) -> str:
+        try:
+            code = self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return f"pipe closed ({type(exc).__name__})"
+        return f"worker killed by signal {-code}" if code < 0 else f"worker exited with status {code}"
+
+
+def _reap(proc: subprocess.Popen, out: Connection, inp: Connection, owner: int) -> None:
+    # Closing our end lets the child see EOF and leave; a forked copy of the
+    # gateway must not stop its parent's child.
+    out.close()
+    if os.getpid() == owner:
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    inp.close()
+
+
+def _child_env() -> dict[str, str]:
+    # The child must import this very copy of the gateway package.
+    env = dict(os.environ)
+    here = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    return env
+
+
+# --- the child: owns Saxon ----------------------------------------------------------
+_SVRL = "{http://purl.oclc.org/dsdl/svrl}"
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
+_BRACKET_ID = re.compile(r"^\[([A-Za-z][\w.\-]*)\]")
+# Steps of the SVRL location written by the ISO skeleton's schematron-get-full-path:
+#   /*:Local[namespace-uri()='ns'][n]   /name[n]   /@name   /@*[local-name()='x' and namespace-uri()='ns']
+_STEP = re.compile(
+    r"/(?:\*:(?P<local>[^\[/]+)\[namespace-uri\(\)='(?P<ns>[^']*)'\]\[(?P<pos>\d+)\]"
+    r"|(?P<bare>[^\[/@*]+)\[(?P<bpos>\d+)\]"
+    r"|@\*\[local-name\(\)='(?P<alocal>[^']+)' and namespace-uri\(\)='(?P<ans>[^']*)'\]"
+    r"|@(?P<attr>[^\[/]+))")
+_PREFIXES = {
+    "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2": "",
+    "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2": "",
+    "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2": "cac",
+    "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2": "cbc",
+    "urn:oasis:names:specification:ubl:schema:xsd:CommonExtensionComponents-2": "ext",
+    "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100": "rsm",
+    "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100": "ram",
+    "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100": "udt",
+    "urn:un:unece:uncefact:data:standard:QualifiedDataType:100": "qdt",
+}
+_VALUE_MAX = 200
+
+
+class _Rules:
+    """Compiled rule sets, by path, inside the child."""
+
+    def __init__(self, proc: Any) -> None:
+        self.proc = proc
+        self.xslt = proc.new_xslt30_processor()
+        self.compiled: dict[str, Any] = {}
+        self.failed: dict[str, str] = {}
+
+    def compile(self, path: str) -> Any:
+        exe = self.compiled.get(path)
+        if exe is None:
+            if path in self.failed:  # do not recompile a broken rule set per document
+                raise RuntimeError(self.failed[path])
+            try:
+                # From the file, so document() finds the codedb next to the stylesheet.
+                exe = self.compiled[path] = self.xslt.compile_stylesheet(stylesheet_file=path)
+            except Exception as exc:
+                self.failed[path] = f"{type(exc).__name__}: {exc}"
+                raise
+        return exe
+
+    def check(self, path: str, xml: bytes) -> tuple[str, Any]:
+        from lxml import etree
+
+        from gateway.core import xmlsafe
+
+        exe = self.compile(path)
+        tree, refused = xmlsafe.parse(xml, stage=STAGE)
+        if tree is None:
+            return "refused", tuple(refused)
+        root = tree.getroot()
+        # Unicode text without an XML declaration: no charset for Saxon to get wrong.
+        node = self.proc.parse_xml(xml_text=etree.tostring(root, encoding="unicode"))
+        svrl = exe.transform_to_string(xdm_node=node)
+        if svrl is None:
+            raise RuntimeError("Saxon returned no SVRL")
+        return "ok", tuple(_asserts(svrl, root))
+
+
+def _asserts(svrl: str, root: Any) -> Iterator[tuple[str | None, str | None, str | None, int | None, str | None, str]]:
+    """(rule, flag, xpath, line, value, text) for each failed assert and successful report."""
+    from lxml import etree
+
+    if "failed-assert" not in svrl and "successful-report" not in svrl:
+        return  # the usual case: nothing to read
+    doc = etree.fromstring(_XML_DECL.sub("", svrl, count=1))
+    for el in doc.iter(_SVRL + "failed-assert", _SVRL + "successful-report"):
+        t = el.find(_SVRL + "text")
+        text = " ".join("".join(t.itertext()).split()) if t is not None else ""
+        m = _BRACKET_ID.match(text)
+        rule = el.get("id") or (m.group(1) if m else None)
+        xpath, line, value = locate(el.get("location") or "", root)
+        yield rule, el.get("flag"), xpath, line, value, text or el.get("test", "")
+
+
+def locate(location: str, root: Any) -> tuple[str | None, int | None, str | None]:
+    """Turn an SVRL location into (readable xpath, line, value) against the input tree.
+
+    "/*:Invoice[namespace-uri()='…Invoice-2'][1]/*:DocumentCurrencyCode[…][1]"
+    becomes "/Invoice/cbc:DocumentCurrencyCode", its line and its text; a
+    position is kept only where siblings share the name. Unknown forms are
+    returned as they are.
+    """
+    steps, end = [], 0
+    for m in _STEP.finditer(location):
+        if m.start() != end:
+            break
+        steps.append(m)
+        end = m.end()
+    if not steps or end != len(location):
+        return location or None, None, None
+    parts: list[str] = []
+    node, value = None, None
+    for m in steps:
+        attr = m["alocal"] or m["attr"]
+        if attr:
+            ans = m["ans"] or ""
+            parts.append("@" + _qname(ans, attr, None))
+            if node is not None:
+                value = node.get(f"{{{ans}}}{attr}" if ans else attr)
+            break
+        ns, local = m["ns"] or "", m["local"] or m["bare"]
+        pos = int(m["pos"] or m["bpos"])
+        tag = f"{{{ns}}}{local}" if ns else local
+        if node is None and not parts:
+            same = [root] if root.tag == tag else []
+        else:
+            same = list(node.iterchildren(tag)) if node is not None else []
+        el = same[pos - 1] if len(same) >= pos else None
+        parts.append(_qname(ns, local, el) + (f"[{pos}]" if len(same) > 1 or (el is None and pos > 1) else ""))
+        node = el
+    line = node.sourceline if node is not None else None
+    if value is None and node is not None and len(node) == 0 and node.text and node.text.strip():
+        value = node.text.strip()
+    return "/" + "/".join(parts), line, (value[:_VALUE_MAX] if value else None)
+
+
+def _qname(ns: str, local: str, el: Any) -> str:
+    prefix = _PREFIXES.get(ns)
+    if prefix is None:
+        prefix = (el.prefix if el is not None else None) or ("*" if ns else "")
+    return f"{prefix}:{local}" if prefix else local
+
+
+def serve(req_fd: int, resp_fd: int) -> int:
+    """The child's loop: answer requests until the gateway closes the pipe."""
+    inp = Connection(req_fd, writable=False)
+    out = Connection(resp_fd, readable=False)
+    try:
+        from saxonche import PySaxonProcessor
+
+        proc = PySaxonProcessor(license=False)
+        rules = _Rules(proc)
+    except Exception as exc:  # import error, or Saxon itself could not start
+        out.send(("fatal", f"saxonche unavailable: {type(exc).__name__}: {exc}"))
+        return 1
+    out.send(("ready", os.getpid(), proc.version))
+    while True:
+        try:
+            request = inp.recv()
+        except EOFError:
+            return 0
+        op, rid = request[0], request[1]
+        try:
+            if op == "compile":
+                rules.compile(request[2])
+                reply = (rid, "ok", None)
+            elif op == "check":
+                reply = (rid, *rules.check(request[2], request[3]))
+            else:
+                reply = (rid, "error", f"unknown request {op!r}")
+        except Exception as exc:  # Saxon errors are data for the gateway, not a crash
+            reply = (rid, "error", f"{type(exc).__name__}: {exc}")
+        try:
+            out.send(reply)
+        except OSError:  # the gateway went away
+            return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m gateway.schematron",
+                                 description="EN 16931 rule worker (started by the gateway).")
+    ap.add_argument("--serve", nargs=2, type=int, metavar=("REQUEST_FD", "REPLY_FD"), required=True)
+    args = ap.parse_args(argv)
+    return serve(*args.serve)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""`gateway run`: intake, workers and channels, as a service or as a batch.
+
+The main process watches the inboxes and claims complete files; worker
+processes (spawned, so no thread or connection is inherited) evaluate and
+report. SIGTERM or Ctrl-C stops intake; workers finish the file in hand.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.store import db
+from gateway.core.config import Settings
+from gateway.channels.folders import CLAIM_BATCH, Candidate, Claimer, FolderWatcher, StabilityTracker, in_order, scan
+from gateway.store.repository import Store, worker_name
+from gateway.runtime.worker import work_once, worker_main
+
+log = logging.getLogger("gateway.service")
+
+# Channels and periodic jobs other modules add (SFTP server, remote pollers,
+# deadlines): each is a factory returning an object with start() and stop().
+CHANNELS: list[Callable[[Settings], object]] = []
+
+
+@dataclass
+class RunSummary:
+    received: int = 0
+    processed: int = 0
+    by_state: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Gateway:
+    def __init__(self, settings: Settings, *, once: bool = False, progress: Callable[[int, int], None] | None = None):
+        self.settings = settings
+        self.once = once
+        self.store = Store(settings)
+        self.claimer = Claimer(settings, self.store)
+        self.tracker = StabilityTracker(settings)
+        self.wake = threading.Event()
+        self.stop = threading.Event()
+        self.progress = progress
+        self.received = 0
+        self._backlog = 0
+        self._channels: list[object] = []
+
+    # --- signals ---------------------------------------------------------------
+    def install_signals(self) -> None:
+        def _stop(signum, _frame):  # noqa: ANN001
+            log.info("signal %s: stopping intake; finishing the files in hand", signum)
+            self.stop.set()
+            self.wake.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+
+    # --- intake ----------------------------------------------------------------
+    def _claim(self, ready: list[Candidate], *, drain: bool = False) -> int:
+        """Claim files in the order they were written, a batch at a time (the
+        order flows are received in: a status file comes after the invoices
+        written before it, whatever batch they fall in)."""
+        n = 0
+        ready = in_order(ready)
+        for i in range(0, len(ready), CLAIM_BATCH):
+            if self.stop.is_set():
+                break
+            batch = ready[i:i + CLAIM_BATCH]
+            got = len(self.claimer.claim(batch))
+            n += got
+            self.received += got
+            for c in batch:
+                self.tracker.forget(c.path)
+            if drain:
+                self._drain_inline()
+        return n
+
+    def _claim_ready(self) -> int:
+        return self._claim(self.tracker.ready())
+
+    def _initial_scan(self) -> int:
+        """Claim at once what is already old enough; the rest waits for stability."""
+        old_ns = time.time_ns() - int(self.settings.stability_seconds * 1e9)
+        old = []
+        for c in scan(self.settings):
+            if c.mtime_ns <= old_ns:
+                old.append(c)
+            else:
+                self.tracker.observe(c)
+        return self._claim(old, drain=True)
+
+    def _rescan(self) -> None:
+        for c in scan(self.settings):
+            self.tracker.observe(c)
+
+    # --- workers -----------------------------------------------------------------
+    def _drain_inline(self) -> None:
+        """With workers = 0, process in this process between intake batches."""
+        if self.settings.workers == 0:
+            try:
+                while not self.stop.is_set() and work_once(self.settings, self.store, worker_name("main"), self.stop):
+                    self._report_progress()
+            except Exception:  # noqa: BLE001 - the batch went back to the queue; intake goes on
+                log.exception("processing failed; the flows are back in the queue")
+
+    def _start_workers(self, stop_ev, intake_done) -> list[mp.Process]:  # noqa: ANN001
+        ctx = mp.get_context("spawn")
+        procs = []
+        for i in range(self.settings.workers):
+            # the settings themselves: a worker works with exactly this process's
+            p = ctx.Process(target=worker_main, name=f"gateway-worker-{i}",
+                            args=(self.settings, f"w{i}", stop_ev, intake_done), daemon=False)
+            p.start()
+            procs.append(p)
+        return procs
+
+    def _report_progress(self) -> None:
+        if self.progress:  # this run's flows: those waiting at its start and those it received
+            total = self._backlog + self.received
+            self.progress(max(0, total - self.store.pending()), total)
+
+    def _life_cycle(self) -> None:
+        """Deadlines run on the gateway's clock; pending status files are written."""
+        from gateway.lifecycle import changes as lifecycle
+
+        try:
+            done = lifecycle.apply_deadlines(self.settings, self.store)
+            if done:
+                log.info("applied %d deadline(s)", len(done))
+            lifecycle.flush_notices(self.settings, self.store)
+        except Exception:  # noqa: BLE001 - the intake must go on
+            log.exception("life-cycle housekeeping failed")
+
+    # --- the run -------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        t0 = time.monotonic()
+        self.settings.inbox.mkdir(parents=True, exist_ok=True)
+        recovered = self.claimer.recover()
+        reaped = self.store.reap_dead_holders() + self.store.reap_expired()
+        if recovered or reaped:
+            log.warning("recovered %d interrupted claim(s), re-queued %d flow(s)", recovered, reaped)
+        self._life_cycle()  # status files a crash left unwritten, delays that ran out while stopped
+        before = self.store.counts_by_state()
+        self._backlog = self.store.pending()
+
+        ctx = mp.get_context("spawn")
+        stop_ev, intake_done = ctx.Event(), ctx.Event()
+        procs = self._start_workers(stop_ev, intake_done) if self.settings.workers > 0 else []
+        watcher = None
+        if not self.once:
+            watcher = FolderWatcher(self.settings, self.tracker, self.wake)
+            watcher.start()  # before the scan, so nothing falls between the two
+            for factory in CHANNELS:
+                ch = factory(self.settings)
+                if ch is not None:
+                    ch.start()
+                    self._channels.append(ch)
+        try:
+            self._initial_scan()
+            self._drain_inline()
+            last_scan = last_reap = time.monotonic()
+            while not self.stop.is_set():
+                if self.once and len(self.tracker) == 0:
+                    break
+                self.wake.wait(0.2 if self.once else 0.5)
+                self.wake.clear()
+                self._claim_ready()
+                self._drain_inline()
+                self._report_progress()
+                now = time.monotonic()
+                if not self.once and now - last_scan >= self.settings.rescan_seconds:
+                    self._rescan()
+                    last_scan = now
+                if not self.once and now - last_reap >= 60:
+                    self.store.reap_expired()
+                    self._life_cycle()
+                    last_reap = now
+        finally:
+            intake_done.set()
+            for ch in self._channels:
+                try:
+                    ch.stop()
+                except Exception:  # noqa: BLE001
+                    log.exception("stopping channel %s", ch)
+            if watcher:
+                watcher.stop()
+            if self.stop.is_set():
+                stop_ev.set()
+            while any(p.is_alive() for p in procs):
+                self._report_progress()
+                for p in procs:
+                    p.join(timeout=0.2)
+            self._drain_inline()
+            self._report_progress()
+        after = self.store.counts_by_state()
+        # flows still waiting (a stop) are not this run's outcome: IN_RECU is left out
+        by_state = {k: after.get(k, 0) - before.get(k, 0) for k in after
+                    if k != "IN_RECU" and after.get(k, 0) != before.get(k, 0)}
+        processed = sum(by_state.values())
+        db.dispose_all()
+        return RunSummary(self.received, processed, by_state, time.monotonic() - t0)

@@ -1,0 +1,288 @@
+"""Workers: claim queued flows, evaluate them, write their reports, record
+the outcome. Several may run (processes here, or other hosts sharing a
+PostgreSQL store and the home); a flow is leased to one at a time.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from gateway.core import codes
+from gateway.store import db
+from gateway.pipeline import detect
+from gateway.lifecycle import changes as lifecycle
+from gateway.routing import route as routing
+from gateway.lifecycle import status_files
+from gateway import wiring
+from gateway.core.config import Settings
+from gateway.pipeline.evaluate import Evaluation, evaluate_file
+from gateway.core.records import Finding, Format
+from gateway.outputs.reports import report_dict, write_flow_report
+from gateway.store.repository import ClaimedFlow, FlowResult, Store, worker_name
+
+log = logging.getLogger("gateway.worker")
+
+def read_archived(path: str, limit: int) -> tuple[bytes | None, list[Finding]]:
+    """The flow's bytes, never following a link a partner may have dropped."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        return None, [codes.finding("IRR_TYPE_F", f"Not a regular file (symbolic links are refused): {exc.strerror}",
+                                    "Pas un fichier ordinaire (les liens symboliques sont refusés)", stage="file")]
+    with os.fdopen(fd, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size > limit:
+            return None, []
+        return fh.read(limit + 1), []
+
+
+@dataclass(frozen=True)
+class _Archived:
+    """A claimed flow's bytes, read once for the whole of its evaluation."""
+
+    data: bytes | None
+    problems: tuple[Finding, ...]
+    is_status_file: bool
+
+
+def _read(settings: Settings, c: ClaimedFlow) -> _Archived:
+    data, problems = read_archived(c.archive_path, settings.max_file_bytes)
+    status = not c.duplicate_of and bool(data) and status_files.is_status_file(data)
+    return _Archived(data, tuple(problems), status)
+
+
+def evaluate_flow(settings: Settings, c: ClaimedFlow, store: Store, archived: _Archived) -> Evaluation:
+    data, problems = archived.data, archived.problems
+    if problems:
+        return Evaluation(Format.UNKNOWN, (), tuple(problems))
+    if c.duplicate_of:
+        fmt = detect.detect(data) if data else Format.UNKNOWN
+        return Evaluation(fmt, (), (codes.finding(
+            "DOUBLON", f"Same content as flow {c.duplicate_of}, already received; not processed again",
+            f"Même contenu que le flux {c.duplicate_of}, déjà reçu ; non retraité",
+            value=c.sha256, stage="reception"),))
+    if archived.is_status_file:
+        # a party's status changes, not an invoice: applied here, answered in the report
+        res = lifecycle.evaluate_status_file(settings, store, c, data)
+        if isinstance(res, list):
+            return Evaluation(Format.STATUS, (), tuple(res))
+        return Evaluation(Format.STATUS, res)
+    return evaluate_file(data, c.file_name, settings, size=c.size)
+
+
+@dataclass
+class _Flow:
+    """One claimed flow between its evaluation and its result."""
+
+    claimed: ClaimedFlow
+    ev: Evaluation
+    ids: list[str] = field(default_factory=list)
+    links: list = field(default_factory=list)
+    wanted: dict = field(default_factory=dict)
+    failed: bool = False
+
+
+def _internal_error(c: ClaimedFlow, exc: Exception) -> Evaluation:
+    log.exception("flow %s: internal error", c.id)
+    return Evaluation(Format.UNKNOWN, (), (codes.finding(
+        "ERR_INTERNE", f"Internal error while processing ({type(exc).__name__}); the file is kept, "
+        "operators are alerted", f"Erreur interne ({type(exc).__name__}) ; le fichier est conservé",
+        stage="internal"),))
+
+
+def _evaluate(settings: Settings, store: Store, machine, c: ClaimedFlow,  # noqa: ANN001
+              archived: _Archived) -> _Flow:
+    """Validate, then the checks that read the store: the piece's addressee
+    and the piece it continues. (Its number's uniqueness comes last, for the
+    whole batch at once, so a refused piece never holds a number.)"""
+    try:
+        ev = evaluate_flow(settings, c, store, archived)
+        f = _Flow(c, ev)
+        if ev.format is not Format.STATUS and ev.verdicts:
+            f.ids = [f"{c.id}-{v.index:03d}" for v in ev.verdicts]
+            verdicts = routing.require_addressee(ev.verdicts, machine)
+            verdicts, f.links = routing.resolve_links(settings, store, verdicts, f.ids, machine)
+            f.ev = replace(ev, verdicts=tuple(verdicts))
+            f.wanted = routing.numbers_wanted(f.ev.verdicts, f.ids)
+        return f
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the service
+        return _Flow(c, _internal_error(c, exc), failed=True)
+
+
+def prepare_flows(settings: Settings, store: Store, claimed: list[ClaimedFlow],
+                  stop=None) -> tuple[list[FlowResult], list[Callable[[], None]], list[str]]:  # noqa: ANN001
+    """A batch of flows, start to report: evaluate each, register the
+    accepted invoice numbers in one transaction, route, and say what to
+    write (deliveries, then the report) and what to record. Any crash in a
+    stage becomes a rejection with ERR_INTERNE; the file stays in the
+    archive. Returns results, writers, and the ids left unprocessed (a stop, or
+    a status file that waits for the flows received before it)."""
+    machine = lifecycle.machine_for(settings)
+    flows, left, applied = [], [], []
+    for i, c in enumerate(claimed):
+        if stop is not None and stop.is_set():
+            left = [x.id for x in claimed[i:]]
+            break
+        try:
+            archived = _read(settings, c)
+        except OSError as exc:
+            flows.append(_Flow(c, _internal_error(c, exc), failed=True))
+            continue
+        if archived.is_status_file and store.earlier_pending(c, settled=applied):
+            # A status file is applied after every flow received before it: an
+            # invoice earlier in this batch exists only once the batch is
+            # recorded, another worker's once it finishes. The rest of the
+            # batch goes back to the queue, in order, for the next lease.
+            left = [x.id for x in claimed[i:]]
+            break
+        f = _evaluate(settings, store, machine, c, archived)
+        flows.append(f)
+        if f.ev.format is Format.STATUS:
+            applied.append(c.id)  # its changes are committed as it goes
+    wanted = {pid: key for f in flows for pid, key in f.wanted.items()}
+    holders = lifecycle.register_numbers(store, wanted) if wanted else {}
+    results, writes = [], []
+    for f in flows:
+        result, write = _finish(settings, store, machine, f, holders)
+        results.append(result)
+        writes.append(write)
+    return results, writes, left
+
+
+def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
+            holders: dict[str, str]) -> tuple[FlowResult, Callable[[], None]]:
+    c, ev = f.claimed, f.ev
+    routed = lifecycle.Routed()
+    described = None  # each verdict as the report shows it, made once for the report and the piece row
+    try:
+        if f.ids and not f.failed:
+            ev = replace(ev, verdicts=tuple(routing.enforce_uniqueness(ev.verdicts, f.ids, f.wanted, holders)))
+            described = [v.as_dict() for v in ev.verdicts]
+            pieces = [piece_row(c, pid, v, d, machine.depositor(v.piece.cadre) if v.piece is not None else "supplier")
+                      for pid, v, d in zip(f.ids, ev.verdicts, described)]
+            routed = lifecycle.route_new_pieces(settings, c, ev.verdicts, pieces, f.links, machine)
+            routed.pieces = pieces
+    except Exception as exc:  # noqa: BLE001
+        ev, routed, described = _internal_error(c, exc), lifecycle.Routed(), None
+        try:  # the flow is refused whole: its numbers must not block a new sending
+            lifecycle.release_numbers(store, [pid for pid in f.wanted if holders.get(pid) == pid])
+        except Exception:  # noqa: BLE001
+            log.exception("flow %s: could not release its invoice numbers", c.id)
+    state = ev.state
+    pieces = routed.pieces if ev.format is not Format.STATUS else []
+    events: list[dict[str, Any]] = [dict(flow_id=c.id, piece_id=None, stage="validation", outcome=state.value,
+                                         detail_json=json.dumps({"format": ev.format.value,
+                                                                 "errors": [x.code for x in ev.file_findings]}))]
+    for p in pieces:
+        events.append(dict(flow_id=c.id, piece_id=p["id"], stage="validation",
+                           outcome="accepted" if p["valid"] else "rejected",
+                           detail_json=json.dumps({"codes": p["error_codes"]})))
+    events.extend(routed.events)
+    report = report_dict(flow_id=c.id, partner=c.partner, file_name=c.file_name, sha256=c.sha256, size=c.size,
+                         received_at=c.received_at, fmt=ev.format.value, state=state, verdicts=ev.verdicts,
+                         file_findings=ev.file_findings, duplicate_of=c.duplicate_of, processed_at=db.utcnow(),
+                         described=described)
+    if pieces:
+        report["pieces"] = [dict(r, status=p["status"], piece_id=p["id"]) for r, p in zip(report["pieces"], pieces)]
+    events.append(dict(flow_id=c.id, piece_id=None, stage="report", outcome="written",
+                       detail_json=json.dumps({"dir": str(settings.reports_dir(c.partner))})))
+    deliveries = routed.writes
+
+    def write() -> None:
+        for w in deliveries:  # delivered before the report says so
+            w()
+        write_flow_report(settings.reports_dir(c.partner), report,
+                          platform_id=settings.platform_id)
+
+    return FlowResult(c.id, state.value, ev.format.value, tuple(pieces), tuple(events),
+                      tuple(routed.changes), tuple(routed.notices)), write
+
+
+def piece_row(flow: ClaimedFlow, piece_id: str, v, described: dict[str, Any],  # noqa: ANN001
+              depositor: str = "supplier") -> dict[str, Any]:
+    row = dict(id=piece_id, flow_id=flow.id, index=v.index, name=v.name[:1024],
+               format=v.format.value, valid=v.valid, status="DEPOSEE" if v.valid else "IRRECEVABLE",
+               error_codes=",".join(sorted({f.code for f in v.errors}))[:1024],
+               verdict_json=json.dumps(described, ensure_ascii=False, default=str),
+               cadre="", piece_type="", invoice_number=None, issue_date=None, supplier_id=None,
+               recipient_siret=None, service_code=None, engagement_number=None, parties_json="{}",
+               summary_json="{}", status_at=None, due_at=None, seq=0, link_id=None)
+    row.update(routing.piece_columns(v, flow.partner, depositor))
+    return row
+
+
+def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.Event | None = None,
+              batch: int = 20) -> int:
+    """Claim one batch and process it. Returns how many flows were done."""
+    claimed = store.claim(worker_id, limit=batch)
+    try:
+        results, writes, left = prepare_flows(settings, store, claimed, stop)
+        if left:
+            store.release(left)
+        # Record the outcome only once every file is on disk. One after the
+        # other: a pool of writer threads spent more time passing the GIL
+        # around (400 futex calls a flow) than the writes cost.
+        for w in writes:
+            w()
+        store.complete(results)
+    except Exception:
+        # A write or the store failed (disk full, rights, database gone): the
+        # batch goes back to the queue at once, not after its lease; the same
+        # files are rewritten under the same names next time.
+        try:  # complete() is the last step: nothing of the batch is recorded as done
+            store.release([c.id for c in claimed], tried=True)
+        except Exception:  # noqa: BLE001 - the lease will expire
+            log.exception("could not hand the batch back; its lease will expire")
+        raise
+    if any(r.format == Format.STATUS.value or r.changes for r in results):
+        lifecycle.flush_notices(settings, store)  # status files of the changes just committed
+    return len(results)
+
+
+def settle_for_work() -> None:
+    """After start-up: what is loaded now lives as long as the process, so the
+    cyclic collector stops walking it (gc.freeze), and it runs less often (a
+    flow makes thousands of short-lived objects that reference counting
+    frees anyway): a tenth of the collector's time, measured by bench/."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
+def worker_main(settings: Settings, role: str, stop, intake_done) -> None:  # noqa: ANN001
+    """Entry point of a worker process, with its parent's settings."""
+    # Ctrl-C goes to the whole terminal group: the parent decides; SIGTERM
+    # means finish the file in hand, then leave.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    local_stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: local_stop.set())
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    wiring.install(settings)
+    worker_id = worker_name(role)  # this process's own pid, so a restart can tell it is gone
+    store = Store(settings)
+    settle_for_work()
+
+    class _Either:
+        def is_set(self) -> bool:
+            return stop.is_set() or local_stop.is_set()
+
+    either = _Either()
+    while not either.is_set():
+        try:
+            n = work_once(settings, store, worker_id, either)
+        except Exception:  # noqa: BLE001 - a worker that dies leaves the service without hands
+            log.exception("worker %s: a batch failed; it is back in the queue", worker_id)
+            stop.wait(1.0)  # the cause (a full disk...) may last: do not spin
+            continue
+        if n == 0:
+            if intake_done.is_set() and store.queued() == 0:
+                break
+            stop.wait(0.1)
+    db.dispose_all()
+

@@ -1,0 +1,1 @@
+"""Every table and every query: flows, pieces, events, partners, the directory; the database engine."""

@@ -1,0 +1,392 @@
+"""Flows, pieces and the append-only event log, behind one narrow interface.
+
+A flow is one file received from a partner; a piece is one invoice in it.
+The `flow.queue` column doubles as the job queue: `queued` → `running`
+(leased to a worker) → `done`. Claims use one portable statement that is
+`FOR UPDATE SKIP LOCKED` on PostgreSQL and a single-writer `BEGIN IMMEDIATE`
+on SQLite, so several workers never take the same flow.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from sqlalchemy import Column, Index, Text, and_, bindparam, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel
+
+from gateway.store import db
+from gateway.core.config import Settings
+
+
+class Flow(SQLModel, table=True):
+    __tablename__ = "flow"
+    __table_args__ = (
+        # The same bytes from the same partner make one flow; repeats are
+        # recorded as duplicates pointing at it (duplicate_of set).
+        Index("ux_flow_original", "partner", "sha256", unique=True,
+              sqlite_where=text("duplicate_of IS NULL"), postgresql_where=text("duplicate_of IS NULL")),
+        Index("ix_flow_queue_received", "queue", "received_at", "id"),  # leases in the order received
+        Index("ix_flow_received", "received_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    partner: str = Field(max_length=64, index=True)
+    channel: str = Field(default="folder", max_length=16)
+    file_name: str = Field(max_length=1024)
+    sha256: str = Field(max_length=64)
+    size: int = 0
+    received_at: datetime
+    archive_path: str = Field(max_length=2048)
+    format: str | None = Field(default=None, max_length=32)
+    state: str = Field(default="IN_RECU", max_length=32)  # IN_RECU → IN_INTEGRE | IN_INTEGRE_PARTIEL | IN_REJETE
+    queue: str = Field(default="queued", max_length=16)  # queued | running | done
+    locked_by: str | None = Field(default=None, max_length=64)
+    locked_until: datetime | None = None
+    attempts: int = 0
+    duplicate_of: str | None = Field(default=None, max_length=40)
+    pieces_total: int = 0
+    pieces_valid: int = 0
+    report_written_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Piece(SQLModel, table=True):
+    """One invoice (or other piece of a billing file) and where its life stands."""
+
+    __tablename__ = "piece"
+    __table_args__ = (
+        Index("ix_piece_number", "invoice_number", "supplier_id"),
+        Index("ix_piece_due", "due_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=48)
+    flow_id: str = Field(foreign_key="flow.id", index=True, max_length=40)
+    index: int
+    name: str = Field(max_length=1024)
+    format: str = Field(max_length=32)
+    valid: bool
+    status: str = Field(max_length=48)  # IRRECEVABLE when rejected at intake, else its life-cycle status
+    error_codes: str = Field(default="", max_length=1024)  # comma list, for reports and queries
+    verdict_json: str = Field(default="{}", sa_column=Column(Text))
+    created_at: datetime
+    # What routing and the life cycle need without reading the invoice again
+    partner: str = Field(default="", max_length=64)  # who deposited it (the supplier's channel)
+    cadre: str = Field(default="", max_length=8)
+    piece_type: str = Field(default="", max_length=64)
+    invoice_number: str | None = Field(default=None, max_length=64)
+    issue_date: str | None = Field(default=None, max_length=10)
+    supplier_id: str | None = Field(default=None, max_length=64)
+    recipient_siret: str | None = Field(default=None, index=True, max_length=64)
+    service_code: str | None = Field(default=None, max_length=100)
+    engagement_number: str | None = Field(default=None, max_length=64)
+    parties_json: str = Field(default="{}", sa_column=Column(Text))  # role -> {siret, service, name, partner}
+    summary_json: str = Field(default="{}", sa_column=Column(Text))  # names, amounts for status files
+    status_at: datetime | None = None
+    due_at: datetime | None = None  # when the current status's delay runs out
+    seq: int = 0  # status changes so far (names status files in order)
+    link_id: str | None = Field(default=None, max_length=48)  # the earlier piece of the same billing file
+
+
+class Event(SQLModel, table=True):
+    """Append-only: stage and outcome are separate axes (as Bots' ta table)."""
+
+    __tablename__ = "event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_id: str = Field(index=True, max_length=40)
+    piece_id: str | None = Field(default=None, index=True, max_length=48)
+    stage: str = Field(max_length=32)
+    outcome: str = Field(max_length=32)
+    at: datetime
+    detail_json: str = Field(default="{}", sa_column=Column(Text))
+
+
+def worker_name(role: str) -> str:
+    """Who holds a lease: host, process id, role."""
+    return f"{socket.gethostname()}:{os.getpid()}:{role}"
+
+
+def _alive(pid: str) -> bool:
+    """Whether a lease holder still runs. A zombie is dead: an orphaned
+    worker may never be reaped by an init that does not wait for orphans."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (ValueError, FileNotFoundError):
+        return False
+    except OSError:  # no /proc (not Linux): ask the kernel
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def new_flow_id(now: datetime | None = None) -> str:
+    now = now or db.utcnow()
+    return f"F{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class NewFlow:
+    id: str
+    partner: str
+    channel: str
+    file_name: str
+    sha256: str
+    size: int
+    received_at: datetime
+    archive_path: str
+
+
+@dataclass(frozen=True)
+class ClaimedFlow:
+    id: str
+    partner: str
+    file_name: str
+    sha256: str
+    size: int
+    received_at: datetime
+    archive_path: str
+    duplicate_of: str | None
+
+
+class Store:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.engine = db.engine(settings)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # --- intake --------------------------------------------------------------
+    def record_received(self, flows: Iterable[NewFlow], *, retry: bool = True) -> list[tuple[str, str | None]]:
+        """Insert flows (idempotent by id). A flow whose bytes the partner sent
+        before is recorded as a duplicate of the original. Returns (id, duplicate_of)."""
+        flows = list(flows)
+        if not flows:
+            return []
+        now = db.utcnow()
+        out: list[tuple[str, str | None]] = []
+        with self.session() as s:
+            known = set(s.execute(select(Flow.id).where(Flow.id.in_([f.id for f in flows]))).scalars())
+            keys = {(f.partner, f.sha256) for f in flows}
+            originals = {
+                (p, h): i for p, h, i in s.execute(
+                    select(Flow.partner, Flow.sha256, Flow.id).where(  # the (partner, sha256) index
+                        Flow.duplicate_of.is_(None), Flow.partner.in_({k[0] for k in keys}),
+                        Flow.sha256.in_([k[1] for k in keys])))
+                if (p, h) in keys
+            }
+            rows, events = [], []
+            for f in flows:
+                if f.id in known:
+                    out.append((f.id, None))
+                    continue
+                dup = originals.get((f.partner, f.sha256))
+                if dup is None:
+                    originals[(f.partner, f.sha256)] = f.id
+                rows.append(dict(id=f.id, partner=f.partner, channel=f.channel, file_name=f.file_name,
+                                 sha256=f.sha256, size=f.size, received_at=f.received_at,
+                                 archive_path=f.archive_path, duplicate_of=dup, queue="queued",
+                                 state="IN_RECU", attempts=0, pieces_total=0, pieces_valid=0, updated_at=now))
+                events.append(dict(flow_id=f.id, stage="reception", outcome="duplicate" if dup else "received",
+                                   at=now, detail_json=json.dumps({"file": f.file_name, "sha256": f.sha256,
+                                                                   "size": f.size, "channel": f.channel,
+                                                                   "duplicate_of": dup})))
+                out.append((f.id, dup))
+            if rows:
+                try:
+                    # Core executemany: one round trip per table, not one per row
+                    s.execute(Flow.__table__.insert(), rows)
+                    s.execute(Event.__table__.insert(), events)
+                    s.commit()
+                except IntegrityError:
+                    # Another worker recorded the same bytes in between: once more,
+                    # now that its rows are visible they become our originals.
+                    s.rollback()
+                    if not retry:
+                        raise
+                    return self.record_received(flows, retry=False)
+        return out
+
+    # --- the queue -------------------------------------------------------------
+    def claim(self, worker: str, limit: int = 20, lease_seconds: float = 600) -> list[ClaimedFlow]:
+        now = db.utcnow()
+        sub = (select(Flow.id).where(Flow.queue == "queued").order_by(Flow.received_at, Flow.id).limit(limit)
+               .with_for_update(skip_locked=True))
+        stmt = (update(Flow).where(Flow.id.in_(sub.scalar_subquery()))
+                .values(queue="running", locked_by=worker, locked_until=now + timedelta(seconds=lease_seconds),
+                        attempts=Flow.attempts + 1, updated_at=now)
+                .returning(Flow.id, Flow.partner, Flow.file_name, Flow.sha256, Flow.size,
+                           Flow.received_at, Flow.archive_path, Flow.duplicate_of))
+        with self.session() as s:
+            rows = s.execute(stmt).all()
+            s.commit()
+        return sorted((ClaimedFlow(*r) for r in rows), key=lambda c: (c.received_at, c.id))  # as received
+
+    def reap_dead_holders(self) -> int:
+        """Flows leased by a worker of this host whose process is gone go back
+        to the queue at once (a crash must not leave them waiting for the lease
+        to expire); other hosts' leases are left to expire."""
+        prefix = f"{socket.gethostname()}:"
+        with self.session() as s:
+            holders = set(s.execute(select(Flow.locked_by).where(
+                Flow.queue == "running", Flow.locked_by.like(f"{prefix}%"))).scalars())
+            dead = [h for h in holders if not _alive(h[len(prefix):].split(":", 1)[0])]
+            if not dead:
+                return 0
+            res = s.execute(update(Flow).where(Flow.queue == "running", Flow.locked_by.in_(dead))
+                            .values(queue="queued", locked_by=None, locked_until=None, updated_at=db.utcnow()))
+            s.commit()
+            return res.rowcount or 0
+
+    def reap_expired(self) -> int:
+        """Flows whose worker died go back to the queue."""
+        now = db.utcnow()
+        with self.session() as s:
+            res = s.execute(update(Flow).where(Flow.queue == "running", Flow.locked_until < now)
+                            .values(queue="queued", locked_by=None, locked_until=None, updated_at=now))
+            s.commit()
+            return res.rowcount or 0
+
+    def release(self, ids: list[str], *, tried: bool = False) -> None:
+        """Give claimed flows back to the queue: untried (a worker stopping
+        early, a status file waiting its turn), which is not an attempt, or
+        `tried` and failed, which is."""
+        if not ids:
+            return
+        with self.session() as s:
+            s.execute(update(Flow).where(Flow.id.in_(ids), Flow.queue == "running")
+                      .values(queue="queued", locked_by=None, locked_until=None,
+                              attempts=Flow.attempts - (0 if tried else 1)))
+            s.commit()
+
+    def earlier_pending(self, flow: "ClaimedFlow", settled: Iterable[str] = ()) -> bool:
+        """Whether a flow received before this one is not processed yet
+        (queued, or in a worker's hands, this worker's batch included),
+        `settled` aside (flows of the batch whose effects are already committed)."""
+        t = Flow.__table__
+        with self.session() as s:
+            return s.execute(select(t.c.id).where(
+                t.c.queue.in_(("queued", "running")), t.c.id.notin_([flow.id, *settled]),  # the queue index
+                or_(t.c.received_at < flow.received_at,
+                    and_(t.c.received_at == flow.received_at, t.c.id < flow.id))).limit(1)).first() is not None
+
+    def queued(self) -> int:
+        with self.session() as s:
+            return s.execute(select(func.count()).select_from(Flow).where(Flow.queue == "queued")).scalar_one()
+
+    def pending(self) -> int:
+        """Flows not processed yet (queued or in a worker's hands)."""
+        with self.session() as s:
+            return s.execute(select(func.count()).select_from(Flow).where(
+                Flow.queue.in_(("queued", "running")))).scalar_one()
+
+    # --- results ---------------------------------------------------------------
+    def complete(self, results: Iterable["FlowResult"]) -> None:
+        """Record outcomes (pieces, events, state) of processed flows in one transaction."""
+        results = list(results)
+        if not results:
+            return
+        now = db.utcnow()
+        with self.session() as s:
+            ids = [r.flow_id for r in results]
+            # A flow re-run after a crash replaces its pieces (same ids), never duplicates them.
+            s.execute(Piece.__table__.delete().where(Piece.flow_id.in_(ids)))
+            pieces, events = [], []
+            for r in results:
+                for p in r.pieces:
+                    pieces.append(dict(p, created_at=now))
+                for e in r.events:
+                    events.append(dict(e, at=now))
+            if pieces:
+                s.execute(Piece.__table__.insert(), pieces)
+            if events:
+                s.execute(Event.__table__.insert(), events)
+            won = self._apply_changes(s, [c for r in results for c in r.changes], now)
+            # the flows' own notices (written with them) and those of the changes that won (for flush_notices)
+            notices = [dict(n, created_at=now) for r in results for n in (*r.notices, *won.get(r.flow_id, ()))]
+            if notices:
+                from gateway.lifecycle.changes import Notice
+
+                s.execute(Notice.__table__.insert(), notices)
+            t = Flow.__table__
+            s.execute(
+                t.update().where(t.c.id == bindparam("b_id")).values(
+                    state=bindparam("b_state"), format=bindparam("b_format"), queue="done", locked_by=None,
+                    locked_until=None, pieces_total=bindparam("b_total"), pieces_valid=bindparam("b_valid"),
+                    report_written_at=bindparam("b_report"), updated_at=now),
+                [dict(b_id=r.flow_id, b_state=r.state, b_format=r.format, b_total=len(r.pieces),
+                      b_valid=sum(1 for p in r.pieces if p["valid"]),
+                      b_report=now) for r in results])  # complete() comes after the reports are written
+            s.commit()
+
+    @staticmethod
+    def _apply_changes(s: Session, changes: list[dict[str, Any]], now: datetime) -> dict[str, list[dict[str, Any]]]:
+        """Conditional status updates: a piece moves only from the status it
+        was seen in, so a concurrent change is never overwritten. Returns, by
+        flow, the status files of the changes that won (none for one that lost)."""
+        pt = Piece.__table__
+        won: dict[str, list[dict[str, Any]]] = {}
+        for ch in changes:
+            res = s.execute(pt.update().where(pt.c.id == ch["piece_id"], pt.c.status == ch["expect"]).values(
+                status=ch["status"], status_at=now, due_at=ch.get("due_at"), seq=pt.c.seq + ch.get("steps", 1)))
+            if res.rowcount:
+                won.setdefault(ch["flow_id"], []).extend(ch.get("notices", ()))
+            s.execute(Event.__table__.insert(), [dict(
+                flow_id=ch["flow_id"], piece_id=ch["piece_id"], stage="status",
+                outcome=ch["status"] if res.rowcount else "conflict", at=now,
+                detail_json=json.dumps(ch.get("detail", {}), ensure_ascii=False))])
+        return won
+
+    # --- reading ---------------------------------------------------------------
+    def recent_flows(self, limit: int = 50, partner: str | None = None, state: str | None = None) -> list[Flow]:
+        with self.session() as s:
+            q = select(Flow).order_by(Flow.received_at.desc(), Flow.id.desc()).limit(limit)
+            if partner:
+                q = q.where(Flow.partner == partner)
+            if state:
+                q = q.where(Flow.state == state)
+            return list(s.execute(q).scalars())
+
+    def flow(self, flow_id: str) -> Flow | None:
+        with self.session() as s:
+            return s.get(Flow, flow_id)
+
+    def pieces(self, flow_id: str) -> list[Piece]:
+        with self.session() as s:
+            return list(s.execute(select(Piece).where(Piece.flow_id == flow_id).order_by(Piece.index)).scalars())
+
+    def piece(self, piece_id: str) -> Piece | None:
+        with self.session() as s:
+            return s.get(Piece, piece_id)
+
+    def history(self, flow_id: str) -> list[Event]:
+        with self.session() as s:
+            return list(s.execute(select(Event).where(Event.flow_id == flow_id).order_by(Event.id)).scalars())
+
+    def counts_by_state(self) -> dict[str, int]:
+        with self.session() as s:
+            return dict(s.execute(select(Flow.state, func.count()).group_by(Flow.state)).all())
+
+
+@dataclass(frozen=True)
+class FlowResult:
+    flow_id: str
+    state: str
+    format: str
+    pieces: tuple[dict[str, Any], ...]
+    events: tuple[dict[str, Any], ...]
+    # Status changes of earlier pieces (e.g. an A4 becoming ASSOCIEE when its
+    # A15 arrives) and status files to send, committed with the flow.
+    changes: tuple[dict[str, Any], ...] = ()
+    notices: tuple[dict[str, Any], ...] = ()
