@@ -23,7 +23,6 @@ from gateway.outputs import reports
 from gateway.routing import route as routing
 from gateway.runtime import service
 from gateway.store import repository as store
-from gateway import wiring
 from gateway.runtime import worker
 
 
@@ -84,7 +83,6 @@ def gateway_stage_costs(paths: Sequence[Path], home: Path) -> StageCosts:
     """Each stage's cost per file, in a fresh home with the EN 16931 rules
     off (their cost is measured on its own)."""
     settings = config.load(home, workers=0, schematron=False, sftp_enabled=False)
-    wiring.install(settings)  # what `gateway run` does first: the business stages, the channels
     worker.settle_for_work()  # as a worker process does once started
     link_into_inbox(paths, home)
     clock = StageClock()

@@ -15,7 +15,6 @@ from invoice_support import cii_invoice, ubl_invoice
 from gateway.core import config
 from gateway.pipeline import detect
 from gateway.rules import schematron
-from gateway import wiring
 from gateway.core import xmlsafe
 from gateway.rules import xsd
 from gateway.pipeline.evaluate import evaluate_file
@@ -99,7 +98,6 @@ def run(out: Path, n: int, waiting: int, workers: int, lines: int | None = None)
             base_ms = base.seconds * 1000 / base.files
 
     settings = config.load(out / "home-rules")
-    wiring.install(settings)
     print_costs(stage_costs(files, settings))
 
     sample = files[:2000]

@@ -4,6 +4,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from gateway.core import codes
+from gateway.core.records import Finding
+
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
 
@@ -43,3 +46,38 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def stem(name: str) -> str:
+    """The file name without its folder and last extension: `in/FA-1.xml` ->
+    `FA-1`; a leading or trailing dot starts no extension (`.pdf`, `a.`)."""
+    base = name.rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[0] if "." in base.strip(".") else base
+
+
+def extension(name: str) -> str:
+    """The last extension, upper case, without the dot ('' when none)."""
+    base = name.rsplit("/", 1)[-1]
+    return base[len(stem(base)) + 1:].upper()
+
+
+def fit_name(name: str, limit: int) -> str:
+    """The name cut to `limit` characters, keeping its extension."""
+    if len(name) <= limit:
+        return name
+    ext = extension(name)
+    tail = f".{name.rsplit('.', 1)[1]}" if ext and len(ext) < limit else ""
+    return name[:limit - len(tail)] + tail
+
+
+def read_archived(path: str, limit: int) -> tuple[bytes | None, list[Finding]]:
+    """The flow's bytes, never following a link a partner may have dropped."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        return None, [codes.finding("IRR_TYPE_F", f"Not a regular file (symbolic links are refused): {exc.strerror}",
+                                    "Pas un fichier ordinaire (les liens symboliques sont refusés)", stage="file")]
+    with os.fdopen(fd, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size > limit:
+            return None, []
+        return fh.read(limit + 1), []

@@ -28,40 +28,15 @@ from sqlmodel import Field, SQLModel
 from gateway.core import codes
 from gateway.store import db
 from gateway.core.config import Settings
-from gateway.core.files import atomic_write
+from gateway.core.files import atomic_write, read_archived
 from gateway.lifecycle.machine import CORRECTION_FIELDS, CORRECTION_PARTIES
 from gateway.core.records import Check, Document, Finding, Format, Location, Verdict
+from gateway.pipeline.evaluate import evaluate_file
 from gateway.routing.route import delivery_writes, due, folder_of, roles_of
 from gateway.store.repository import ClaimedFlow, Event, Flow, Piece, Store
+from gateway.store.tables import InvoiceNumber, Notice
 
 log = logging.getLogger("gateway.lifecycle")
-
-
-class Notice(SQLModel, table=True):
-    """A status file to send to one party (the transactional outbox)."""
-
-    __tablename__ = "notice"
-
-    id: int | None = Field(default=None, primary_key=True)
-    piece_id: str = Field(index=True, max_length=48)
-    party: str = Field(max_length=100)  # the outbox folder
-    name: str = Field(max_length=160)  # file name without extension
-    xml: bytes = Field(sa_column=Column(LargeBinary))  # CPPStatut form (empty if it cannot be made)
-    json_body: bytes = Field(sa_column=Column(LargeBinary))
-    created_at: datetime
-    written_at: datetime | None = Field(default=None, index=True)
-
-
-class InvoiceNumber(SQLModel, table=True):
-    """Invoice numbers accepted per supplier and year (REJ_UNI)."""
-
-    __tablename__ = "invoice_number"
-
-    supplier: str = Field(primary_key=True, max_length=64)
-    number: str = Field(primary_key=True, max_length=64)
-    year: int = Field(primary_key=True)
-    piece_id: str = Field(max_length=48)
-    at: datetime
 
 
 def machine_for(settings: Settings):  # noqa: ANN201
@@ -450,11 +425,6 @@ def _corrected(inv: Any, correction: dict[str, str]) -> Any:
 def deposited(settings: Settings, store: Store, flow_id: str, index: int) -> tuple[Flow, Verdict]:
     """A piece as validated at deposit, read again from its flow's archived
     file (to check a correction, to deliver it to its next addressee)."""
-    from gateway.pipeline.evaluate import evaluate_file
-    from gateway.runtime.worker import read_archived
-    from gateway import wiring
-
-    wiring.install(settings)  # once per process: the stages of the deposit, or the verdict would differ
     flow = store.flow(flow_id)
     data, problems = read_archived(flow.archive_path, settings.max_file_bytes)
     if data is None:

@@ -13,34 +13,19 @@ from rich.table import Table
 
 from gateway.core import config
 from gateway.lifecycle import status_files
-from gateway import wiring
 from gateway.pipeline.evaluate import Evaluation, evaluate_file
 from gateway.core.records import FlowState, Format
+from gateway.ops import commands_directory, commands_partner, commands_piece, conformance, operators, rejections, web
+from gateway.ops.options import HomeOpt, existing_home
+from gateway.ops.rejections import location_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="E-invoicing exchange gateway: intake, validation, routing and status files.")
 console = Console()
 err_console = Console(stderr=True)
 
-# every command's --home (gateway piece, operator, web, report... use this one too)
-HomeOpt = Annotated[Optional[Path], typer.Option(
-    "--home", help="The gateway's home folder (default: $GATEWAY_HOME or the current directory).")]
-
-
-def existing_home(home: Optional[Path]) -> config.Settings:
-    """The settings of a home that must exist already (reports, pages,
-    operators, pieces): a mistyped --home is an error, not a new empty home."""
-    root = config.resolve_home(home)
-    if not (root / "gateway.toml").is_file():
-        typer.echo(f"error: {root} is not a gateway home (no gateway.toml); give --home or GATEWAY_HOME", err=True)
-        raise typer.Exit(2)
-    return config.load(root, create=False)
-
-
 def _settings(home: Optional[Path], **overrides):  # noqa: ANN202
-    s = config.load(home, **overrides)
-    wiring.install(s)
-    return s
+    return config.load(home, **overrides)
 
 
 @app.command()
@@ -126,7 +111,6 @@ def validate(
     """Validate files without depositing them. Exit 0 if all are valid, 1 if some are not."""
     # validate creates nothing on disk unless a home is named
     s = config.load(home, create=home is not None, validation_time=at)
-    wiring.install(s)
     files = []
     for p in paths:
         if p.is_dir():
@@ -136,7 +120,6 @@ def validate(
         else:
             err_console.print(f"no such file: {p}")
             raise typer.Exit(2)
-    from gateway.ops.rejections import location_text  # not at the top: it takes HomeOpt from here
 
     all_valid = True
     for f in files:
@@ -196,7 +179,6 @@ def flows(
 @app.command()
 def flow(flow_id: str, home: HomeOpt = None, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show one flow: its pieces, their errors and its history."""
-    from gateway.ops.rejections import location_text
     from gateway.store.repository import Store
 
     st = Store(_settings(home))
@@ -229,8 +211,29 @@ def flow(flow_id: str, home: HomeOpt = None, as_json: bool = typer.Option(False,
                       markup=False)
 
 
+def register_commands(app) -> None:  # noqa: ANN001 - a typer.Typer
+    """Mount the sub-command groups of other modules."""
+    app.add_typer(commands_directory.app, name="directory", help="Directory of public structures and services.")
+
+    app.add_typer(commands_partner.app, name="partner", help="Partner accounts (SFTP logins, folders).")
+
+    app.add_typer(commands_piece.app, name="piece",
+                  help="A piece's history (gateway piece ID) and status changes (gateway piece set-status).")
+    app.command("deadlines", help="Apply the delays that ran out (validators, MOE).")(commands_piece.deadlines)
+    app.command("pieces", help="Accepted pieces and where they stand (filters: status, recipient, partner, due).")(
+        commands_piece.pieces)
+
+    app.command("conformance", help="Compare `gateway validate` with a corpus's EXPECTED.tsv.")(conformance.main)
+
+    app.add_typer(rejections.app, name="report", help="Operators' reports (rejections by partner and code).")
+    app.command("web", help="Serve the operators' read-only web pages.")(web.main)
+    app.add_typer(operators.app, name="operator", help="Operators who log in to the web pages.")
+
+
+register_commands(app)
+
+
 def main() -> None:
-    wiring.register_commands(app)
     app()
 
 

@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 from gateway.core import config
 from gateway.store import db
 from gateway.lifecycle import changes as lifecycle
-from gateway.ops.cli import HomeOpt, existing_home
+from gateway.ops.options import HomeOpt, existing_home
 from gateway.core.records import Document
 from gateway.store.repository import Store
 
@@ -37,11 +37,7 @@ app = typer.Typer(cls=_PieceGroup, no_args_is_help=True)
 
 
 def _settings(home: Optional[Path]) -> config.Settings:
-    from gateway import wiring
-
-    s = existing_home(home)
-    wiring.install(s)
-    return s
+    return existing_home(home)
 
 
 @app.command("show")

@@ -26,7 +26,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway.core import config
-from gateway.ops.cli import HomeOpt, existing_home
+from gateway.ops.options import HomeOpt, existing_home
 from gateway.core.config import Settings
 from gateway.core.files import atomic_write
 from gateway.store.partners import hash_password, verify_password

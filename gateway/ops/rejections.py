@@ -34,7 +34,7 @@ import typer
 
 from gateway.core import codes
 from gateway.store import db
-from gateway.ops.cli import HomeOpt, existing_home
+from gateway.ops.options import HomeOpt, existing_home
 from gateway.core.config import Settings
 from gateway.core.files import atomic_write
 from gateway.core.records import FlowState

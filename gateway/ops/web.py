@@ -31,7 +31,7 @@ from urllib.parse import quote
 import typer
 
 from gateway.store import db
-from gateway.ops.cli import HomeOpt, existing_home
+from gateway.ops.options import HomeOpt, existing_home
 from gateway.core.config import Settings
 from gateway.core.records import FlowState
 from gateway.ops.rejections import (CSP, esc, event_codes, examples_table, fmt_time, html_page, json_object,

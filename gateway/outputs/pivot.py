@@ -21,7 +21,7 @@ from typing import Any
 from lxml import etree
 
 from gateway.core.config import Settings
-from gateway.pipeline.companions import fit_name
+from gateway.core.files import fit_name
 from gateway.core.invoice import CURRENCY, LIMITS, Invoice, siret_error
 from gateway.outputs.reports import edi_id
 

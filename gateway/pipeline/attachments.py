@@ -18,6 +18,7 @@ from lxml import etree
 
 from gateway.core import codes
 from gateway.core.config import MB, Settings
+from gateway.core.files import extension, stem
 from gateway.core.records import Finding, Location
 
 STAGE = "attachments"
@@ -140,19 +141,6 @@ def mime_of(att: Attachment) -> str:
     if is_pdf(att):
         return "application/pdf"
     return MIME_TYPES.get(extension(att.name), "application/octet-stream")
-
-
-def stem(name: str) -> str:
-    """The file name without its folder and last extension: `in/FA-1.xml` ->
-    `FA-1`; a leading or trailing dot starts no extension (`.pdf`, `a.`)."""
-    base = name.rsplit("/", 1)[-1]
-    return base.rsplit(".", 1)[0] if "." in base.strip(".") else base
-
-
-def extension(name: str) -> str:
-    """The last extension, upper case, without the dot ('' when none)."""
-    base = name.rsplit("/", 1)[-1]
-    return base[len(stem(base)) + 1:].upper()
 
 
 def check_one(att: Attachment, limits: AttachmentLimits) -> list[Finding]:

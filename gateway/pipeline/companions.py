@@ -61,10 +61,11 @@ from gateway.pipeline.attachments import (Attachment, attachment_limits, check_o
                           extract_xml_attachments, invoice_pdf, mime_of, stem)
 from gateway.core.config import Settings
 from gateway.core.records import Check, Document, Finding, Format, Location, Part, Severity, Verdict
+from gateway.core.files import fit_name
+from gateway.pipeline.work import PieceWork
 
 if TYPE_CHECKING:
     from gateway.pipeline.pdf import PdfInspection
-    from gateway.pipeline.evaluate import PieceWork
 
 INVOICE = "01"  # the invoice's own rendering (pivot TypePJ 01)
 SUPPORTING = "02"  # pièce jointe complémentaire
@@ -174,15 +175,6 @@ def deliver(work: PieceWork, doc: Document, source: str) -> None:
     work.documents.append(doc)
     work.extra.setdefault("attachments", []).append(
         {"name": doc.name, "size": len(doc.data), "mime": doc.mime, "kind": doc.kind, "source": source})
-
-
-def fit_name(name: str, limit: int) -> str:
-    """The name cut to `limit` characters, keeping its extension."""
-    if len(name) <= limit:
-        return name
-    ext = extension(name)
-    tail = f".{name.rsplit('.', 1)[1]}" if ext and len(ext) < limit else ""
-    return name[:limit - len(tail)] + tail
 
 
 def invoice_pdf_findings(data: bytes, settings: Settings, *, member: str | None = None,

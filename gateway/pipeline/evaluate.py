@@ -8,9 +8,7 @@ both call `evaluate_file`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
 
 from lxml import etree
 
@@ -19,57 +17,10 @@ from gateway.pipeline import detect
 from gateway.pipeline import lots
 from gateway.pipeline import companions as mixed
 from gateway.core import xmlsafe
-from gateway.rules import xsd
 from gateway.core.config import Settings
-from gateway.core.records import Check, Document, Finding, Format, FlowState, Location, Part, Severity, Verdict, flow_state
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    format: Format
-    verdicts: tuple[Verdict, ...]
-    file_findings: tuple[Finding, ...] = ()
-
-    @property
-    def state(self) -> FlowState:
-        return flow_state(self.verdicts, self.file_findings)
-
-
-@dataclass
-class PieceWork:
-    """What the stages of one piece build up (mutable only inside `evaluate_part`)."""
-
-    part: Part
-    format: Format
-    tree: etree._ElementTree | None = None
-    xml: bytes | None = None  # the XML under validation: the file itself, or the CII a Factur-X carries
-    xml_format: Format | None = None  # that XML's format, when it differs from the piece's (facturx → cii)
-    findings: list[Finding] = field(default_factory=list)
-    checks: list[Check] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-    piece: Any = None  # the canonical Invoice, once the mapping has read it
-    documents: list[Document] = field(default_factory=list)  # delivered with the piece
-
-    @property
-    def failed(self) -> bool:
-        return any(f.severity >= Severity.ERROR for f in self.findings)
-
-    def verdict(self) -> Verdict:
-        return Verdict(index=self.part.index, name=self.part.name, format=self.format,
-                       findings=tuple(self.findings), checks=tuple(self.checks),
-                       extra=tuple(self.extra.items()), piece=self.piece, documents=tuple(self.documents),
-                       original=self.part.data)
-
-
-# Later stages (business rules, mapping, controls, PDF) register here so the
-# pipeline's order stays in one place. Each takes (work, settings) and adds
-# findings/checks; it runs only if no earlier stage rejected the piece,
-# otherwise it is recorded as skipped. The attachments an XML carries come
-# first: they are file-level controls (IRR_*), checked before business rules.
-XmlStage = Callable[[PieceWork, Settings], None]
-XML_STAGES: list[tuple[str, XmlStage]] = [("attachments", mixed.attachments_stage)]
-PdfStage = Callable[[PieceWork, Settings], None]
-PDF_STAGE: list[PdfStage] = []
+from gateway.core.records import Check, Finding, Format, Location, Part, Verdict
+from gateway.pipeline.stages import PDF_STAGE, run_xml_checks, skip_rest
+from gateway.pipeline.work import Evaluation, PieceWork
 
 
 def check_file(name: str, size: int, settings: Settings) -> list[Finding]:
@@ -142,12 +93,7 @@ def evaluate_part(part: Part, settings: Settings, companions: Sequence[mixed.Com
         _xml_stages(work, settings)
     elif family == "pdf":
         work = PieceWork(part, Format.PDF)
-        if PDF_STAGE:
-            PDF_STAGE[0](work, settings)
-        else:
-            work.findings.append(codes.finding(
-                "ERR_VALIDATEUR", "PDF validation is not available in this build",
-                "La validation des PDF n'est pas disponible", location=Location(member=member), stage="pdf"))
+        PDF_STAGE.run(work, settings)
     else:
         work = PieceWork(part, Format.UNKNOWN)
         work.findings.append(codes.finding(
@@ -167,7 +113,7 @@ def _xml_stages(work: PieceWork, settings: Settings) -> None:
         work.format = detect.detect_xml(work.part.data)
         work.findings.extend(problems)
         work.checks.append(Check("syntax", "failed", problems[0].message))
-        _skip_rest(work, "syntax")
+        skip_rest(work, "syntax")
         return
     root = tree.getroot()
     work.checks.append(Check("syntax", "passed"))
@@ -184,43 +130,3 @@ def _xml_stages(work: PieceWork, settings: Settings) -> None:
     work.tree = tree
     work.xml = work.part.data
     run_xml_checks(work, settings)
-
-
-def run_xml_checks(work: PieceWork, settings: Settings, *, force: bool = False) -> None:
-    """XSD, then the registered business stages. Also used for the CII a
-    Factur-X carries (`force`: run the rules even if a PDF policy finding
-    already rejects the piece, so the report is complete)."""
-    found, check = xsd.validate(work.tree, work.xml_format or work.format, settings.schema_dirs,
-                                member=work.part.name or None)
-    work.findings.extend(found)
-    work.checks.append(check)
-    work.extra.setdefault("schema", check.used)
-    if check.outcome != "passed":
-        _skip_rest(work, "xsd")
-        return
-    for name, stage in XML_STAGES:
-        if (_blocking(work) and not force) or _xml_failed(work):
-            work.checks.append(Check(name, "skipped", "an earlier control failed"))
-            continue
-        stage(work, settings)
-
-
-# Stages whose failure leaves the later ones meaningful: an attachment refused
-# for its name or size says nothing about the invoice's rules, so the sender
-# gets those verdicts in the same report.
-NON_BLOCKING = frozenset({"attachments"})
-
-
-def _blocking(work: PieceWork) -> bool:
-    return any(f.severity >= Severity.ERROR and f.stage not in NON_BLOCKING for f in work.findings)
-
-
-def _xml_failed(work: PieceWork) -> bool:
-    return any(f.severity >= Severity.ERROR and f.stage in ("syntax", "xsd", "facturx") for f in work.findings)
-
-
-def _skip_rest(work: PieceWork, failed: str) -> None:
-    if failed == "syntax":
-        work.checks.append(Check("xsd", "skipped", "the XML is not well-formed"))
-    for name, _stage in XML_STAGES:
-        work.checks.append(Check(name, "skipped", f"{failed} failed"))

@@ -27,46 +27,9 @@ from sqlmodel import Field, SQLModel
 from gateway.store import db
 from gateway.core.config import Settings
 from gateway.core.invoice import siret_error
+from gateway.store.tables import DirectoryService, DirectoryStructure
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
-
-
-class DirectoryStructure(SQLModel, table=True):
-    __tablename__ = "directory_structure"
-
-    identifiant: str = Field(primary_key=True, max_length=64)
-    type_identifiant: str = Field(default="SIRET", max_length=32)
-    raison_sociale: str = Field(default="", max_length=512)
-    edi_emitter: bool = False  # EmetteurEdi
-    edi_receiver: bool = False  # RecepteurEdi
-    manages_payment_status: bool = False  # GestionStatutMiseEnPaiement
-    engagement_required: bool = False  # GestionEngagement
-    service_required: bool = False  # GestionService
-    service_or_engagement: bool = False  # GestionServiceEngagement
-    is_moa: bool = False  # EstMOA
-    moa_only: bool = False  # EstMOAUniquement
-    active: bool = True  # StructureActive
-    address: str = Field(default="", max_length=512)
-    address2: str = Field(default="", max_length=512)
-    address3: str = Field(default="", max_length=512)
-    postal_code: str = Field(default="", max_length=32)
-    city: str = Field(default="", max_length=256)
-    phone: str = Field(default="", max_length=64)
-    email: str = Field(default="", max_length=256)
-    country_code: str = Field(default="", max_length=8)
-    country_name: str = Field(default="", max_length=128)
-    updated_at: datetime | None = None
-
-
-class DirectoryService(SQLModel, table=True):
-    __tablename__ = "directory_service"
-
-    identifiant: str = Field(primary_key=True, max_length=64)
-    code: str = Field(primary_key=True, max_length=100)
-    name: str = Field(default="", max_length=512)
-    active: bool = True
-    engagement_required: bool = False
-    updated_at: datetime | None = None
 
 
 # --- what lookups return (plain frozen records, not ORM rows) ----------------

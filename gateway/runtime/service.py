@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.store import db
+from gateway.channels.registry import CHANNELS
 from gateway.core.config import Settings
 from gateway.channels.folders import CLAIM_BATCH, Candidate, Claimer, FolderWatcher, StabilityTracker, in_order, scan
 from gateway.store.repository import Store, worker_name
@@ -22,9 +23,6 @@ from gateway.runtime.worker import work_once, worker_main
 
 log = logging.getLogger("gateway.service")
 
-# Channels and periodic jobs other modules add (SFTP server, remote pollers,
-# deadlines): each is a factory returning an object with start() and stop().
-CHANNELS: list[Callable[[Settings], object]] = []
 
 
 @dataclass

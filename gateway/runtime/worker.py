@@ -20,27 +20,14 @@ from gateway.pipeline import detect
 from gateway.lifecycle import changes as lifecycle
 from gateway.routing import route as routing
 from gateway.lifecycle import status_files
-from gateway import wiring
 from gateway.core.config import Settings
 from gateway.pipeline.evaluate import Evaluation, evaluate_file
 from gateway.core.records import Finding, Format
 from gateway.outputs.reports import report_dict, write_flow_report
 from gateway.store.repository import ClaimedFlow, FlowResult, Store, worker_name
+from gateway.core.files import read_archived
 
 log = logging.getLogger("gateway.worker")
-
-def read_archived(path: str, limit: int) -> tuple[bytes | None, list[Finding]]:
-    """The flow's bytes, never following a link a partner may have dropped."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as exc:
-        return None, [codes.finding("IRR_TYPE_F", f"Not a regular file (symbolic links are refused): {exc.strerror}",
-                                    "Pas un fichier ordinaire (les liens symboliques sont refusés)", stage="file")]
-    with os.fdopen(fd, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size > limit:
-            return None, []
-        return fh.read(limit + 1), []
-
 
 @dataclass(frozen=True)
 class _Archived:
@@ -263,7 +250,6 @@ def worker_main(settings: Settings, role: str, stop, intake_done) -> None:  # no
     local_stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: local_stop.set())
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    wiring.install(settings)
     worker_id = worker_name(role)  # this process's own pid, so a restart can tell it is gone
     store = Store(settings)
     settle_for_work()

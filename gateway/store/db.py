@@ -15,27 +15,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import Column, Table
 from sqlmodel import SQLModel, create_engine
 
+from gateway.core.clock import as_utc, iso, utcnow  # noqa: F401 - the store's callers use db.utcnow
 from gateway.core.config import Settings
 
 log = logging.getLogger("gateway.db")
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
-
-
-def utcnow() -> datetime:
-    """Aware UTC timestamps everywhere (one zone, so SQLite's text compare holds)."""
-    return datetime.now(timezone.utc)
-
-
-def as_utc(dt: datetime) -> datetime:
-    """An aware UTC time; a naive one (as SQLite gives them back) is UTC already."""
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
-
-
-def iso(dt: datetime) -> str:
-    """ISO 8601 in UTC with a Z, as return files show times."""
-    return as_utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def engine(settings: Settings) -> Engine:
@@ -149,8 +135,5 @@ def _add_column_sql(conn: Connection, table: Table, col: Column) -> str:
 
 
 def _import_models() -> None:
-    """Import every module that declares tables, so create_all sees them all."""
-    import importlib
-
-    for mod in ("gateway.store.repository", "gateway.store.partners", "gateway.rules.directory", "gateway.lifecycle.changes"):
-        importlib.import_module(mod)
+    """Every table is declared in store/tables.py: import it so create_all sees them all."""
+    import gateway.store.tables  # noqa: F401

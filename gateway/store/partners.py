@@ -23,6 +23,7 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from gateway.store import db
 from gateway.core.config import Settings
+from gateway.store.tables import PartnerAccount
 
 if TYPE_CHECKING:  # paramiko is loaded where keys are read: `gateway run --once` never needs it
     import paramiko
@@ -39,17 +40,6 @@ KEY_TYPES = (
 MIN_RSA_BITS = 2048
 # scrypt cost: about 50 ms and 16 MB per check on a small server.
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
-
-
-class PartnerAccount(SQLModel, table=True):
-    __tablename__ = "partner_account"
-
-    name: str = Field(primary_key=True, max_length=64)
-    enabled: bool = True
-    public_keys: str = ""  # OpenSSH .pub lines, one per line
-    password_hash: str | None = None
-    created_at: datetime = Field(default_factory=db.utcnow)
-    updated_at: datetime = Field(default_factory=db.utcnow)
 
 
 @dataclass(frozen=True)

@@ -22,89 +22,7 @@ from sqlmodel import Field, Session, SQLModel
 
 from gateway.store import db
 from gateway.core.config import Settings
-
-
-class Flow(SQLModel, table=True):
-    __tablename__ = "flow"
-    __table_args__ = (
-        # The same bytes from the same partner make one flow; repeats are
-        # recorded as duplicates pointing at it (duplicate_of set).
-        Index("ux_flow_original", "partner", "sha256", unique=True,
-              sqlite_where=text("duplicate_of IS NULL"), postgresql_where=text("duplicate_of IS NULL")),
-        Index("ix_flow_queue_received", "queue", "received_at", "id"),  # leases in the order received
-        Index("ix_flow_received", "received_at"),
-    )
-
-    id: str = Field(primary_key=True, max_length=40)
-    partner: str = Field(max_length=64, index=True)
-    channel: str = Field(default="folder", max_length=16)
-    file_name: str = Field(max_length=1024)
-    sha256: str = Field(max_length=64)
-    size: int = 0
-    received_at: datetime
-    archive_path: str = Field(max_length=2048)
-    format: str | None = Field(default=None, max_length=32)
-    state: str = Field(default="IN_RECU", max_length=32)  # IN_RECU → IN_INTEGRE | IN_INTEGRE_PARTIEL | IN_REJETE
-    queue: str = Field(default="queued", max_length=16)  # queued | running | done
-    locked_by: str | None = Field(default=None, max_length=64)
-    locked_until: datetime | None = None
-    attempts: int = 0
-    duplicate_of: str | None = Field(default=None, max_length=40)
-    pieces_total: int = 0
-    pieces_valid: int = 0
-    report_written_at: datetime | None = None
-    updated_at: datetime | None = None
-
-
-class Piece(SQLModel, table=True):
-    """One invoice (or other piece of a billing file) and where its life stands."""
-
-    __tablename__ = "piece"
-    __table_args__ = (
-        Index("ix_piece_number", "invoice_number", "supplier_id"),
-        Index("ix_piece_due", "due_at"),
-    )
-
-    id: str = Field(primary_key=True, max_length=48)
-    flow_id: str = Field(foreign_key="flow.id", index=True, max_length=40)
-    index: int
-    name: str = Field(max_length=1024)
-    format: str = Field(max_length=32)
-    valid: bool
-    status: str = Field(max_length=48)  # IRRECEVABLE when rejected at intake, else its life-cycle status
-    error_codes: str = Field(default="", max_length=1024)  # comma list, for reports and queries
-    verdict_json: str = Field(default="{}", sa_column=Column(Text))
-    created_at: datetime
-    # What routing and the life cycle need without reading the invoice again
-    partner: str = Field(default="", max_length=64)  # who deposited it (the supplier's channel)
-    cadre: str = Field(default="", max_length=8)
-    piece_type: str = Field(default="", max_length=64)
-    invoice_number: str | None = Field(default=None, max_length=64)
-    issue_date: str | None = Field(default=None, max_length=10)
-    supplier_id: str | None = Field(default=None, max_length=64)
-    recipient_siret: str | None = Field(default=None, index=True, max_length=64)
-    service_code: str | None = Field(default=None, max_length=100)
-    engagement_number: str | None = Field(default=None, max_length=64)
-    parties_json: str = Field(default="{}", sa_column=Column(Text))  # role -> {siret, service, name, partner}
-    summary_json: str = Field(default="{}", sa_column=Column(Text))  # names, amounts for status files
-    status_at: datetime | None = None
-    due_at: datetime | None = None  # when the current status's delay runs out
-    seq: int = 0  # status changes so far (names status files in order)
-    link_id: str | None = Field(default=None, max_length=48)  # the earlier piece of the same billing file
-
-
-class Event(SQLModel, table=True):
-    """Append-only: stage and outcome are separate axes (as Bots' ta table)."""
-
-    __tablename__ = "event"
-
-    id: int | None = Field(default=None, primary_key=True)
-    flow_id: str = Field(index=True, max_length=40)
-    piece_id: str | None = Field(default=None, index=True, max_length=48)
-    stage: str = Field(max_length=32)
-    outcome: str = Field(max_length=32)
-    at: datetime
-    detail_json: str = Field(default="{}", sa_column=Column(Text))
+from gateway.store.tables import Event, Flow, Notice, Piece
 
 
 def worker_name(role: str) -> str:
@@ -316,8 +234,6 @@ class Store:
             # the flows' own notices (written with them) and those of the changes that won (for flush_notices)
             notices = [dict(n, created_at=now) for r in results for n in (*r.notices, *won.get(r.flow_id, ()))]
             if notices:
-                from gateway.lifecycle.changes import Notice
-
                 s.execute(Notice.__table__.insert(), notices)
             t = Flow.__table__
             s.execute(

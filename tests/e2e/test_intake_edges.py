@@ -88,11 +88,9 @@ def test_environment_values_keep_codes_and_single_folders(tmp_path, monkeypatch)
 def test_a_long_platform_id_still_delivers(tmp_path):
     from conftest import home_with, TEST_TOML
     from gateway.rules import directory
-    from gateway import wiring
 
     s = home_with(tmp_path / "home", TEST_TOML + '[platform]\nid = "GATEWAY-PARIS-NORD"\n')
     directory.import_files(s, directory.demo_files())
-    wiring.install(s)
     drop(s, "fournisseur", "long.xml", ubl_invoice(number="PL-1"))
     Gateway(s, once=True).run()
     r = report_for(s, "fournisseur", "long.xml")

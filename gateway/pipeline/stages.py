@@ -1,48 +1,36 @@
-"""The one place that plugs optional parts into the core: pipeline stages,
-steps after evaluation, channels started by `gateway run`, and sub-commands.
+"""The stages a piece goes through, in one declared order.
+
+A `Stage` has a name, says whether its failure stops the later stages, and
+runs on a piece's work: it adds findings (errors are data) and the checks it
+ran. An XML piece gets its XSD, then `XML_STAGES` in order; a PDF gets
+`PDF_STAGE`, whose embedded CII then goes through the same XML checks.
+Adding a stage is one function and one line in `XML_STAGES`.
 """
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 
-from gateway.pipeline import evaluate as pipeline
 from gateway.core.config import Settings
 from gateway.core.records import Check, Format, Location, Severity
-
-_installed = False
-
-
-def install(settings: Settings) -> None:
-    """Register stages and channels (once per process)."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
-    # registered whatever this first caller's settings say: each call reads its own
-    pipeline.XML_STAGES.append(("en16931", en16931_stage))
-    pipeline.XML_STAGES.append(("controls", controls_stage))
-    pipeline.PDF_STAGE.append(pdf_stage)
-    from gateway.runtime.service import CHANNELS
-
-    # imported only where a channel starts: workers never load paramiko
-    CHANNELS.append(_sftp_server)
-    CHANNELS.append(_sftp_poller)
+from gateway.pipeline import companions, pdf
+from gateway.pipeline.work import PieceWork
+from gateway.rules import schematron, xsd
+from gateway.rules.controls import run_controls
+from gateway.rules.directory import directory_loaded
+from gateway.rules.mapping import map_piece, mapping_source
 
 
-def _sftp_server(s: Settings):  # noqa: ANN202
-    if not s.sftp_enabled:
-        return None
-    from gateway.channels.sftp.server import SftpServer
+@dataclass(frozen=True)
+class Stage:
+    """One step of a piece's evaluation."""
 
-    return SftpServer(s)
-
-
-def _sftp_poller(s: Settings):  # noqa: ANN202
-    if not s.raw.get("remote"):
-        return None
-    from gateway.channels.poller import PollerService
-
-    return PollerService(s)
+    name: str
+    run: Callable[[PieceWork, Settings], None]
+    # False: its failure leaves the later stages meaningful (an attachment
+    # refused for its name says nothing of the invoice's rules), so they run
+    # and the sender gets every verdict in one report.
+    blocks: bool = True
 
 
 def _with_member(f, member):  # noqa: ANN001, ANN202
@@ -52,13 +40,11 @@ def _with_member(f, member):  # noqa: ANN001, ANN202
     return replace(f, location=replace(loc, member=loc.member or member))
 
 
-def en16931_stage(work: pipeline.PieceWork, settings: Settings) -> None:
+def en16931_stage(work: PieceWork, settings: Settings) -> None:
     """EN 16931 rules in the long-lived Saxon worker; if it cannot run, the
     piece is not accepted (ERR_VALIDATEUR), never passed silently."""
     if not settings.schematron:  # turned off in this home's settings
         return
-    from gateway.rules import schematron
-
     fmt = work.xml_format or work.format
     kind = "cii" if fmt is Format.CII else "ubl"
     # A Factur-X's CII gets the same EN 16931 rules as a CII file (issue: same XSD, rules, routing)
@@ -69,14 +55,10 @@ def en16931_stage(work: pipeline.PieceWork, settings: Settings) -> None:
     work.checks.append(res.as_check())
 
 
-def controls_stage(work: pipeline.PieceWork, settings: Settings) -> None:
+def controls_stage(work: PieceWork, settings: Settings) -> None:
     """Read the canonical piece through the mappings, then the French
     public-sector controls (with the directory ones once a directory is
     loaded). The piece is kept for routing; its summary goes in the report."""
-    from gateway.rules.controls import run_controls
-    from gateway.rules.directory import directory_loaded
-    from gateway.rules.mapping import map_piece, mapping_source
-
     invoice, found = map_piece(work.tree, settings)
     work.findings.extend(_with_member(f, work.part.name) for f in found)
     if invoice is None:
@@ -99,12 +81,9 @@ def controls_stage(work: pipeline.PieceWork, settings: Settings) -> None:
                                    "service": report.service.name if report.service else None}
 
 
-def pdf_stage(work: pipeline.PieceWork, settings: Settings) -> None:
+def pdf_stage(work: PieceWork, settings: Settings) -> None:
     """PDF hygiene, signatures, Factur-X extraction; the embedded CII then
     goes through the same XSD and rules as a CII file."""
-    from gateway.pipeline import companions as mixed
-    from gateway.pipeline import pdf
-
     insp = pdf.inspect_pdf(work.part.data, settings)
     work.format = insp.format
     work.findings.extend(_with_member(f, work.part.name) for f in insp.findings)
@@ -125,7 +104,7 @@ def pdf_stage(work: pipeline.PieceWork, settings: Settings) -> None:
             work.findings.append(_with_member(pdf.pdf_alone_finding(), work.part.name))
         return
     # A Factur-X is its own kind-01 document; its other embedded files kind 02 (PJ rules).
-    mixed.deliver_facturx(work, insp, settings)
+    companions.deliver_facturx(work, insp, settings)
     # Policy findings (poor profile, XMP/XML disagreement) do not stop the XML
     # checks: the sender gets the whole picture in one report. The inspection
     # parsed the XML and judged its root (IRR_TYPE_F if no CII): used as is.
@@ -140,7 +119,7 @@ def pdf_stage(work: pipeline.PieceWork, settings: Settings) -> None:
     if not emb.cii:
         return
     work.tree, work.xml, work.xml_format = emb.tree, emb.data, Format.CII
-    pipeline.run_xml_checks(work, settings, force=True)
+    run_xml_checks(work, settings, force=True)
 
 
 def _sig_dict(s) -> dict:  # noqa: ANN001
@@ -150,30 +129,46 @@ def _sig_dict(s) -> dict:  # noqa: ANN001
     return d
 
 
-def register_commands(app) -> None:  # noqa: ANN001 - a typer.Typer
-    """Mount the sub-command groups of other modules."""
-    from gateway.ops import commands_directory
-    from gateway.ops import commands_partner
-    from gateway.ops import commands_piece
-    from gateway.ops import conformance
+# The order of the platform's documented controls: the attachments an XML
+# carries are file-level controls (IRR_*), checked before the business rules.
+XML_STAGES: tuple[Stage, ...] = (
+    Stage("attachments", companions.attachments_stage, blocks=False),
+    Stage("en16931", en16931_stage),
+    Stage("controls", controls_stage),
+)
+PDF_STAGE = Stage("pdf", pdf_stage)
 
-    app.add_typer(commands_directory.app, name="directory", help="Directory of public structures and services.")
 
-    app.add_typer(commands_partner.app, name="partner", help="Partner accounts (SFTP logins, folders).")
+def run_xml_checks(work: PieceWork, settings: Settings, *, force: bool = False) -> None:
+    """XSD, then the registered business stages. Also used for the CII a
+    Factur-X carries (`force`: run the rules even if a PDF policy finding
+    already rejects the piece, so the report is complete)."""
+    found, check = xsd.validate(work.tree, work.xml_format or work.format, settings.schema_dirs,
+                                member=work.part.name or None)
+    work.findings.extend(found)
+    work.checks.append(check)
+    work.extra.setdefault("schema", check.used)
+    if check.outcome != "passed":
+        skip_rest(work, "xsd")
+        return
+    for stage in XML_STAGES:
+        if (_blocking(work) and not force) or _xml_failed(work):
+            work.checks.append(Check(stage.name, "skipped", "an earlier control failed"))
+            continue
+        stage.run(work, settings)
 
-    app.add_typer(commands_piece.app, name="piece",
-                  help="A piece's history (gateway piece ID) and status changes (gateway piece set-status).")
-    app.command("deadlines", help="Apply the delays that ran out (validators, MOE).")(commands_piece.deadlines)
-    app.command("pieces", help="Accepted pieces and where they stand (filters: status, recipient, partner, due).")(
-        commands_piece.pieces)
 
-    app.command("conformance", help="Compare `gateway validate` with a corpus's EXPECTED.tsv.")(conformance.main)
+def _blocking(work: PieceWork) -> bool:
+    non_blocking = {s.name for s in XML_STAGES if not s.blocks}
+    return any(f.severity >= Severity.ERROR and f.stage not in non_blocking for f in work.findings)
 
-    from gateway.ops import rejections as report_rejections
-    from gateway.ops import web
 
-    app.add_typer(report_rejections.app, name="report", help="Operators' reports (rejections by partner and code).")
-    app.command("web", help="Serve the operators' read-only web pages.")(web.main)
-    from gateway.ops import operators
+def _xml_failed(work: PieceWork) -> bool:
+    return any(f.severity >= Severity.ERROR and f.stage in ("syntax", "xsd", "facturx") for f in work.findings)
 
-    app.add_typer(operators.app, name="operator", help="Operators who log in to the web pages.")
+
+def skip_rest(work: PieceWork, failed: str) -> None:
+    if failed == "syntax":
+        work.checks.append(Check("xsd", "skipped", "the XML is not well-formed"))
+    for stage in XML_STAGES:
+        work.checks.append(Check(stage.name, "skipped", f"{failed} failed"))

@@ -324,13 +324,13 @@ def test_not_toml_at_all():
 
 
 def test_roles_are_the_documented_ones():
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "lifecycle.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "lifecycle.md").read_text(encoding="utf-8")
     table = doc.split("## Roles", 1)[1].split("\n## ", 1)[0]
     assert ROLES == tuple(re.findall(r"^\| `(\w+)` \|", table, re.M))
 
 
 def test_the_reference_documents_every_status_and_cadre(m):
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "lifecycle.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "lifecycle.md").read_text(encoding="utf-8")
     missing = [s.name for s in m.statuses() if f"`{s.name}`" not in doc]
     assert not missing, missing
     assert all(re.search(rf"\b{c}\b", doc) for c in m.cadres())

@@ -11,7 +11,7 @@ from conftest import codes_of, drop, gateway_cli, report_for
 from gateway.pipeline import companions as mixed
 from gateway.pipeline import pdf
 from gateway.pipeline import evaluate as pipeline
-from gateway import wiring
+from gateway.pipeline import stages as stages_module
 from gateway.core import xmlsafe
 from gateway.pipeline.evaluate import PieceWork, evaluate_file
 from gateway.core.records import Format, FlowState, Part
@@ -25,11 +25,9 @@ ZF1 = (b'<rsm:CrossIndustryDocument xmlns:rsm="urn:ferd:CrossIndustryDocument:in
 
 
 @pytest.fixture(autouse=True)
-def stages(monkeypatch):
-    """The PDF stage and only the attachments XML stage, whatever another
-    test module installed: these tests judge documents, not business rules."""
-    monkeypatch.setattr(pipeline, "PDF_STAGE", [wiring.pdf_stage])
-    monkeypatch.setattr(pipeline, "XML_STAGES", [("attachments", mixed.attachments_stage)])
+def only_attachments(monkeypatch):
+    """Only the attachments XML stage: these tests judge documents, not business rules."""
+    monkeypatch.setattr(stages_module, "XML_STAGES", tuple(s for s in stages_module.XML_STAGES if s.name == "attachments"))
 
 
 from invoice_support import targz_lot as _targz, zip_lot as _zip  # noqa: E402

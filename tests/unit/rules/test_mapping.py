@@ -13,7 +13,8 @@ from lxml import etree
 from gateway.core import config
 from gateway.rules import mapping
 from gateway.pipeline import evaluate as pipeline
-from gateway import wiring
+from gateway.pipeline.stages import controls_stage
+from gateway.pipeline.work import PieceWork
 from gateway.core.records import Format, Part
 from gateway.rules.mapping import MappingError, load_mapping, map_piece, select_mapping
 
@@ -272,8 +273,8 @@ def test_the_mapping_check_names_the_file_used(tmp_path):
     s = config.load(tmp_path)
     for data, used in ((CUSTOM_XML, "syntaxes/facture-simple.toml"), (ubl_invoice(), "mappings/ubl.toml"),
                        (ubl_aife_invoice(), "mappings/ubl-aife.toml")):
-        work = pipeline.PieceWork(Part(1, "f.xml", data), Format.UBL_INVOICE, tree=parse(data))
-        wiring.controls_stage(work, s)
+        work = PieceWork(Part(1, "f.xml", data), Format.UBL_INVOICE, tree=parse(data))
+        controls_stage(work, s)
         assert next(c.used for c in work.checks if c.name == "mapping") == used
 
 

@@ -16,7 +16,6 @@ from gateway.core import config
 from gateway.store import db
 from gateway.rules import directory
 from gateway.lifecycle import changes as lifecycle
-from gateway import wiring
 from gateway.runtime.service import Gateway
 from gateway.store.repository import Store
 from invoice_support import (COMMUNE_SIRET, DDT_MOE_SIRET, OPH_MOA_SIRET, SUBCONTRACTOR_SIRET, SUPPLIER_SIRET,
@@ -40,7 +39,6 @@ def gw(request, home):
             fh.write(f'[store]\ndatabase_url = "{pg.url}"\n')
         home = config.load(home.home)
     directory.import_files(home, directory.demo_files())
-    wiring.install(home)
     yield home
     if pg is not None:
         pg.close()
@@ -488,13 +486,11 @@ def test_a_correction_is_refused_with_any_move_but_those_that_take_one(gw):
 def test_a_recycling_reads_the_archived_file_once(gw, monkeypatch):
     """Checking the new recipient and delivering the piece to it share one
     reading of the deposited file."""
-    from gateway.pipeline import evaluate as pipeline
-
     pid = only_piece(deposit(gw, "fournisseur", "FA-LC-13.xml", ubl_invoice(number="FA-LC-13")))
     send_status(gw, COMMUNE_SIRET, "r.json", {"piece_id": pid, "status": "A_RECYCLER", "reason": "Mauvais service"})
     calls = []
-    real = pipeline.evaluate_file
-    monkeypatch.setattr(pipeline, "evaluate_file", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    real = lifecycle.evaluate_file
+    monkeypatch.setattr(lifecycle, "evaluate_file", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     store = Store(gw)
     out = lifecycle.change_status(gw, store, lifecycle.machine_for(gw), pid, lifecycle.Request(
         "DEPOSEE", correction=(("recipient_siret", UNIVERSITE_SIRET), ("service_code", ""))), roles=["supplier"])
