@@ -1,25 +1,12 @@
-"""Polling partners' own SFTP servers.
+"""Polling partners' own SFTP servers, each configured by a `[[remote]]`
+entry of gateway.toml (remote.py).
 
-A partner that will not push to us is configured in gateway.toml:
-
-    [[remote]]
-    partner = "ACME"                  # its sender code: files land in inbox/ACME/
-    host = "sftp.acme.example"
-    port = 22
-    user = "gateway"
-    key = "keys/acme_ed25519"         # private key, relative to the home
-    known_host_key = "ssh-ed25519 AAAA..."   # or a known_hosts file
-    remote_inbox = "/out/invoices"    # where the partner leaves files for us
-    remote_outbox = "/in/returns"     # where we put its return files ("" = none)
-    poll_seconds = 60
-    completion = "stable"             # or "done-marker": X is complete when X.done exists
-    after = "delete"                  # or "move:<folder>" (relative to remote_inbox)
-
-Each poll downloads complete files into `<home>/inbox/<partner>/` (hidden
-temp, fsync, os.replace) and only then deletes or moves them remotely, and
-uploads the partner's return files from `<home>/outbox/<partner>/` (temp
-name, then rename). What was done is kept in `<home>/work/pollers/<partner>.json`
-so no file is fetched or sent twice. A server that is down only delays its
+Each poll downloads complete files into `<home>/inbox/<partner>/` (a
+`deposit`: hidden temp, fsync, rename to a free name) and only then deletes
+or moves them remotely, and uploads the partner's return files from
+`<home>/outbox/<partner>/` (`outbox.return_files`; temp name, then rename).
+What was done is kept in `<home>/work/pollers/<partner>.json` so no file is
+fetched or sent twice. A server that is down only delays its
 own partner: retries back off exponentially (`RemotePoller.status`).
 """
 from __future__ import annotations
@@ -32,91 +19,27 @@ import posixpath
 import stat
 import threading
 import time
-import uuid
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import paramiko
 
-from gateway.core.files import atomic_write, fsync_dir
-from gateway.store import db
 from gateway.channels import folders as intake
-from gateway.store import partners
+from gateway.channels.base import valid_name
+from gateway.channels.deposit import TempNames, deposit, sweep_temps
+from gateway.channels.outbox import return_files
+from gateway.channels.remote import PollerStatus, PollSummary, RemoteConfig
+from gateway.channels.sftp.throttle import Limits
 from gateway.core.config import Settings
-from gateway.channels.sftp.server import Limits, sweep_temps, valid_name
+from gateway.core.files import atomic_write
+from gateway.store import db, partners
 
 log = logging.getLogger("gateway.sftp.poller")
 
-TEMP_PREFIX = ".poll-"
+DOWNLOAD_TEMPS = TempNames(".poll-", ".part")  # hidden temp files of downloads in progress
 DONE_SUFFIX = ".done"  # completion = "done-marker": X is complete when X.done exists
-
-
-@dataclass(frozen=True)
-class RemoteConfig:
-    partner: str
-    host: str
-    user: str
-    key: Path
-    known_host_key: str
-    remote_inbox: str
-    remote_outbox: str = ""
-    port: int = 22
-    poll_seconds: float = 60.0
-    completion: str = "stable"
-    after: str = "delete"
-    retry_seconds: float = 5.0  # first retry after a failed poll, then doubling ...
-    max_backoff_seconds: float = 900.0  # ... up to this
-    timeout_seconds: float = 30.0
-    key_passphrase_env: str = ""  # name of an environment variable holding the key's passphrase
-
-    @classmethod
-    def parse(cls, raw: dict[str, Any], home: Path) -> "RemoteConfig":
-        """Check one [[remote]] entry; ValueError says what is wrong."""
-        missing = [k for k in ("partner", "host", "user", "key", "known_host_key", "remote_inbox") if not raw.get(k)]
-        if missing:
-            raise ValueError(f"[[remote]] entry misses {', '.join(missing)}")
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"[[remote]] entry has unknown keys: {', '.join(sorted(unknown))}")
-        partners.validate_name(str(raw["partner"]))
-        key = Path(raw["key"])
-        cfg = cls(**{**raw, "key": key if key.is_absolute() else home / key,
-                     "port": int(raw.get("port", 22)),
-                     "poll_seconds": float(raw.get("poll_seconds", 60.0))})
-        if cfg.completion not in ("stable", "done-marker"):
-            raise ValueError(f"completion must be 'stable' or 'done-marker', not {cfg.completion!r}")
-        if cfg.after != "delete" and not (cfg.after.startswith("move:") and cfg.after[5:].strip("/")):
-            raise ValueError(f"after must be 'delete' or 'move:<folder>', not {cfg.after!r}")
-        return cfg
-
-    @property
-    def label(self) -> str:
-        return f"{self.partner} ({self.user}@{self.host}:{self.port})"
-
-
-@dataclass(frozen=True)
-class PollSummary:
-    downloaded: int = 0
-    skipped: int = 0
-    errors: int = 0
-    uploaded: int = 0
-    error: str | None = None  # the connection problem, when the poll failed as a whole
-
-
-@dataclass(frozen=True)
-class PollerStatus:
-    partner: str
-    host: str
-    port: int
-    last_success: datetime | None = None
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-    next_attempt: datetime | None = None
-    failures: int = 0  # consecutive failed polls
-    downloaded: int = 0  # totals since start
-    uploaded: int = 0
 
 
 class _State:
@@ -148,7 +71,7 @@ class RemotePoller:
         self.status = PollerStatus(partner=self.cfg.partner, host=self.cfg.host, port=self.cfg.port,
                                    next_attempt=db.utcnow())
         # partial downloads left by a crash
-        sweep_temps(self.inbox, _is_download_temp, Limits.from_settings(settings).stale_upload_seconds)
+        sweep_temps(self.inbox, DOWNLOAD_TEMPS, Limits.from_settings(settings).stale_upload_seconds)
 
     # -- status and back-off --
     def next_delay(self) -> float:
@@ -284,21 +207,11 @@ class RemotePoller:
 
     def _download(self, sftp: paramiko.SFTPClient, name: str, attr: paramiko.SFTPAttributes) -> Path:
         remote = posixpath.join(self.cfg.remote_inbox, name)
-        tmp = self.inbox / f"{TEMP_PREFIX}{uuid.uuid4().hex}.part"
-        try:
-            with open(tmp, "wb") as fh:
-                size = sftp.getfo(remote, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
+        with deposit(self.inbox, DOWNLOAD_TEMPS, mode=0o666) as download:  # 0o666: as open() made them
+            size = sftp.getfo(remote, download)
             if attr.st_size is not None and size != attr.st_size:
                 raise ValueError(f"{name} changed while downloading ({attr.st_size} -> {size} bytes)")
-            final = _free_name(self.inbox, name)
-            os.replace(tmp, final)
-            fsync_dir(self.inbox)
-            return final
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+            return download.commit(name)
 
     def _after(self, sftp: paramiko.SFTPClient, name: str, listing: dict, counts: dict[str, int]) -> None:
         """Delete or move a fetched file (and its done-marker) on the server."""
@@ -323,7 +236,7 @@ class RemotePoller:
     def _send(self, sftp: paramiko.SFTPClient, counts: dict[str, int]) -> None:
         state = self.state
         present = set()
-        for rel, path in _outbox_files(self.outbox):
+        for rel, path in return_files(self.outbox):
             present.add(rel)
             st = path.lstat()
             sig = [st.st_size, st.st_mtime_ns]
@@ -353,7 +266,9 @@ class RemotePoller:
 
 
 class PollerService:
-    """All [[remote]] pollers of a home, each in its own thread."""
+    """All [[remote]] pollers of a home, each in its own thread: a `Channel`."""
+
+    name = "sftp-poller"
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -405,21 +320,6 @@ class PollerService:
         self.stop()
 
 
-def _outbox_files(root: Path):
-    """(relative path, path) of every return file, symlinks and temp names left out."""
-    for dirpath, dirnames, filenames in os.walk(root):  # os.walk does not follow symlinked folders
-        dirnames[:] = sorted(d for d in dirnames if valid_name(d))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if not valid_name(name) or intake.ignored(name) or path.is_symlink():
-                continue
-            yield path.relative_to(root).as_posix(), path
-
-
-def _is_download_temp(name: str) -> bool:
-    return name.startswith(TEMP_PREFIX) and name.endswith(".part")
-
-
 def _rename(sftp: paramiko.SFTPClient, src: str, dest: str) -> None:
     """Atomic replace where the server offers it, else plain SFTP rename."""
     try:
@@ -437,15 +337,3 @@ def _rename(sftp: paramiko.SFTPClient, src: str, dest: str) -> None:
             raise exc from None
     sftp.remove(dest)
     sftp.rename(src, dest)
-
-
-def _free_name(folder: Path, name: str) -> Path:
-    """`name`, or `stem.N.ext` when a file of that name still waits in the inbox."""
-    path = folder / name
-    stem, dot, ext = name.rpartition(".") if "." in name else (name, "", "")
-    n = 1
-    while path.exists():
-        n += 1
-        path = folder / (f"{stem}.{n}.{ext}" if dot else f"{name}.{n}")
-    return path
-

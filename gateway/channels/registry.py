@@ -1,30 +1,40 @@
 """The channels `gateway run` starts beside the folders, in one declared list.
 
-Each entry makes a channel from the settings, or None when the home does not
-use it. The SFTP modules are imported only when one starts, so workers and
+Each entry of `CHANNELS` makes a `Channel` from the settings, or None when
+the home does not use it; a new channel is one module and one line here.
+The SFTP modules are imported only when one starts, so workers and
 `gateway validate` never load paramiko (12 MB).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from gateway.channels.base import Channel
 from gateway.core.config import Settings
 
 
-def _sftp_server(s: Settings):  # noqa: ANN202
+def _sftp_server(s: Settings) -> Channel | None:
     if not s.sftp_enabled:
         return None
-    from gateway.channels.sftp.server import SftpServer
+    from gateway.channels.sftp.server import SftpServer  # paramiko: only when the server runs
 
     return SftpServer(s)
 
 
-def _sftp_poller(s: Settings):  # noqa: ANN202
+def _sftp_poller(s: Settings) -> Channel | None:
     if not s.raw.get("remote"):
         return None
-    from gateway.channels.poller import PollerService
+    from gateway.channels.poller import PollerService  # paramiko: only when a remote is polled
 
     return PollerService(s)
 
 
-CHANNELS: tuple[Callable[[Settings], object], ...] = (_sftp_server, _sftp_poller)
+CHANNELS: tuple[Callable[[Settings], Channel | None], ...] = (
+    _sftp_server,
+    _sftp_poller,
+)
+
+
+def channels_for(settings: Settings) -> list[Channel]:
+    """The channels this home uses, made (not started) in the declared order."""
+    return [ch for make in CHANNELS if (ch := make(settings)) is not None]

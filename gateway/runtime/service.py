@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.store import db
-from gateway.channels.registry import CHANNELS
+from gateway.channels import registry
+from gateway.channels.base import Channel
 from gateway.core.config import Settings
 from gateway.channels.folders import CLAIM_BATCH, Candidate, Claimer, FolderWatcher, StabilityTracker, in_order, scan
 from gateway.store.repository import Store, worker_name
@@ -45,7 +46,7 @@ class Gateway:
         self.progress = progress
         self.received = 0
         self._backlog = 0
-        self._channels: list[object] = []
+        self._channels: list[Channel] = []
 
     # --- signals ---------------------------------------------------------------
     def install_signals(self) -> None:
@@ -152,11 +153,9 @@ class Gateway:
         if not self.once:
             watcher = FolderWatcher(self.settings, self.tracker, self.wake)
             watcher.start()  # before the scan, so nothing falls between the two
-            for factory in CHANNELS:
-                ch = factory(self.settings)
-                if ch is not None:
-                    ch.start()
-                    self._channels.append(ch)
+            for ch in registry.channels_for(self.settings):
+                ch.start()
+                self._channels.append(ch)
         try:
             self._initial_scan()
             self._drain_inline()
@@ -183,7 +182,7 @@ class Gateway:
                 try:
                     ch.stop()
                 except Exception:  # noqa: BLE001
-                    log.exception("stopping channel %s", ch)
+                    log.exception("stopping channel %s", ch.name)
             if watcher:
                 watcher.stop()
             if self.stop.is_set():

@@ -1,42 +1,35 @@
 """The gateway's own SFTP server: one jailed view per partner.
 
-A partner logs in with its sender code and sees a virtual root holding
-`/inbox` (its `<home>/inbox/<partner>/`: upload, rename, list) and `/outbox`
-(its `<home>/outbox/<partner>/`: list, read, delete). Uploads are written to a
-hidden temporary file and renamed to their final name only when the client
-closes the file, so the folder watcher never sees a half-written flow.
+A partner logs in with its sender code (a key or a password, `LoginThrottle`
+against guessing) and gets an SFTP session on its `Jail` (jail.py): its
+inbox to upload to, its outbox to read from. Only modern algorithms are
+offered; the host keys live in `<home>/keys/`.
 
 Threads: one accept thread; per connection one thread that runs the
 handshake and the login deadline, paramiko's transport thread and one thread
-per SFTP session. Every handler returns SFTP status codes: paramiko runs them
-in background threads where an exception would only vanish.
+per SFTP session.
 """
 from __future__ import annotations
 
-import errno
-import functools
 import logging
 import os
 import socket
-import stat
 import struct
 import threading
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import paramiko
 from paramiko.message import Message
 from paramiko.sftp import CMD_CLOSE, CMD_INIT, CMD_VERSION, SFTPError, _VERSION
-from paramiko.sftp_attr import SFTPAttributes
-from paramiko.sftp_si import SFTPServerInterface
 
-from gateway.core.files import fsync_dir
+from gateway.channels.sftp.jail import Jail, UploadHandle, sweep_stale_uploads
+from gateway.channels.sftp.throttle import Limits, LoginThrottle
+from gateway.core.config import Settings
 from gateway.store import partners
-from gateway.core.config import MB, Settings
 
 log = logging.getLogger("gateway.sftp")
 # paramiko logs every dropped or garbage connection as an ERROR with a traceback;
@@ -45,8 +38,6 @@ _ssh_log = logging.getLogger("gateway.sftp.ssh")
 if _ssh_log.level == logging.NOTSET:
     _ssh_log.setLevel(logging.CRITICAL)
 
-UPLOAD_PREFIX = ".sftp-"  # hidden temp files of uploads in progress
-UPLOAD_SUFFIX = ".upload"
 HOST_KEY_FILES = ("ssh_host_ed25519_key", "ssh_host_ecdsa_key", "ssh_host_rsa_key")
 
 # Modern algorithms only (paramiko 5.1 names); CBC, SHA-1 and group14 are left out.
@@ -54,82 +45,6 @@ CIPHERS = ("aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr", "ae
 KEX = ("mlkem768x25519-sha256", "curve25519-sha256@libssh.org", "ecdh-sha2-nistp521",
        "ecdh-sha2-nistp384", "ecdh-sha2-nistp256", "diffie-hellman-group16-sha512")
 MACS = ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512", "hmac-sha2-256")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The `[sftp]` section's limits, with their defaults."""
-
-    max_connections: int = 200
-    max_per_ip: int = 64
-    login_grace_seconds: float = 30.0  # unauthenticated connections are closed after this
-    max_auth_tries: int = 6  # per connection
-    max_auth_failures: int = 5  # per (IP, user) within the window before a lockout
-    failure_window_seconds: float = 600.0
-    lockout_seconds: float = 60.0  # doubles with each lockout ...
-    lockout_max_seconds: float = 3600.0  # ... up to this
-    max_sessions: int = 4  # SFTP sessions per connection
-    max_upload_bytes: int = 1024 * MB
-    stale_upload_seconds: float = 3600.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "Limits":
-        sec = settings.section("sftp")
-        kw = {}
-        for name, default in cls.__dataclass_fields__.items():
-            key = "max_upload_mb" if name == "max_upload_bytes" else name
-            if key in sec:
-                val = float(sec[key]) * (MB if key == "max_upload_mb" else 1)
-                kw[name] = type(default.default)(val)
-        return cls(**kw)
-
-
-class LoginThrottle:
-    """Failed logins per (remote IP, user) and per IP; lockout with back-off."""
-
-    def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic):
-        self.limits, self.clock = limits, clock
-        self._lock = threading.Lock()
-        self._state: dict[tuple[str, str], list[float]] = {}  # key -> [count, last, locked_until, lockouts]
-
-    def _keys(self, ip: str, user: str):
-        # A whole IP gets a larger allowance, so spraying user names is bounded too.
-        return ((ip, "\0user:" + user), self.limits.max_auth_failures), ((ip, "\0ip"), self.limits.max_auth_failures * 4)
-
-    def locked(self, ip: str, user: str) -> float:
-        """Seconds of lockout left for this IP and user (0 when free)."""
-        now = self.clock()
-        with self._lock:
-            return max([self._state.get(k, [0, 0, 0, 0])[2] - now for k, _ in self._keys(ip, user)] + [0.0])
-
-    def failed(self, ip: str, user: str) -> float:
-        """Count a failure; return the lockout it started (0 if none)."""
-        now, lim = self.clock(), self.limits
-        started = 0.0
-        with self._lock:
-            if len(self._state) > 10000:
-                self._prune(now)
-            for key, allowed in self._keys(ip, user):
-                st = self._state.setdefault(key, [0, now, 0.0, 0])
-                if now - st[1] > lim.failure_window_seconds:
-                    st[0] = 0
-                st[0] += 1
-                st[1] = now
-                if st[0] >= allowed:
-                    st[3] += 1
-                    wait = min(lim.lockout_seconds * 2 ** (st[3] - 1), lim.lockout_max_seconds)
-                    st[0], st[2] = 0, now + wait
-                    started = max(started, wait)
-        return started
-
-    def succeeded(self, ip: str, user: str) -> None:
-        with self._lock:
-            self._state.pop((ip, "\0user:" + user), None)
-
-    def _prune(self, now: float) -> None:
-        horizon = max(self.limits.failure_window_seconds, self.limits.lockout_max_seconds)
-        for key in [k for k, st in self._state.items() if now - st[1] > horizon and st[2] < now]:
-            del self._state[key]
 
 
 # --- host keys --------------------------------------------------------------
@@ -167,402 +82,7 @@ def _create_host_key(path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def sweep_stale_uploads(settings: Settings, max_age: float) -> int:
-    """Delete upload temp files left by a crash or a lost connection."""
-    if not settings.inbox.is_dir():
-        return 0
-    removed = sum(sweep_temps(folder, _is_upload_temp, max_age) for folder in settings.inbox.iterdir()
-                  if folder.is_dir() and not folder.is_symlink())
-    if removed:
-        log.info("removed %d stale partial SFTP uploads", removed)
-    return removed
-
-
-def sweep_temps(folder: Path, is_temp: Callable[[str], bool], max_age: float) -> int:
-    """Delete the temp files of `folder` older than `max_age` seconds (the
-    server's partial uploads, the poller's partial downloads)."""
-    removed, cutoff = 0, time.time() - max_age
-    for f in folder.iterdir():
-        try:
-            if is_temp(f.name) and f.lstat().st_mtime < cutoff:
-                f.unlink()
-                removed += 1
-        except FileNotFoundError:  # claimed or removed meanwhile
-            continue
-    return removed
-
-
-def _is_upload_temp(name: str) -> bool:
-    return name.startswith(UPLOAD_PREFIX) and name.endswith(UPLOAD_SUFFIX)
-
-
-# --- paths ------------------------------------------------------------------
-
-class Denied(Exception):
-    """A request outside what the partner may do: answered 'permission denied'."""
-
-
-def valid_name(name: str) -> bool:
-    """A file or folder name a partner may see or create."""
-    return (
-        bool(name)
-        and not name.startswith(".")
-        and not any(ord(c) < 32 or ord(c) == 127 or c == "\\" for c in name)
-        and len(name.encode("utf-8", "surrogateescape")) <= 255
-    )
-
-
-def split_path(path: str) -> list[str]:
-    """Components of a virtual path; `..` above the root or a bad name is Denied."""
-    if "\0" in path:
-        raise Denied("NUL in path")
-    parts: list[str] = []
-    for comp in path.split("/"):
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if not parts:
-                raise Denied("path escapes the root")
-            parts.pop()
-            continue
-        if not valid_name(comp):
-            raise Denied(f"name not allowed: {comp!r}")
-        parts.append(comp)
-    return parts
-
-
-def _sftp_call(fn):
-    """Turn refusals and OS errors into SFTP status codes, never raise."""
-
-    @functools.wraps(fn)
-    def wrapper(self, *args):
-        try:
-            return fn(self, *args)
-        except Denied as exc:
-            log.warning("partner %s refused %s %r: %s", self.partner, fn.__name__, args[:2], exc)
-            return paramiko.SFTP_PERMISSION_DENIED
-        except OSError as exc:
-            return paramiko.SFTPServer.convert_errno(exc.errno)
-        except Exception:  # a bug must not kill the session thread silently
-            log.exception("SFTP %s failed for partner %s", fn.__name__, self.partner)
-            return paramiko.SFTP_FAILURE
-
-    return wrapper
-
-
-# --- file handles -------------------------------------------------------------
-
-class _ReadHandle(paramiko.SFTPHandle):
-    def __init__(self, fd: int, flags: int):
-        super().__init__(flags)
-        self.fd = fd
-
-    def read(self, offset, length):
-        try:
-            return os.pread(self.fd, length, offset)
-        except OSError as exc:
-            return paramiko.SFTPServer.convert_errno(exc.errno)
-
-    def write(self, offset, data):
-        return paramiko.SFTP_PERMISSION_DENIED
-
-    def stat(self):
-        return SFTPAttributes.from_stat(os.fstat(self.fd))
-
-    def chattr(self, attr):
-        return paramiko.SFTP_PERMISSION_DENIED
-
-    def close(self):
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        return paramiko.SFTP_OK
-
-
-class _UploadHandle(paramiko.SFTPHandle):
-    """Writes to a hidden temp file; `close()` renames it to the final name."""
-
-    def __init__(self, jail: "_Jail", fd: int, tmp: str, final: str, flags: int):
-        super().__init__(flags)
-        self.jail, self.fd, self.tmp, self.final = jail, fd, tmp, final
-        self.append = bool(flags & os.O_APPEND)
-        self.done = False
-        self.broken = False  # a write failed: the file must not be completed
-
-    def read(self, offset, length):
-        return os.pread(self.fd, length, offset)
-
-    def write(self, offset, data):
-        if self.done:
-            return paramiko.SFTP_FAILURE
-        try:
-            if self.append:
-                offset = os.fstat(self.fd).st_size
-            if offset + len(data) > self.jail.limits.max_upload_bytes:
-                log.warning("partner %s upload %s exceeds %d bytes", self.jail.partner,
-                            os.path.basename(self.final), self.jail.limits.max_upload_bytes)
-                self.broken = True
-                return paramiko.SFTP_FAILURE
-            view = memoryview(data)
-            while view:
-                n = os.pwrite(self.fd, view, offset)
-                view, offset = view[n:], offset + n
-            return paramiko.SFTP_OK
-        except OSError as exc:  # e.g. disk full
-            log.error("partner %s upload %s: write failed: %s", self.jail.partner, os.path.basename(self.final), exc)
-            self.broken = True
-            return paramiko.SFTPServer.convert_errno(exc.errno)
-
-    def stat(self):
-        return SFTPAttributes.from_stat(os.fstat(self.fd))
-
-    def chattr(self, attr):
-        if attr._flags & attr.FLAG_AMTIME:
-            os.utime(self.fd, (attr.st_atime, attr.st_mtime))
-        return paramiko.SFTP_OK
-
-    def close(self):
-        """The upload is complete: make it durable, then give it its name."""
-        if self.done:
-            return paramiko.SFTP_OK
-        self.done = True
-        self.jail.uploads.pop(self.final, None)
-        if self.broken:
-            self._discard()
-            return paramiko.SFTP_FAILURE
-        try:
-            os.fsync(self.fd)
-            size = os.fstat(self.fd).st_size
-            os.close(self.fd)
-            self.fd = -1
-            self.jail.check_inside(self.final)  # the folder may have changed meanwhile
-            os.replace(self.tmp, self.final)
-            fsync_dir(os.path.dirname(self.final))
-        except (OSError, Denied) as exc:
-            log.error("partner %s upload %s could not be completed: %s",
-                      self.jail.partner, os.path.basename(self.final), exc)
-            self._discard()
-            return paramiko.SFTP_FAILURE
-        log.info("partner %s uploaded %s (%d bytes)", self.jail.partner, os.path.basename(self.final), size)
-        return paramiko.SFTP_OK
-
-    def abort(self) -> None:
-        """The session ended before close(): no final file, no temp left."""
-        if self.done:
-            return
-        self.done = True
-        self._discard()
-        log.warning("partner %s upload %s interrupted; partial data removed",
-                    self.jail.partner, os.path.basename(self.final))
-
-    def _discard(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
-
-
-
-# --- the per-session jail -------------------------------------------------------
-
-class _Jail(SFTPServerInterface):
-    """One SFTP session of one authenticated partner."""
-
-    def __init__(self, server: "_Connection", *args, **kwargs):
-        super().__init__(server, *args, **kwargs)
-        self.owner: SftpServer = server.owner
-        self.limits = self.owner.limits
-        self.partner: str = server.transport.get_username()
-        inbox, outbox = partners.ensure_folders(self.owner.settings, self.partner)
-        self.areas = {"inbox": os.path.realpath(inbox), "outbox": os.path.realpath(outbox)}
-        self.uploads: dict[str, _UploadHandle] = {}  # final real path -> open upload
-
-    def session_ended(self):
-        for up in list(self.uploads.values()):
-            up.abort()
-        self.uploads.clear()
-
-    def canonicalize(self, path):
-        # REALPATH: clamp like a chroot; the operations themselves refuse escapes.
-        parts: list[str] = []
-        for comp in path.split("/"):
-            if comp == "..":
-                if parts:
-                    parts.pop()
-            elif comp not in ("", "."):
-                parts.append(comp)
-        return "/" + "/".join(parts)
-
-    # -- resolution --
-    def resolve(self, path: str) -> tuple[str | None, list[str], str]:
-        """(area, parts below it, real path); area None is the virtual root."""
-        parts = split_path(path)
-        if not parts:
-            return None, [], ""
-        area, rest = parts[0], parts[1:]
-        base = self.areas.get(area)
-        if base is None:
-            raise Denied("only /inbox and /outbox exist")
-        if area == "inbox" and len(rest) > 1:
-            raise Denied("no folders inside /inbox")
-        real = os.path.join(base, *rest)
-        self.check_inside(real)
-        return area, rest, real
-
-    def check_inside(self, real: str) -> None:
-        """Refuse any symlink between the partner's folder and `real`."""
-        if os.path.realpath(real) != real:
-            raise Denied("symbolic links are not followed")
-
-    def _file(self, path: str, *areas: str) -> tuple[str, str]:
-        area, rest, real = self.resolve(path)
-        if area is None or not rest:
-            raise Denied("not a file")
-        if area not in areas:
-            raise Denied(f"not allowed in /{area}")
-        return area, real
-
-    # -- listing and attributes --
-    @_sftp_call
-    def list_folder(self, path):
-        area, rest, real = self.resolve(path)
-        if area is None:
-            return [self._area_attr(a) for a in ("inbox", "outbox")]
-        out = []
-        with os.scandir(real) as entries:
-            for e in entries:
-                if not valid_name(e.name) or e.is_symlink():
-                    continue
-                st = e.stat(follow_symlinks=False)
-                if stat.S_ISREG(st.st_mode) or (area == "outbox" and stat.S_ISDIR(st.st_mode)):
-                    out.append(SFTPAttributes.from_stat(st, e.name))
-        return out
-
-    @_sftp_call
-    def stat(self, path):
-        return self._stat(path)
-
-    @_sftp_call
-    def lstat(self, path):
-        return self._stat(path)
-
-    def _stat(self, path):
-        area, rest, real = self.resolve(path)
-        if area is None:
-            attr = self._area_attr("inbox")
-            attr.filename = "/"
-            return attr
-        up = self.uploads.get(real)
-        if up is not None and not os.path.lexists(real):
-            return up.stat()
-        st = os.lstat(real)
-        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-            raise Denied("not a regular file")
-        return SFTPAttributes.from_stat(st, rest[-1] if rest else area)
-
-    def _area_attr(self, area: str) -> SFTPAttributes:
-        return SFTPAttributes.from_stat(os.stat(self.areas[area]), area)
-
-    # -- files --
-    @_sftp_call
-    def open(self, path, flags, attr):
-        writing = flags & (os.O_WRONLY | os.O_RDWR)
-        area, real = self._file(path, "inbox") if writing else self._file(path, "inbox", "outbox")
-        if writing:
-            return self._open_upload(real, flags)
-        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise Denied("not a regular file")
-        log.debug("partner %s reads %s/%s", self.partner, area, os.path.basename(real))
-        return _ReadHandle(fd, flags)
-
-    def _open_upload(self, real: str, flags: int) -> _UploadHandle:
-        exists = os.path.lexists(real)
-        if flags & os.O_EXCL and (exists or real in self.uploads):
-            raise FileExistsError(errno.EEXIST, "exists")
-        if not exists and not flags & os.O_CREAT:
-            raise FileNotFoundError(errno.ENOENT, "no such file")
-        tmp = os.path.join(os.path.dirname(real), f"{UPLOAD_PREFIX}{uuid.uuid4().hex}{UPLOAD_SUFFIX}")
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
-        try:
-            if exists and not flags & os.O_TRUNC:  # resume or patch: start from the current content
-                src = os.open(real, os.O_RDONLY | os.O_NOFOLLOW)
-                try:
-                    while chunk := os.read(src, MB):
-                        os.write(fd, chunk)
-                finally:
-                    os.close(src)
-        except OSError:
-            os.close(fd)
-            os.unlink(tmp)
-            raise
-        handle = _UploadHandle(self, fd, tmp, real, flags)
-        self.uploads[real] = handle
-        return handle
-
-    @_sftp_call
-    def remove(self, path):
-        area, real = self._file(path, "inbox", "outbox")
-        if not stat.S_ISREG(os.lstat(real).st_mode):
-            raise Denied("not a regular file")
-        os.unlink(real)
-        log.info("partner %s removed %s/%s", self.partner, area, "/".join(split_path(path)[1:]))
-        return paramiko.SFTP_OK
-
-    @_sftp_call
-    def rename(self, oldpath, newpath):
-        return self._rename(oldpath, newpath, overwrite=False)
-
-    @_sftp_call
-    def posix_rename(self, oldpath, newpath):
-        return self._rename(oldpath, newpath, overwrite=True)
-
-    def _rename(self, oldpath: str, newpath: str, overwrite: bool):
-        _, src = self._file(oldpath, "inbox")
-        _, dst = self._file(newpath, "inbox")
-        up = self.uploads.get(src)
-        if up is not None and not os.path.lexists(src):
-            # Renamed while still open: the upload will complete under the new name.
-            if not overwrite and (os.path.lexists(dst) or dst in self.uploads):
-                raise FileExistsError(errno.EEXIST, "exists")
-            del self.uploads[src]
-            up.final = dst
-            self.uploads[dst] = up
-            return paramiko.SFTP_OK
-        if not stat.S_ISREG(os.lstat(src).st_mode):
-            raise Denied("not a regular file")
-        if not overwrite and os.path.lexists(dst):
-            raise FileExistsError(errno.EEXIST, "exists")
-        os.replace(src, dst)
-        return paramiko.SFTP_OK
-
-    @_sftp_call
-    def chattr(self, path, attr):
-        _, real = self._file(path, "inbox")
-        if attr._flags & attr.FLAG_AMTIME:
-            os.utime(real, (attr.st_atime, attr.st_mtime), follow_symlinks=False)
-        return paramiko.SFTP_OK  # chmod/chown accepted and ignored: modes and owners stay the gateway's
-
-    @_sftp_call
-    def mkdir(self, path, attr):
-        raise Denied("folders are managed by the gateway")
-
-    @_sftp_call
-    def rmdir(self, path):
-        raise Denied("folders are managed by the gateway")
-
-    @_sftp_call
-    def symlink(self, target_path, path):
-        raise Denied("symbolic links are not allowed")
-
-    @_sftp_call
-    def readlink(self, path):
-        raise Denied("symbolic links are not allowed")
-
+# --- the SFTP subsystem -------------------------------------------------------
 
 class _SFTPServer(paramiko.SFTPServer):
     """paramiko's SFTP subsystem, plus two things it lacks: it advertises
@@ -584,7 +104,7 @@ class _SFTPServer(paramiko.SFTPServer):
         if t == CMD_CLOSE:
             handle = msg.get_binary()
             f = self.file_table.get(handle)
-            if isinstance(f, _UploadHandle):
+            if isinstance(f, UploadHandle):
                 del self.file_table[handle]
                 self._send_status(request_number, f.close())
                 return
@@ -653,12 +173,14 @@ class _Connection(paramiko.ServerInterface):
 
 
 class SftpServer:
-    """The gateway's SFTP listener.
+    """The gateway's SFTP listener, a `Channel`.
 
-    `start()` binds and returns the real (host, port) (port 0 picks a free
-    one); `stop()` closes the listener and every session. A completed upload
-    is a file in the partner's inbox folder, where the folder watcher finds it.
+    `start()` binds and sets `address`, the real (host, port) (port 0 picks a
+    free one); `stop()` closes the listener and every session. A completed
+    upload is a file in the partner's inbox folder, where the folder watcher finds it.
     """
+
+    name = "sftp"
 
     def __init__(self, settings: Settings, host: str | None = None, port: int | None = None):
         self.settings = settings
@@ -676,7 +198,7 @@ class SftpServer:
         self._per_ip: dict[str, int] = defaultdict(int)
 
     # -- lifecycle --
-    def start(self) -> tuple[str, int]:
+    def start(self) -> None:
         self._keys = host_keys(self.settings)
         sweep_stale_uploads(self.settings, self.limits.stale_upload_seconds)
         family = socket.getaddrinfo(self.host or None, self.port, type=socket.SOCK_STREAM,
@@ -689,7 +211,6 @@ class SftpServer:
         self._accept_thread.start()
         log.info("SFTP server listening on %s:%d (host keys: %s)", self.address[0], self.address[1],
                  ", ".join(k.fingerprint for k in self._keys))
-        return self.address
 
     def stop(self) -> None:
         self._stopping.set()
@@ -762,7 +283,7 @@ class SftpServer:
             _harden(transport)
             for key in self._keys:
                 transport.add_server_key(key)
-            transport.set_subsystem_handler("sftp", _SFTPServer, _Jail)
+            transport.set_subsystem_handler("sftp", _SFTPServer, Jail)
             conn = _Connection(self, ip, transport)
             with self._lock:
                 self._conns[me] = transport

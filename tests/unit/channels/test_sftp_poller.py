@@ -16,8 +16,9 @@ import pytest
 
 from gateway.store import db
 from gateway.store import partners
-from gateway.channels import poller as sftp_poller
-from gateway.channels.poller import PollerService, RemoteConfig, RemotePoller
+from gateway.channels import deposit
+from gateway.channels.poller import PollerService, RemotePoller
+from gateway.channels.remote import RemoteConfig
 from gateway.channels.sftp.server import SftpServer, host_keys
 
 from sftp_support import ecdsa_key, ed25519_key, hidden, make_home, visible, wait_until
@@ -29,7 +30,8 @@ def remote(tmp_path_factory):
     root = tmp_path_factory.mktemp("remote")
     settings = make_home(root / "home")
     server = SftpServer(settings, "127.0.0.1", 0)
-    address = server.start()
+    server.start()
+    address = server.address
     yield SimpleNamespace(settings=settings, server=server, address=address, root=root)
     server.stop()
     db.dispose_all()
@@ -112,14 +114,14 @@ def test_not_stored_means_kept_remotely_and_fetched_again(link, monkeypatch):
     link.cfg.update(completion="done-marker")
     (link.offered / "d.xml").write_bytes(b"d")
     (link.offered / "d.xml.done").write_bytes(b"")
-    free_name, failures = sftp_poller._free_name, [OSError(28, "No space left on device")]
+    free_name, failures = deposit.free_name, [OSError(28, "No space left on device")]
 
     def disk_full_once(folder, name):  # the local store fails once, after the download
         if failures:
             raise failures.pop()
         return free_name(folder, name)
 
-    monkeypatch.setattr(sftp_poller, "_free_name", disk_full_once)
+    monkeypatch.setattr(deposit, "free_name", disk_full_once)
     poller = RemotePoller(link.local, link.cfg)
     s1 = poller.poll_once()
     assert (s1.downloaded, s1.errors) == (0, 1)
@@ -216,7 +218,8 @@ def test_server_down_backs_off_then_recovers_without_loss(link, tmp_path):
     user, key = "gw", ed25519_key(tmp_path, "flaky_key")
     partners.add_partner(remote_home, user, [key.pub])
     server = SftpServer(remote_home, "127.0.0.1", 0)
-    port = server.start()[1]
+    server.start()
+    port = server.address[1]
     server.stop()  # the partner's server is down
     link.cfg.update(port=port, user=user, key=str(key.path), known_host_key=host_public_keys(remote_home)[0],
                     completion="done-marker")

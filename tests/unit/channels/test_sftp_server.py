@@ -18,7 +18,9 @@ from typer.testing import CliRunner
 from gateway.store import db
 from gateway.store import partners
 from gateway.ops.commands_partner import app as partner_app
-from gateway.channels.sftp.server import LoginThrottle, Limits, SftpServer, host_keys, split_path, Denied
+from gateway.channels.sftp.jail import Denied, split_path
+from gateway.channels.sftp.server import SftpServer, host_keys
+from gateway.channels.sftp.throttle import Limits, LoginThrottle
 
 from sftp_support import (SFTP_BIN, connect, ecdsa_key, ed25519_key, hidden, make_home, openssh_sftp, rsa_key,
                           visible, wait_until)
@@ -34,7 +36,8 @@ def env(tmp_path_factory):
     keys = root / "keys"
     keys.mkdir()
     server = SftpServer(settings, "127.0.0.1", 0)
-    address = server.start()
+    server.start()
+    address = server.address
     yield SimpleNamespace(settings=settings, server=server, address=address, keys=keys, root=root)
     server.stop()
     db.dispose_all()
