@@ -23,7 +23,9 @@ for _p in (REPO / "tests", REPO):
 
 from sftp_support import listening  # noqa: E402
 
-from gateway import config, db, reports  # noqa: E402
+from gateway.core import config  # noqa: E402
+from gateway.outputs import reports  # noqa: E402
+from gateway.store import db  # noqa: E402
 from gateway.pipeline.evaluate import evaluate_file  # noqa: E402
 
 PARTNER = "BENCH"

@@ -18,7 +18,7 @@ from gateway.rules import controls
 from gateway.core import files
 from gateway.channels import folders as intake
 from gateway.lifecycle import changes as lifecycle
-from gateway.rules import mapping
+from gateway.rules.mapping import read as mapping
 from gateway.outputs import reports
 from gateway.routing import route as routing
 from gateway.runtime import service

@@ -18,7 +18,8 @@ from gateway.pipeline.work import PieceWork
 from gateway.rules import schematron, xsd
 from gateway.rules.controls import run_controls
 from gateway.rules.directory import directory_loaded
-from gateway.rules.mapping import map_piece, mapping_source
+from gateway.rules.mapping.loader import mapping_source
+from gateway.rules.mapping.read import map_piece
 
 
 @dataclass(frozen=True)

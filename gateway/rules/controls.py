@@ -20,7 +20,8 @@ from functools import partial
 
 from gateway.core import codes
 from gateway.core.config import Settings
-from gateway.rules.directory import Service, Structure, find_structure
+from gateway.rules.directory import find_structure
+from gateway.store.directory import Service, Structure
 from gateway.core.invoice import (CREDIT_NOTE_CODES, CURRENCY, MAX_LENGTHS, VALIDATED_CADRES, WORKS_CADRES, Invoice,
                     siret_error)
 from gateway.core.records import Check, Finding, Severity

@@ -7,6 +7,10 @@ Two kinds of file are imported, told apart by their header row:
 Header names match whatever their case and accents; yes/no values may be
 true/false, oui/non, vrai/faux, yes/no, 1/0 (empty = no). Importing again updates
 in place; bad rows are reported with their line number and the rest is kept.
+
+Here: reading and checking the files, and the look-ups (cached a short while).
+The queries, and the `Structure` / `Service` records they return, are the
+store's (gateway.store.directory).
 """
 from __future__ import annotations
 
@@ -16,61 +20,15 @@ import re
 import time
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Field, SQLModel
-from gateway.store import db
 from gateway.core.config import Settings
 from gateway.core.invoice import siret_error
-from gateway.store.tables import DirectoryService, DirectoryStructure
+from gateway.store import directory as store
+from gateway.store.directory import Service, Structure
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
-
-
-# --- what lookups return (plain frozen records, not ORM rows) ----------------
-
-@dataclass(frozen=True)
-class Service:
-    identifiant: str
-    code: str
-    name: str = ""
-    active: bool = True
-    engagement_required: bool = False
-
-
-@dataclass(frozen=True)
-class Structure:
-    identifiant: str
-    type_identifiant: str = "SIRET"
-    raison_sociale: str = ""
-    edi_emitter: bool = False
-    edi_receiver: bool = False
-    manages_payment_status: bool = False
-    engagement_required: bool = False
-    service_required: bool = False
-    service_or_engagement: bool = False
-    is_moa: bool = False
-    moa_only: bool = False
-    active: bool = True
-    address: str = ""
-    address2: str = ""
-    address3: str = ""
-    postal_code: str = ""
-    city: str = ""
-    phone: str = ""
-    email: str = ""
-    country_code: str = ""
-    country_name: str = ""
-    services: tuple[Service, ...] = ()
-
-    def service(self, code: str) -> Service | None:
-        """Its service with this code; None if the directory does not list it."""
-        return next((s for s in self.services if s.code == code), None)
 
 
 @dataclass(frozen=True)
@@ -131,7 +89,6 @@ _TRUE = {"true", "oui", "vrai", "yes", "o", "y", "1"}
 _FALSE = {"false", "non", "faux", "no", "n", "0", ""}
 SIRET_TYPES = {"siret", "1"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-CHUNK = 1000
 
 
 def _norm(header: str) -> str:
@@ -251,11 +208,9 @@ def _import_text(settings: Settings, path: Path, text: str) -> ImportReport:
     if missing:
         return ImportReport(str(path), kind, errors=((1, f"missing column(s): {', '.join(missing)}"),))
 
-    eng = db.engine(settings)
-    known_structures = _existing_structures(eng)
+    known_structures = store.structure_ids(settings)
     rows: dict[Any, dict[str, Any]] = {}  # by key: the last row of a key wins, as on a second import
     errors: list[tuple[int, str]] = []
-    now = db.utcnow()
     for line, row in _rows(reader, errors):
         if not any(cell.strip() for cell in row):
             continue
@@ -267,16 +222,14 @@ def _import_text(settings: Settings, path: Path, text: str) -> ImportReport:
         if error:
             errors.append((line, error))
             continue
-        values["updated_at"] = now
         rows[_key(kind, values)] = values
 
-    table = DirectoryStructure if kind == "structures" else DirectoryService
-    existing = known_structures if kind == "structures" else _existing_services(eng)
+    existing = known_structures if kind == "structures" else store.service_keys(settings)
     created = sum(1 for k in rows if k not in existing)
-    batch = list(rows.values())
-    with eng.begin() as conn:
-        for start in range(0, len(batch), CHUNK):
-            _upsert(conn, table, batch[start:start + CHUNK])
+    if kind == "structures":
+        store.save_structures(settings, [Structure(**v) for v in rows.values()])
+    else:
+        store.save_services(settings, [Service(**v) for v in rows.values()])
     return ImportReport(str(path), kind, created=created, updated=len(rows) - created, errors=tuple(errors))
 
 
@@ -310,35 +263,7 @@ def _key(kind: str, row: dict[str, Any]) -> Any:
     return row["identifiant"] if kind == "structures" else (row["identifiant"], row["code"])
 
 
-def _existing_structures(eng) -> set:  # noqa: ANN001
-    with eng.connect() as conn:
-        return set(conn.execute(select(DirectoryStructure.identifiant)).scalars())
-
-
-def _existing_services(eng) -> set:  # noqa: ANN001
-    with eng.connect() as conn:
-        return {tuple(row) for row in conn.execute(select(DirectoryService.identifiant, DirectoryService.code))}
-
-
-def _upsert(conn, table: type[SQLModel], rows: list[dict[str, Any]]) -> None:  # noqa: ANN001
-    """INSERT ... ON CONFLICT DO UPDATE, on SQLite and PostgreSQL alike."""
-    if not rows:
-        return
-    t = table.__table__
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(t)
-    keys = [c.name for c in t.primary_key.columns]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys, set_={c.name: stmt.excluded[c.name] for c in t.columns if c.name not in keys})
-    conn.execute(stmt, rows)
-
-
 # --- lookups ------------------------------------------------------------------
-
-def _service(row: Any) -> Service:
-    return Service(identifiant=row.identifiant, code=row.code, name=row.name, active=row.active,
-                   engagement_required=row.engagement_required)
-
 
 # Look-ups are cached per process for a short while: every piece asks for its
 # recipient (controls, then delivery), and the directory changes rarely. An
@@ -362,30 +287,12 @@ def _cached(settings: Settings, key: str, load):  # noqa: ANN001, ANN202
 
 def find_structure(settings: Settings, siret: str) -> Structure | None:
     """The structure with this identifier, with its services; None if unknown."""
-    return _cached(settings, f"s:{siret}", lambda: _find_structure(settings, siret))
-
-
-def _find_structure(settings: Settings, siret: str) -> Structure | None:
-    eng = db.engine(settings)
-    with eng.connect() as conn:
-        row = conn.execute(select(DirectoryStructure).where(DirectoryStructure.identifiant == siret)).first()
-        if row is None:
-            return None
-        services = conn.execute(select(DirectoryService).where(DirectoryService.identifiant == siret)
-                                .order_by(DirectoryService.code)).all()
-    data = {k: v for k, v in row._mapping.items() if k != "updated_at"}
-    return Structure(**data, services=tuple(_service(s) for s in services))
+    return _cached(settings, f"s:{siret}", lambda: store.get_structure(settings, siret))
 
 
 def directory_loaded(settings: Settings) -> bool:
     """True once at least one structure was imported: directory controls then apply."""
-    def ask() -> bool:
-        if settings.db_url.startswith("sqlite:///") and not Path(settings.db_url[len("sqlite:///"):]).exists():
-            return False  # no store in this home (e.g. `gateway validate` outside one): none created
-        with db.engine(settings).connect() as conn:
-            return bool(conn.execute(select(func.count()).select_from(DirectoryStructure)).scalar())
-
-    return _cached(settings, "loaded", ask)  # asked for every piece: cached like the look-ups
+    return _cached(settings, "loaded", lambda: store.has_structures(settings))  # asked for every piece: cached
 
 
 def demo_files() -> tuple[Path, Path]:

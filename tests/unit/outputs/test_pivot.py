@@ -13,7 +13,7 @@ from lxml import etree
 from gateway.core import config
 from gateway.rules import directory
 from gateway.rules.controls import run_controls
-from gateway.rules.mapping import map_piece
+from gateway.rules.mapping.read import map_piece
 from gateway.core.invoice import Party
 from gateway.outputs.pivot import PivotAttachment, PivotError, write_pivot
 

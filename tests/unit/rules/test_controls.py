@@ -11,7 +11,7 @@ import pytest
 from gateway.core import config
 from gateway.rules import directory
 from gateway.rules.controls import CONTROLS, invoice_key, run_controls
-from gateway.rules.mapping import map_piece
+from gateway.rules.mapping.read import map_piece
 from gateway.core.invoice import Invoice, Party, Totals, Validator, siret_error
 from gateway.core.records import Format, Severity, Verdict
 from gateway.routing.route import piece_columns

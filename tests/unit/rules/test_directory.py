@@ -12,7 +12,8 @@ from gateway.core import config
 from gateway.store import db
 from gateway.rules import directory
 from gateway.ops.commands_directory import app
-from gateway.rules.directory import DirectoryStructure, import_file, import_files
+from gateway.rules.directory import import_file, import_files
+from gateway.store.tables import DirectoryStructure
 from gateway.core.invoice import siret_error
 
 import invoice_support as demo

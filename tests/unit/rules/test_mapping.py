@@ -11,12 +11,13 @@ import pytest
 from lxml import etree
 
 from gateway.core import config
-from gateway.rules import mapping
+from gateway.rules.mapping import fastpath, loader
 from gateway.pipeline import evaluate as pipeline
 from gateway.pipeline.stages import controls_stage
 from gateway.pipeline.work import PieceWork
 from gateway.core.records import Format, Part
-from gateway.rules.mapping import MappingError, load_mapping, map_piece, select_mapping
+from gateway.rules.mapping.loader import MappingError, load_mapping, select_mapping
+from gateway.rules.mapping.read import map_piece
 
 from invoice_support import (
     COMMUNE_SIRET, SUPPLIER_SIRET, TITULAIRE_SIRET, cii_invoice, parse, ubl_aife_invoice, ubl_creditnote,
@@ -60,8 +61,8 @@ def test_unknown_root_gives_irr_type_f(settings):
 
 
 def test_xpaths_are_compiled_once_per_process():
-    first = mapping.load_mappings()
-    assert mapping.load_mappings() is first
+    first = loader.load_mappings()
+    assert loader.load_mappings() is first
     spec = next(f for f in first[0].fields if f.name == "invoice_number")
     assert isinstance(spec.xpaths[0][1], etree.XPath)
 
@@ -160,7 +161,7 @@ def test_sources_give_xpath_and_line_of_the_value(settings):
     ("urn:fdc:peppol.eu:2017:poacc:billing:01:1.0", "A1", "default", []),  # not a cadre: ignored
     ("A30", "A1", "default", ["REJ_CONT_B2G"]),
     ("A11", "A1", "default", ["REJ_CONT_B2G"]),  # retired, absent from the pivot
-    ("S1", "A1", "BT-23", []),  # reform codes, table in gateway/mapping.py [U]
+    ("S1", "A1", "BT-23", []),  # reform codes, table in gateway/rules/mapping/builder.py [U]
     ("B2", "A2", "BT-23", []),
     ("S3", "A9", "BT-23", []),
     ("S6", "A12", "BT-23", []),
@@ -254,7 +255,7 @@ def test_new_syntax_needs_only_a_toml_file(tmp_path):
     assert [ln.net_amount for ln in inv.lines] == [Decimal("10.00"), Decimal("5.50")]
     assert inv.location("recipient.siret").xpath == "/*/*[2]/@siret"
     # the packaged syntaxes are still there
-    assert {m.syntax for m in mapping.load_mappings(s.mapping_dirs)} >= {"ubl", "cii", "ubl-aife", "facture-simple"}
+    assert {m.syntax for m in loader.load_mappings(s.mapping_dirs)} >= {"ubl", "cii", "ubl-aife", "facture-simple"}
 
 
 def test_mapping_folders_come_from_the_settings(tmp_path):
@@ -286,7 +287,7 @@ def test_paths_are_those_lxml_writes():
             ubl_invoice(attachments=[("a.pdf", "application/pdf", PDF)] * 2), cii_invoice(), ubl_aife_invoice()]
     for data in docs:
         tree = etree.fromstring(data).getroottree()
-        paths = mapping._Paths()
+        paths = fastpath.Paths()
         for el in tree.iter(etree.Element):
             assert paths.of(el) == tree.getpath(el)
 

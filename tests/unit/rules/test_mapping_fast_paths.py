@@ -1,7 +1,7 @@
 """Mapping fast paths: simple expressions (child steps, maybe then an attribute)
 are read by a walk of the context node instead of XPath, and a leaf's text is
 its .text. The piece read so must be exactly the one plain XPath reads: values,
-sources (xpath, line), findings. mapping.FAST_PATHS = False is the reference."""
+sources (xpath, line), findings. read.FAST_PATHS = False is the reference."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -12,8 +12,9 @@ import pytest
 from lxml import etree
 
 from gateway.core import config
-from gateway.rules import mapping
-from gateway.rules.mapping import Steps, map_piece, simple_steps
+from gateway.rules.mapping import fastpath, loader, read
+from gateway.rules.mapping.fastpath import Steps, simple_steps
+from gateway.rules.mapping.read import map_piece
 
 from invoice_support import (
     CII_NS, TITULAIRE_SIRET, UBL_NS, cii_invoice, parse, ubl_aife_invoice, ubl_creditnote, ubl_invoice,
@@ -33,9 +34,9 @@ def read_both(data: bytes, settings, monkeypatch) -> tuple:
     """The piece and findings with the fast paths, after checking they equal plain XPath's."""
     tree = parse(data)
     fast = map_piece(tree, settings)
-    monkeypatch.setattr(mapping, "FAST_PATHS", False)
+    monkeypatch.setattr(read, "FAST_PATHS", False)
     slow = map_piece(tree, settings)
-    monkeypatch.setattr(mapping, "FAST_PATHS", True)
+    monkeypatch.setattr(read, "FAST_PATHS", True)
     (piece, findings), (ref_piece, ref_findings) = fast, slow
     assert findings == ref_findings
     assert [(f.location.xpath, f.location.line) for f in findings if f.location] == \
@@ -276,22 +277,22 @@ def test_a_mapping_of_ones_own_reads_the_same(plain_settings, monkeypatch):
 def test_simple_expressions_are_not_evaluated_by_xpath(settings, monkeypatch):
     """With every simple expression's XPath replaced by a wrong one, the fast
     paths still read the right piece: they never call those XPaths."""
-    ubl = next(m for m in mapping.load_mappings() if m.syntax == "ubl")
+    ubl = next(m for m in loader.load_mappings() if m.syntax == "ubl")
     wrong = etree.XPath("'WRONG'")
 
-    def poisoned(xps: mapping.XPaths) -> mapping.XPaths:
+    def poisoned(xps: loader.XPaths) -> loader.XPaths:
         return tuple(e._replace(xpath=wrong) if e.steps else e for e in xps)
 
-    def spec(f: mapping.FieldSpec) -> mapping.FieldSpec:
+    def spec(f: loader.FieldSpec) -> loader.FieldSpec:
         return replace(f, xpaths=poisoned(f.xpaths), also=tuple((o, poisoned(x)) for o, x in f.also))
     bad = replace(ubl, fields=tuple(map(spec, ubl.fields)),
                   groups=tuple(replace(g, xpaths=poisoned(g.xpaths), fields=tuple(map(spec, g.fields)))
                                for g in ubl.groups))
     tree = parse(ubl_invoice(lines=LINES))
     expected, _ = map_piece(tree, settings)
-    monkeypatch.setattr(mapping, "load_mappings", lambda dirs=(): (bad,))
+    monkeypatch.setattr(read, "load_mappings", lambda dirs=(): (bad,))
     assert map_piece(tree, settings)[0] == expected
-    monkeypatch.setattr(mapping, "FAST_PATHS", False)
+    monkeypatch.setattr(read, "FAST_PATHS", False)
     assert map_piece(tree, settings)[0].invoice_number == "WRONG"
 
 
@@ -334,7 +335,7 @@ def test_other_expressions_are_left_to_xpath(expr):
 
 @pytest.mark.parametrize("syntax", ["ubl", "ubl-aife", "cii"])
 def test_packaged_mappings_read_their_lines_and_most_fields_without_xpath(syntax):
-    m = next(m for m in mapping.load_mappings() if m.syntax == syntax)
+    m = next(m for m in loader.load_mappings() if m.syntax == syntax)
     lines = next(g for g in m.groups if g.name == "lines")
     assert all(e.steps for e in lines.xpaths) and all(e.steps for f in lines.fields for e in f.xpaths)
     exprs = [e for f in m.fields for e in f.xpaths]
@@ -361,10 +362,10 @@ def test_a_walk_finds_the_elements_xpath_finds(expr):
     """Same elements, in the same (document) order, from every context node."""
     steps = simple_steps(expr, RNS)
     assert steps is not None
-    index, xpath = mapping._Index([steps]), etree.XPath(expr, namespaces=RNS)
+    index, xpath = fastpath.Index([steps]), etree.XPath(expr, namespaces=RNS)
     root = parse(WALKED).getroot()
     for ctx in root.iter(etree.Element):
-        reader = mapping._Reader(index)
+        reader = fastpath.Reader(index)
         nodes = list(reader.nodes(steps, ctx))
         if steps.attr is None:
             assert nodes == xpath(ctx), etree.tostring(ctx)

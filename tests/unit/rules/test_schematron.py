@@ -20,7 +20,8 @@ from gateway.rules import schematron
 from gateway.core.config import Settings
 from gateway.core.records import Severity
 from gateway.rules.rulesets import RuleSet, RuleSetNotFound, find_ruleset, profile_level
-from gateway.rules.schematron import RuleEngine, locate, shared_engine
+from gateway.rules.schematron import RuleEngine, shared_engine
+from gateway.rules.schematron_worker import locate
 from invoice_support import DEFAULT_LINES, cii_invoice, compute, ubl_invoice
 
 # the shared builders' documents: EN 16931-consistent, so without any finding
