@@ -55,6 +55,12 @@ seed = true
 # Which SIRETs a partner acts for (statuses it may send, folder its files go to):
 # editeur-x = ["21990001600011"]. A partner named by a SIRET acts for that SIRET.
 
+[statuses]
+# The status files every party receives in outbox/<party>/statuses/, one file per format:
+# "cppstatut" (the platform's CPPStatut XML) and "json". A party may receive others
+# (the key is its outbox folder): [statuses.parties] then editeur-x = ["json"]
+formats = ["cppstatut", "json"]
+
 [lifecycle]
 # file = "my-lifecycle.toml"        # replaces mappings/lifecycle.toml
 # delays = { A_VALIDER_1 = 15 }     # days
@@ -93,6 +99,10 @@ class Settings:
     sftp_port: int = 2222
     platform_id: str = "GTW001"  # [platform] id: this gateway in the platform's envelopes
     mapping_dirs: tuple[Path, ...] = ()  # [mapping] dirs: more mapping files, before the packaged ones
+    # [statuses] formats: the status files every party receives; [statuses.parties]: per outbox folder.
+    # Names only: gateway.outputs.registry knows which exist.
+    status_formats: tuple[str, ...] = ("cppstatut", "json")
+    party_status_formats: tuple[tuple[str, tuple[str, ...]], ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     # --- the home's folders -------------------------------------------------
@@ -174,6 +184,28 @@ def _coerce(val: str) -> Any:
     return val
 
 
+def _format_names(value: Any, where: str) -> tuple[str, ...]:
+    names = [value] if isinstance(value, str) else value  # one name from an environment variable
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ValueError(f"{where}: a list of status-file format names, e.g. [\"cppstatut\", \"json\"], "
+                         f"not {value!r}")
+    return tuple(dict.fromkeys(n.strip().lower() for n in names))
+
+
+def _status_formats(section: dict[str, Any]) -> dict[str, Any]:
+    """[statuses]: the formats' names, checked for shape here and against the
+    known formats by gateway.outputs.registry."""
+    out: dict[str, Any] = {}
+    if "formats" in section:
+        out["status_formats"] = _format_names(section["formats"], "[statuses] formats")
+    parties = section.get("parties", {})
+    if not isinstance(parties, dict):
+        raise ValueError(f"[statuses.parties]: a table of outbox folder = [formats], not {parties!r}")
+    out["party_status_formats"] = tuple(
+        (str(party), _format_names(names, f"[statuses.parties] {party}")) for party, names in parties.items())
+    return out
+
+
 def load(home: str | os.PathLike | None = None, *, create: bool = True, **overrides: Any) -> Settings:
     """Load the settings of a home, creating its folders and config on first start."""
     root = resolve_home(home)
@@ -210,6 +242,7 @@ def load(home: str | os.PathLike | None = None, *, create: bool = True, **overri
         platform_id=str(raw.get("platform", {}).get("id", "GTW001")),
         mapping_dirs=dirs(raw.get("mapping", {}).get("dirs", [])),
         raw=raw,
+        **_status_formats(raw.get("statuses", {})),
     )
     known = {f.name for f in fields(Settings)}
     return replace(s, **{k: v for k, v in overrides.items() if k in known and v is not None})

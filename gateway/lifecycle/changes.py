@@ -17,10 +17,10 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, LargeBinary, select, update
+from sqlalchemy import Column, LargeBinary, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
@@ -28,11 +28,12 @@ from sqlmodel import Field, SQLModel
 from gateway.core import codes
 from gateway.store import db
 from gateway.core.config import Settings
-from gateway.core.files import atomic_write, read_archived
+from gateway.core.files import read_archived
 from gateway.lifecycle.machine import CORRECTION_FIELDS, CORRECTION_PARTIES
+from gateway.lifecycle.notices import flush_notices, notices_for, write_notice
 from gateway.core.records import Check, Document, Finding, Format, Location, Verdict
 from gateway.pipeline.evaluate import evaluate_file
-from gateway.routing.route import delivery_writes, due, folder_of, roles_of
+from gateway.routing.route import delivery_writes, due, roles_of
 from gateway.store.repository import ClaimedFlow, Event, Flow, Piece, Store
 from gateway.store.tables import InvoiceNumber, Notice
 
@@ -77,80 +78,6 @@ def release_numbers(store: Store, piece_ids: Sequence[str]) -> None:
     with store.session() as s:
         s.execute(t.delete().where(t.c.piece_id.in_(list(piece_ids))))
         s.commit()
-
-
-# --- status files ----------------------------------------------------------------------
-
-def notices_for(settings: Settings, machine: Any, piece: dict[str, Any], steps: Sequence[dict[str, Any]],
-                seq: int, at: datetime) -> list[dict[str, Any]]:
-    """The status files one change (one or more statuses set together) sends:
-    one XML and one JSON per party concerned, named <piece>.<seq>."""
-    from gateway.lifecycle.status_files import StatusNotice, status_json, status_xml_for
-
-    if not steps:
-        return []
-    parties = json.loads(piece.get("parties_json") or "{}")
-    summary = json.loads(piece.get("summary_json") or "{}")
-    recipient = parties.get("recipient", {})
-    supplier = parties.get("supplier", {})
-    issued = piece.get("issue_date")
-    notes = [StatusNotice(
-        piece_id=piece["id"], invoice_number=piece.get("invoice_number"),
-        invoice_date=date.fromisoformat(issued) if issued else None, cadre=piece.get("cadre") or "A1",
-        supplier_id=piece.get("supplier_id"), supplier_name=summary.get("supplier_name") or supplier.get("name"),
-        supplier_country=summary.get("supplier_country"), debtor_siret=piece.get("recipient_siret"),
-        debtor_name=summary.get("debtor_name") or recipient.get("name"), service_code=piece.get("service_code"),
-        status=st["status"], previous=st.get("previous"), reason=st.get("reason"), comment=st.get("comment"),
-        at=at, by_role=st.get("role", "platform")) for st in steps]
-    roles: list[str] = []
-    for st in steps:
-        for r in machine.notify(piece.get("cadre") or "A1", st["status"]):
-            if r not in roles:
-                roles.append(r)
-    folders: list[str] = []
-    for role in roles:
-        party = parties.get(role)
-        folder = folder_of(settings, party) if party else None
-        if folder and folder not in folders:
-            folders.append(folder)
-    platform_id = settings.platform_id
-    body = status_json(notes, machine)  # the same for every party; the XML names its receiver
-    out = []
-    try:
-        xml_for = status_xml_for(notes, machine, platform_id=platform_id)
-    except ValueError as exc:  # the CPPStatut form needs a 14-digit debtor SIRET: the JSON still goes
-        log.warning("piece %s: no CPPStatut status file (%s)", piece["id"], exc)
-        xml_for = None
-    for folder in folders:
-        xml = xml_for(folder, folder) if xml_for else b""
-        out.append(dict(piece_id=piece["id"], party=folder, name=f"{piece['id']}.{seq:03d}", xml=xml,
-                        json_body=body, written_at=None))
-    return out
-
-
-def write_notice(settings: Settings, party: str, name: str, xml: bytes, json_body: bytes) -> None:
-    d = settings.outbox / party / "statuses"
-    if xml:
-        atomic_write(d / f"{name}.xml", xml)
-    atomic_write(d / f"{name}.json", json_body)  # JSON last: what connectors poll for
-
-
-def flush_notices(settings: Settings, store: Store, limit: int = 1000) -> int:
-    """Write the status files not written yet (after a commit, and at start)."""
-    t = Notice.__table__
-    n = 0
-    while True:
-        with store.session() as s:
-            rows = s.execute(select(t.c.id, t.c.party, t.c.name, t.c.xml, t.c.json_body).where(t.c.written_at.is_(None))
-                             .order_by(t.c.id).limit(limit)).all()
-        if not rows:
-            return n
-        for r in rows:
-            write_notice(settings, r.party, r.name, r.xml, r.json_body)
-        with store.session() as s:
-            s.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(written_at=db.utcnow()))
-            s.commit()
-        n += len(rows)
 
 
 # --- intake: the first statuses of accepted pieces ----------------------------------------
@@ -212,7 +139,7 @@ def route_new_pieces(settings: Settings, flow: ClaimedFlow, verdicts: Sequence[V
     # same names. Later changes go through the notice table and flush_notices.
     for n in out.notices:
         n["written_at"] = now
-        out.writes.append(lambda n=n: write_notice(settings, n["party"], n["name"], n["xml"], n["json_body"]))
+        out.writes.append(lambda n=n: write_notice(settings, n["party"], n["name"], n["suffix"], n["body"]))
     return out
 
 
@@ -472,7 +399,7 @@ def evaluate_status_file(settings: Settings, store: Store | None, flow: ClaimedF
     request (accepted, or refused with its reason). A file that cannot be
     read at all gives file-level findings. `apply=False` only reads it (no
     store, no flow): what `gateway validate` says of a status file."""
-    from gateway.lifecycle.status_files import read_status_file
+    from gateway.lifecycle.status_in import read_status_file
 
     machine, requests, problems = read_status_file(settings, data)
     if problems and not requests:

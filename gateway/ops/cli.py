@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.core import config
-from gateway.lifecycle import status_files
+from gateway.lifecycle import status_in
 from gateway.pipeline.evaluate import Evaluation, evaluate_file
 from gateway.core.records import FlowState, Format
 from gateway.ops import commands_directory, commands_partner, commands_piece, conformance, operators, rejections, web
@@ -124,7 +124,7 @@ def validate(
     all_valid = True
     for f in files:
         data = f.read_bytes() if f.stat().st_size <= s.max_file_bytes else None
-        ev = (_check_status_file(s, data) if data and status_files.is_status_file(data)
+        ev = (_check_status_file(s, data) if data and status_in.is_status_file(data)
               else evaluate_file(data, f.name, s, size=f.stat().st_size))
         valid = ev.state is FlowState.IN_INTEGRE
         all_valid &= valid

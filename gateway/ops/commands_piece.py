@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from gateway.core import config
 from gateway.store import db
 from gateway.lifecycle import changes as lifecycle
+from gateway.lifecycle.notices import flush_notices
 from gateway.ops.options import HomeOpt, existing_home
 from gateway.core.records import Document
 from gateway.store.repository import Store
@@ -106,7 +107,7 @@ def set_status(
     machine = lifecycle.machine_for(s)
     out = lifecycle.change_status(s, store, machine, piece_id, lifecycle.Request(
         status.upper(), reason, comment, correction, tuple(docs)), roles=[role])
-    lifecycle.flush_notices(s, store)
+    flush_notices(s, store)
     if not out.ok:
         for f in out.findings:
             err.print(f"{f.code}: {f.message}", markup=False)

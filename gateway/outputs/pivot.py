@@ -23,7 +23,7 @@ from lxml import etree
 from gateway.core.config import Settings
 from gateway.core.files import fit_name
 from gateway.core.invoice import CURRENCY, LIMITS, Invoice, siret_error
-from gateway.outputs.reports import edi_id
+from gateway.outputs.cppstatut import edi_id
 
 VERSION = "V2_02"
 RENVOI = ("Non", "Complétée", "Recyclée")
@@ -76,7 +76,7 @@ def write_pivot(
     listed once, first: the first of kind "01" given, the others becoming "02";
     when none is, `original` (name, mime of the deposited file; default
     `<number>.xml`) is listed as the invoice. emitter_id / receiver_id are cut
-    to the envelope's 3 to 8 characters (reports.edi_id). piece_id goes to
+    to the envelope's 3 to 8 characters (cppstatut.edi_id). piece_id goes to
     IdCPRO when it is a whole number.
     """
     if renvoi not in RENVOI:

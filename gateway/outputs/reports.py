@@ -18,6 +18,7 @@ from gateway.core import codes
 from gateway.store.db import iso
 from gateway.core.files import atomic_write
 from gateway.core.records import Finding, FlowState, Verdict
+from gateway.outputs.cppstatut import CPPStatut
 
 REPORT_VERSION = 1
 
@@ -52,30 +53,12 @@ def report_dict(*, flow_id: str, partner: str, file_name: str, sha256: str, size
     }
 
 
-def edi_id(code: str) -> str:
-    """Partner ids of the platform's envelopes (CPPStatut, CPPFacturePivot) are 3 to 8 characters."""
-    c = "".join(ch for ch in code.upper() if ch.isalnum() or ch in "_-")[:8]
-    return c.ljust(3, "_")
-
-
 def flux_status_xml(report: dict[str, Any], *, platform_id: str = "GTW001") -> bytes:
     """The report as a CPPStatut message carrying one CPPFluxStatuts."""
-    root = etree.Element("CPPStatut", Version="1.19")
-    env = etree.SubElement(etree.SubElement(root, "Enveloppe"), "EnveloppeUnitaire", NumOrdre="1")
-    params = etree.SubElement(env, "Parametres")
-    for i, (code, val) in enumerate((("DtPrd", report["processed_at"][:10]), ("IdFlx", report["flow_id"])), 1):
-        p = etree.SubElement(params, "ParametreIndiv", NumOrdre=f"{i:04d}")
-        etree.SubElement(p, "Code").text = code
-        etree.SubElement(p, "Valeurparametre").text = val
-    parts = etree.SubElement(env, "Partenaires")
-    rec = etree.SubElement(parts, "Recepteur")
-    etree.SubElement(rec, "Id").text = edi_id(report["partner"])
-    etree.SubElement(rec, "Libelle").text = report["partner"]
-    em = etree.SubElement(parts, "Emetteur")
-    etree.SubElement(em, "Id").text = edi_id(platform_id)
-    etree.SubElement(em, "Libelle").text = "Passerelle"
-
-    statuts = etree.SubElement(root, "CPPFluxStatuts", compteur="1")
+    msg = CPPStatut(produced_on=report["processed_at"][:10], flow_id=report["flow_id"], emitter_id=platform_id,
+                    emitter_label="Passerelle")
+    msg.address(report["partner"], report["partner"])
+    statuts = etree.SubElement(msg.root, "CPPFluxStatuts", compteur="1")
     unit = etree.SubElement(statuts, "CPPFluxStatutUnitaire", NumOrdre="1")
     data = etree.SubElement(unit, "DonneesStatut")
     etree.SubElement(data, "IdStatut").text = report["flux_status"]
@@ -95,7 +78,7 @@ def flux_status_xml(report: dict[str, Any], *, platform_id: str = "GTW001") -> b
             etree.SubElement(li, "CodeErreur").text = err["code"]
             etree.SubElement(li, "LibelleErreur").text = err.get("message_fr") or err["message"]
             etree.SubElement(li, "DescriptionErreur").text = where
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return msg.to_bytes()
 
 
 def _error_lines(report: dict[str, Any]):

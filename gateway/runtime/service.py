@@ -19,6 +19,7 @@ from gateway.channels import registry
 from gateway.channels.base import Channel
 from gateway.core.config import Settings
 from gateway.channels.folders import CLAIM_BATCH, Candidate, Claimer, FolderWatcher, StabilityTracker, in_order, scan
+from gateway.outputs.registry import check_formats
 from gateway.store.repository import Store, worker_name
 from gateway.runtime.worker import work_once, worker_main
 
@@ -36,6 +37,7 @@ class RunSummary:
 
 class Gateway:
     def __init__(self, settings: Settings, *, once: bool = False, progress: Callable[[int, int], None] | None = None):
+        check_formats(settings)  # a status-file format no module provides stops the start, not each change
         self.settings = settings
         self.once = once
         self.store = Store(settings)
@@ -125,12 +127,13 @@ class Gateway:
     def _life_cycle(self) -> None:
         """Deadlines run on the gateway's clock; pending status files are written."""
         from gateway.lifecycle import changes as lifecycle
+        from gateway.lifecycle.notices import flush_notices
 
         try:
             done = lifecycle.apply_deadlines(self.settings, self.store)
             if done:
                 log.info("applied %d deadline(s)", len(done))
-            lifecycle.flush_notices(self.settings, self.store)
+            flush_notices(self.settings, self.store)
         except Exception:  # noqa: BLE001 - the intake must go on
             log.exception("life-cycle housekeeping failed")
 

@@ -19,7 +19,8 @@ from gateway.store import db
 from gateway.pipeline import detect
 from gateway.lifecycle import changes as lifecycle
 from gateway.routing import route as routing
-from gateway.lifecycle import status_files
+from gateway.lifecycle import status_in
+from gateway.lifecycle.notices import flush_notices
 from gateway.core.config import Settings
 from gateway.pipeline.evaluate import Evaluation, evaluate_file
 from gateway.core.records import Finding, Format
@@ -40,7 +41,7 @@ class _Archived:
 
 def _read(settings: Settings, c: ClaimedFlow) -> _Archived:
     data, problems = read_archived(c.archive_path, settings.max_file_bytes)
-    status = not c.duplicate_of and bool(data) and status_files.is_status_file(data)
+    status = not c.duplicate_of and bool(data) and status_in.is_status_file(data)
     return _Archived(data, tuple(problems), status)
 
 
@@ -228,7 +229,7 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
             log.exception("could not hand the batch back; its lease will expire")
         raise
     if any(r.format == Format.STATUS.value or r.changes for r in results):
-        lifecycle.flush_notices(settings, store)  # status files of the changes just committed
+        flush_notices(settings, store)  # status files of the changes just committed
     return len(results)
 
 

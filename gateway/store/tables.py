@@ -102,16 +102,17 @@ class Event(SQLModel, table=True):
 
 
 class Notice(SQLModel, table=True):
-    """A status file to send to one party (the transactional outbox)."""
+    """A status file to write for one party (the transactional outbox): one
+    row per file, whatever its format, so a new format needs no new column."""
 
     __tablename__ = "notice"
 
     id: int | None = Field(default=None, primary_key=True)
     piece_id: str = Field(index=True, max_length=48)
     party: str = Field(max_length=100)  # the outbox folder
-    name: str = Field(max_length=160)  # file name without extension
-    xml: bytes = Field(sa_column=Column(LargeBinary))  # CPPStatut form (empty if it cannot be made)
-    json_body: bytes = Field(sa_column=Column(LargeBinary))
+    name: str = Field(max_length=160)  # file name without its suffix: <piece id>.<change count>
+    suffix: str = Field(max_length=16)  # ".xml", ".json": the format's (gateway.outputs.registry)
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime
     written_at: datetime | None = Field(default=None, index=True)
 

@@ -280,7 +280,8 @@ def test_a_status_file_is_applied_after_the_invoices_received_before_it(gw):
 
 
 def test_status_xml_from_a_recipient_is_applied(gw):
-    from gateway.lifecycle.status_files import StatusNotice, status_xml
+    from gateway.outputs.status_cppstatut import status_xml
+    from gateway.outputs.status_files import StatusNotice
 
     pid = only_piece(deposit(gw, "fournisseur", "FA-LC-5.xml", ubl_invoice(number="FA-LC-5")))
     p = Store(gw).piece(pid)

@@ -14,12 +14,13 @@ from lxml import etree
 
 from conftest import AIFE_XSD
 from gateway.core import config
-from gateway.lifecycle import status_files
+from gateway.lifecycle import status_in, status_in_json, status_in_xml
 from gateway.lifecycle.machine import Machine
+from gateway.lifecycle.status_in import is_status_file, parse_status_file, status_xsd
 from gateway.outputs.reports import flux_status_xml
-from gateway.lifecycle.status_files import (
-    StatusFileError, StatusNotice, is_status_file, parse_status_file, status_json, status_xml, status_xsd,
-)
+from gateway.outputs.status_cppstatut import status_xml
+from gateway.outputs.status_files import StatusFileError, StatusNotice
+from gateway.outputs.status_json import status_json
 from invoice_support import COMMUNE_SIRET, SUBCONTRACTOR_SIRET, SUPPLIER_SIRET, ubl_invoice
 
 XSD = AIFE_XSD / "CPPStatutPivot_V1_19.xsd"
@@ -225,11 +226,12 @@ def test_hostile_or_broken_files_get_a_code_not_a_crash(m, data, code):
 
 
 def test_size_and_count_are_bounded(m, monkeypatch):
-    monkeypatch.setattr(status_files, "MAX_BYTES", 2000)
+    monkeypatch.setattr(status_in, "MAX_BYTES", 2000)
     requests, findings = parse_status_file(cpp(*[unit()] * 10), m)
     assert requests == [] and codes_of(findings) == ["IRR_TAILLE_F"]
-    monkeypatch.setattr(status_files, "MAX_BYTES", 10**6)
-    monkeypatch.setattr(status_files, "MAX_ENTRIES", 3)
+    monkeypatch.setattr(status_in, "MAX_BYTES", 10**6)
+    monkeypatch.setattr(status_in_xml, "MAX_ENTRIES", 3)
+    monkeypatch.setattr(status_in_json, "MAX_ENTRIES", 3)
     for data in (cpp(*[unit()] * 4), json.dumps({"statuses": [{"status": "SERVICE_FAIT", "piece_id": PIECE}] * 4}).encode()):
         requests, findings = parse_status_file(data, m)
         assert requests == [] and codes_of(findings) == ["IRR_TAILLE_F"]
@@ -399,7 +401,7 @@ def test_written_files_are_the_same_for_the_same_notices(m):
 
 
 def test_one_status_file_built_for_several_receivers_names_each(m):
-    from gateway.lifecycle.status_files import status_xml_for
+    from gateway.outputs.status_cppstatut import status_xml_for
 
     notices = every_kind_of_notice(m)
     write = status_xml_for(notices, m, platform_id="GTW001")
@@ -429,7 +431,7 @@ def test_a_broken_status_schema_refuses_xml_files_with_err_validateur(m, tmp_pat
 
 
 def test_a_configured_status_schema_that_is_missing_is_an_error_not_silence(tmp_path):
-    from gateway.lifecycle.status_files import read_status_file
+    from gateway.lifecycle.status_in import read_status_file
 
     s = _home(tmp_path, '[lifecycle]\nstatus_xsd = "schemas/CPPStatutPivot_V1_19.xsd"\n')
     assert status_xsd(s) == s.home / "schemas" / "CPPStatutPivot_V1_19.xsd"
@@ -438,7 +440,7 @@ def test_a_configured_status_schema_that_is_missing_is_an_error_not_silence(tmp_
 
 
 def test_json_attachments_follow_the_homes_attachment_settings(tmp_path):
-    from gateway.lifecycle.status_files import read_status_file
+    from gateway.lifecycle.status_in import read_status_file
 
     doc = {"statuses": [{"piece_id": PIECE, "status": "COMPLETEE", "attachments": [
         {"name": "pv.pdf", "mime": "application/pdf", "content_base64": b64(b"%PDF-1.4 " + b"x" * 4000)}]}]}
@@ -454,7 +456,7 @@ def test_json_attachments_follow_the_homes_attachment_settings(tmp_path):
 
 
 def test_the_file_limit_is_the_intakes(m, tmp_path):
-    from gateway.lifecycle.status_files import read_status_file
+    from gateway.lifecycle.status_in import read_status_file
 
     data = cpp(*[unit()] * 20)
     requests, findings = parse_status_file(data, m, max_bytes=len(data) - 1)

@@ -1,0 +1,92 @@
+"""The status files a change sends, through the transactional outbox.
+
+A change's files are made when it is decided, one `notice` row per file
+(each party concerned, in each format it receives), and inserted in the
+change's own transaction; they are written after the commit, and again at
+every start until written (flush_notices), so a crash never loses one.
+Their names come from the piece and its change count, so writing one again
+never makes a second file.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from gateway.core.config import Settings
+from gateway.core.files import atomic_write
+from gateway.outputs.registry import outputs_for
+from gateway.outputs.status_files import ForReceiver, StatusNotice
+from gateway.routing.route import folder_of
+from gateway.store import notices as outbox
+from gateway.store.repository import Store
+
+log = logging.getLogger("gateway.lifecycle")
+
+
+def notices_for(settings: Settings, machine: Any, piece: dict[str, Any], steps: Sequence[dict[str, Any]],
+                seq: int, at: datetime) -> list[dict[str, Any]]:
+    """The status files one change (one or more statuses set together) sends:
+    one per party concerned and format it receives, named <piece>.<seq>
+    (`notice` rows, not yet written)."""
+    if not steps:
+        return []
+    parties = json.loads(piece.get("parties_json") or "{}")
+    summary = json.loads(piece.get("summary_json") or "{}")
+    recipient = parties.get("recipient", {})
+    supplier = parties.get("supplier", {})
+    issued = piece.get("issue_date")
+    notes = [StatusNotice(
+        piece_id=piece["id"], invoice_number=piece.get("invoice_number"),
+        invoice_date=date.fromisoformat(issued) if issued else None, cadre=piece.get("cadre") or "A1",
+        supplier_id=piece.get("supplier_id"), supplier_name=summary.get("supplier_name") or supplier.get("name"),
+        supplier_country=summary.get("supplier_country"), debtor_siret=piece.get("recipient_siret"),
+        debtor_name=summary.get("debtor_name") or recipient.get("name"), service_code=piece.get("service_code"),
+        status=st["status"], previous=st.get("previous"), reason=st.get("reason"), comment=st.get("comment"),
+        at=at, by_role=st.get("role", "platform")) for st in steps]
+    roles: list[str] = []
+    for st in steps:
+        for r in machine.notify(piece.get("cadre") or "A1", st["status"]):
+            if r not in roles:
+                roles.append(r)
+    folders: list[str] = []
+    for role in roles:
+        party = parties.get(role)
+        folder = folder_of(settings, party) if party else None
+        if folder and folder not in folders:
+            folders.append(folder)
+    name = f"{piece['id']}.{seq:03d}"
+    made: dict[str, ForReceiver | None] = {}  # each format built once for all its receivers
+    out = []
+    for folder in folders:
+        for output in outputs_for(settings, folder):
+            if output.name not in made:
+                try:
+                    made[output.name] = output.render(notes, machine, platform_id=settings.platform_id)
+                except ValueError as exc:  # e.g. CPPStatut needs a 14-digit debtor SIRET: the other formats still go
+                    log.warning("piece %s: no %s status file (%s)", piece["id"], output.name, exc)
+                    made[output.name] = None
+            write = made[output.name]
+            if write is not None:
+                out.append(dict(piece_id=piece["id"], party=folder, name=name, suffix=output.suffix,
+                                body=write(folder, folder), written_at=None))
+    return out
+
+
+def write_notice(settings: Settings, party: str, name: str, suffix: str, body: bytes) -> None:
+    atomic_write(settings.outbox / party / "statuses" / f"{name}{suffix}", body)
+
+
+def flush_notices(settings: Settings, store: Store, limit: int = 1000) -> int:
+    """Write the status files not written yet (after a commit, and at start)."""
+    n = 0
+    while True:
+        files = outbox.unwritten(store, limit)
+        if not files:
+            return n
+        for f in files:
+            write_notice(settings, f.party, f.name, f.suffix, f.body)
+        outbox.mark_written(store, [f.id for f in files])
+        n += len(files)
