@@ -1,7 +1,8 @@
 """Database engine: SQLite (WAL) by default, PostgreSQL for several workers.
 
-Every module that keeps data declares its tables with SQLModel (`table=True`)
-and gets its engine here, so one `create_all` makes the whole schema.
+Every table is declared with SQLModel in store/tables.py; its engine comes
+from here, the database brought to the newest Alembic revision of
+store/migrations on first use (per URL and process).
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 import threading
 from datetime import datetime, timezone
 
-from sqlalchemy import event, inspect, literal
+from sqlalchemy import MetaData, event, inspect, literal, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import Column, Table
@@ -17,23 +18,28 @@ from sqlmodel import SQLModel, create_engine
 
 from gateway.core.clock import as_utc, iso, utcnow  # noqa: F401 - the store's callers use db.utcnow
 from gateway.core.config import Settings
+from gateway.store import migrations
 
 log = logging.getLogger("gateway.db")
 
+MIGRATION_LOCK = 0x67617465776179  # "gateway": the PostgreSQL advisory lock key every gateway migrates under
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
 def engine(settings: Settings) -> Engine:
-    """One engine per database URL and process; tables created on first use."""
+    """One engine per database URL and process; the schema brought to the newest revision on first use."""
     url = settings.db_url
     with _lock:
         eng = _engines.get(url)
         if eng is None:
             eng = _make(url)
             _import_models()
-            SQLModel.metadata.create_all(eng)
-            upgrade_additive(eng)
+            try:
+                migrate(eng)
+            except BaseException:
+                eng.dispose()
+                raise
             _engines[url] = eng
         return eng
 
@@ -74,46 +80,66 @@ class SchemaError(RuntimeError):
     """The database holds a schema this gateway cannot bring up to date by itself."""
 
 
-def upgrade_additive(eng: Engine) -> list[str]:
-    """Bring a database made by an earlier version up to this one's tables:
-    the columns and indexes it lacks are added (create_all only adds whole
-    tables). What existed stays as it was, rows included; a new NOT NULL
-    column gets its model default in the rows already there. A change that
-    is not an addition (a renamed or retyped column) is not attempted.
-    Several processes may start together: one adds, the others find it done.
+def migrate(eng: Engine) -> list[str]:
+    """Bring the database to the newest schema revision (store/migrations);
+    returns the revisions applied. A new database gets them all; a database
+    made before Alembic (tables, no alembic_version) is first brought up to
+    the baseline by `upgrade_additive`, then stamped there. Several processes
+    or hosts may start at once: all of it runs in one transaction holding the
+    database's migration lock (SQLite: BEGIN IMMEDIATE, the write lock;
+    PostgreSQL: an advisory lock), so one migrates and the others find it done."""
+    with eng.begin() as conn:  # SQLite: the engine begins IMMEDIATE (see _make)
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        at = migrations.current(conn)
+        if at == migrations.head():
+            return []
+        if at is not None and not migrations.known(at):
+            raise SchemaError(f"the database is at schema revision {at}, which this version of the gateway "
+                              "does not know (was it made by a newer one?)")
+        if at is None:
+            baseline = migrations.baseline_schema()
+            if set(baseline.tables) & set(inspect(conn).get_table_names()):  # made before Alembic
+                baseline.create_all(conn)  # whole tables it lacks
+                upgrade_additive(conn, baseline)
+                migrations.stamp(conn, migrations.BASELINE)
+        return migrations.upgrade(conn)
+
+
+def upgrade_additive(bind: Engine | Connection, schema: MetaData | None = None) -> list[str]:
+    """Bring a database made by an earlier version up to `schema` (the
+    models of tables.py unless given; at start, the baseline revision's
+    tables): the columns and indexes it lacks are added (create_all only adds
+    whole tables, and runs first). What existed stays as it was, rows
+    included; a new NOT NULL column gets its model default in the rows
+    already there. A change that is not an addition (a renamed or retyped
+    column) is not attempted. On a Connection it runs in the caller's
+    transaction (at start, `migrate` holds the migration lock).
     Returns what was added, as "table.column" and "index name"."""
-    missing = _missing(eng)
-    if not missing:
-        return []
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            return upgrade_additive(conn, schema)
+    schema = SQLModel.metadata if schema is None else schema
     done = []
-    for table, col in missing:
-        try:
-            with eng.begin() as conn:
-                if col.name in {c["name"] for c in inspect(conn).get_columns(table.name)}:
-                    continue  # another process added it meanwhile
-                conn.exec_driver_sql(_add_column_sql(conn, table, col))
-            done.append(f"{table.name}.{col.name}")
-        except SQLAlchemyError as exc:
-            if col.name not in {c["name"] for c in inspect(eng).get_columns(table.name)}:
+    for table in schema.sorted_tables:
+        have = {c["name"] for c in inspect(bind).get_columns(table.name)}
+        for col in table.columns:
+            if col.name in have:
+                continue
+            try:
+                bind.exec_driver_sql(_add_column_sql(bind, table, col))
+            except SQLAlchemyError as exc:
                 raise SchemaError(f"could not add column {table.name}.{col.name} to the database: {exc}") from exc
-    for table in SQLModel.metadata.sorted_tables:
-        present = {i["name"] for i in inspect(eng).get_indexes(table.name)}
+            done.append(f"{table.name}.{col.name}")
+    for table in schema.sorted_tables:
+        present = {i["name"] for i in inspect(bind).get_indexes(table.name)}
         for index in table.indexes:
             if index.name not in present:
-                index.create(eng, checkfirst=True)
+                index.create(bind)
                 done.append(f"index {index.name}")
     if done:
         log.warning("database brought up to this version: added %s", ", ".join(done))
     return done
-
-
-def _missing(eng: Engine) -> list[tuple[Table, Column]]:
-    insp = inspect(eng)
-    out = []
-    for table in SQLModel.metadata.sorted_tables:
-        have = {c["name"] for c in insp.get_columns(table.name)}
-        out.extend((table, col) for col in table.columns if col.name not in have)
-    return out
 
 
 def _add_column_sql(conn: Connection, table: Table, col: Column) -> str:
@@ -124,7 +150,7 @@ def _add_column_sql(conn: Connection, table: Table, col: Column) -> str:
     if col.primary_key:
         raise SchemaError(f"table {table.name} lacks its key column {col.name}: not an upgrade this can make")
     sql = f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(col.name)} {col.type.compile(dialect=dialect)}"
-    default = col.default.arg if col.default is not None and col.default.is_scalar else None
+    default = _scalar_default(table, col)
     if default is not None:
         value = literal(default, type_=col.type).compile(dialect=dialect, compile_kwargs={"literal_binds": True})
         sql += f" DEFAULT {value}"
@@ -134,6 +160,15 @@ def _add_column_sql(conn: Connection, table: Table, col: Column) -> str:
     return sql
 
 
+def _scalar_default(table: Table, col: Column) -> object | None:
+    """The column's scalar default, else its model's: the baseline's columns carry none."""
+    model = SQLModel.metadata.tables.get(table.name)
+    for c in (col, model.c.get(col.name) if model is not None else None):
+        if c is not None and c.default is not None:
+            return c.default.arg if c.default.is_scalar else None
+    return None
+
+
 def _import_models() -> None:
-    """Every table is declared in store/tables.py: import it so create_all sees them all."""
+    """Every table is declared in store/tables.py: import it so upgrade_additive sees them all."""
     import gateway.store.tables  # noqa: F401

@@ -1,0 +1,1 @@
+"""The revisions, one file each: read by Alembic as files (gateway.store.migrations), never imported."""
