@@ -127,6 +127,36 @@ def test_every_revision_undoes_and_redoes(settings):
     assert _differences(eng) == [] and Store(settings).queued() == 0
 
 
+def test_status_files_waiting_in_the_outbox_survive_the_move_to_one_row_per_file(settings):
+    """Revision 0002: a pending notice's two bodies become two files, in order; an empty
+    CPPStatut body (none could be made for that party) becomes no file; and back."""
+    eng = db.engine(settings)
+    with eng.begin() as conn:
+        migrations.downgrade(conn, "0001")
+    at = db.utcnow()
+    rows = [dict(piece_id="P1", party="ACME", name="P1.001", xml=b"<a/>", json_body=b"{}", created_at=at, written_at=None),
+            dict(piece_id="P1", party="X", name="P1.001", xml=b"", json_body=b"{1}", created_at=at, written_at=None),
+            dict(piece_id="P2", party="ACME", name="P2.001", xml=b"<b/>", json_body=b"{2}", created_at=at, written_at=at)]
+    with eng.begin() as conn:
+        conn.execute(text("INSERT INTO notice (piece_id, party, name, xml, json_body, created_at, written_at) "
+                          "VALUES (:piece_id, :party, :name, :xml, :json_body, :created_at, :written_at)"), rows)
+        assert migrations.upgrade(conn) == ["0002"]
+    with eng.connect() as conn:
+        files = [(r.party, r.name + r.suffix, bytes(r.body), r.written_at is None) for r in conn.execute(
+            text("SELECT party, name, suffix, body, written_at FROM notice ORDER BY id"))]
+    assert files == [("ACME", "P1.001.xml", b"<a/>", True), ("ACME", "P1.001.json", b"{}", True),
+                     ("X", "P1.001.json", b"{1}", True),
+                     ("ACME", "P2.001.xml", b"<b/>", False), ("ACME", "P2.001.json", b"{2}", False)]
+    assert _differences(eng) == []
+    with eng.begin() as conn:
+        migrations.downgrade(conn, "0001")
+    with eng.connect() as conn:
+        pairs = [(r.party, r.name, r.xml and bytes(r.xml), bytes(r.json_body)) for r in conn.execute(
+            text("SELECT party, name, xml, json_body FROM notice ORDER BY id"))]
+    assert pairs == [("ACME", "P1.001", b"<a/>", b"{}"), ("X", "P1.001", None, b"{1}"),
+                     ("ACME", "P2.001", b"<b/>", b"{2}")]
+
+
 def _start(settings, barrier, out) -> None:
     """One process starting the gateway: opens the store, reports what it applied."""
     seen: list[str] = []
