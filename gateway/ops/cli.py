@@ -76,9 +76,9 @@ def run(
 
 def _check_status_file(s: config.Settings, data: bytes) -> Evaluation:
     """A party's status file, read as the gateway reads it, not applied."""
-    from gateway.lifecycle import changes as lifecycle
+    from gateway.lifecycle.status_requests import evaluate_status_file
 
-    res = lifecycle.evaluate_status_file(s, None, None, data, apply=False)
+    res = evaluate_status_file(s, None, None, data, apply=False)
     return Evaluation(Format.STATUS, (), tuple(res)) if isinstance(res, list) else Evaluation(Format.STATUS, res)
 
 

@@ -124,9 +124,10 @@ class Gateway:
     def _life_cycle(self) -> None:
         """Deadlines run on the gateway's clock; pending status files are written."""
         from gateway.lifecycle import changes as lifecycle
+        from gateway.lifecycle.deadlines import apply_deadlines
 
         try:
-            done = lifecycle.apply_deadlines(self.settings, self.store)
+            done = apply_deadlines(self.settings, self.store)
             if done:
                 log.info("applied %d deadline(s)", len(done))
             lifecycle.flush_notices(self.settings, self.store)
