@@ -18,9 +18,10 @@ from gateway.rules import controls
 from gateway.core import files
 from gateway.channels import folders as intake
 from gateway.lifecycle import changes as lifecycle
+from gateway.lifecycle import new_pieces
 from gateway.rules.mapping import read as mapping
 from gateway.outputs import reports
-from gateway.routing import route as routing
+from gateway.routing import delivery
 from gateway.runtime import service
 from gateway.store import repository as store
 from gateway.runtime import worker
@@ -62,11 +63,11 @@ STAGES: Sequence[tuple[str, Any, str]] = (
     ("read, detect, parse, XSD", worker, "evaluate_file"),
     ("mapping to the canonical piece", mapping, "map_piece"),
     ("French controls", controls, "run_controls"),
-    ("invoice numbers (REJ_UNI)", lifecycle, "register_numbers"),
-    ("routing: pivot and status files built", lifecycle, "route_new_pieces"),
+    ("invoice numbers (REJ_UNI)", worker, "register_numbers"),
+    ("routing: pivot and status files built", new_pieces, "route_new_pieces"),
     ("flow report built", worker, "write_flow_report"),
     (WRITES, reports, "atomic_write"),
-    (WRITES, routing, "atomic_write"),
+    (WRITES, delivery, "atomic_write"),
     (WRITES, lifecycle, "atomic_write"),
     ("store: outcome, pieces, events", store.Store, "complete"),
 )

@@ -19,7 +19,7 @@ from gateway.core.config import Settings
 from gateway.core.files import atomic_write
 from gateway.outputs.registry import outputs_for
 from gateway.outputs.status_files import ForReceiver, StatusNotice
-from gateway.routing.route import folder_of
+from gateway.routing.parties import folder_of
 from gateway.store import notices as outbox
 from gateway.store.repository import Store
 

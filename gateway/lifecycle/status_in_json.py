@@ -10,7 +10,8 @@ from typing import Any
 
 from gateway.core import codes
 from gateway.core.records import Document, Finding, Location
-from gateway.lifecycle.machine import CORRECTION_KEYS, Machine
+from gateway.lifecycle.machine import Machine
+from gateway.lifecycle.terms import CORRECTION_KEYS
 from gateway.lifecycle.status_request import (
     MAX_ATTACHMENTS, MAX_ENTRIES, MAX_ID, MAX_TEXT, STAGE, StatusRequest, syntax_problem, xs_datetime,
 )

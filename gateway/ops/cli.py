@@ -5,7 +5,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -16,7 +16,7 @@ from gateway.lifecycle import status_in
 from gateway.pipeline.evaluate import Evaluation, evaluate_file
 from gateway.core.records import FlowState, Format
 from gateway.ops import commands_directory, commands_partner, commands_piece, conformance, operators, rejections, web
-from gateway.ops.options import HomeOpt, existing_home
+from gateway.ops.options import HomeOpt
 from gateway.ops.rejections import location_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -76,9 +76,9 @@ def run(
 
 def _check_status_file(s: config.Settings, data: bytes) -> Evaluation:
     """A party's status file, read as the gateway reads it, not applied."""
-    from gateway.lifecycle import changes as lifecycle
+    from gateway.lifecycle.status_requests import evaluate_status_file
 
-    res = lifecycle.evaluate_status_file(s, None, None, data, apply=False)
+    res = evaluate_status_file(s, None, None, data, apply=False)
     return Evaluation(Format.STATUS, (), tuple(res)) if isinstance(res, list) else Evaluation(Format.STATUS, res)
 
 

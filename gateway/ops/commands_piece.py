@@ -16,9 +16,12 @@ from typer.core import TyperGroup
 from gateway.core import config
 from gateway.store import db
 from gateway.lifecycle import changes as lifecycle
+from gateway.lifecycle.deadlines import apply_deadlines
+from gateway.lifecycle.machine import Machine
 from gateway.lifecycle.notices import flush_notices
 from gateway.ops.options import HomeOpt, existing_home
 from gateway.core.records import Document
+from gateway.store.pieces import piece_history
 from gateway.store.repository import Store
 
 console = Console()
@@ -45,35 +48,35 @@ def _settings(home: Optional[Path]) -> config.Settings:
 def show(piece_id: str, home: HomeOpt = None, as_json: bool = typer.Option(False, "--json")) -> None:
     """A piece: where it stands, its parties, its full history and its billing file."""
     s = _settings(home)
-    h = lifecycle.piece_history(Store(s), piece_id)
+    h = piece_history(Store(s), piece_id)
     if h is None:
         err.print(f"no piece {piece_id}")
         raise typer.Exit(1)
-    p = h["piece"]
+    p = h.piece
     parties = json.loads(p.parties_json or "{}")
     if as_json:
         out = {"piece": p.model_dump(mode="json", exclude={"verdict_json", "parties_json", "summary_json"}),
                "parties": parties, "summary": json.loads(p.summary_json or "{}"),
                "history": [dict(e.model_dump(mode="json", exclude={"detail_json"}), detail=json.loads(e.detail_json))
-                           for e in h["events"]],
+                           for e in h.events],
                "dossier": [{"id": d.id, "cadre": d.cadre, "invoice_number": d.invoice_number, "status": d.status,
-                            "link_id": d.link_id} for d in h["dossier"]]}
+                            "link_id": d.link_id} for d in h.dossier]}
         typer.echo(json.dumps(out, ensure_ascii=False, indent=1))
         return
     console.print(f"[bold]{p.id}[/] {p.piece_type or p.format} {p.invoice_number or ''} cadre {p.cadre or '-'}: "
                   f"[bold]{p.status}[/]" + (f" (due {db.iso(p.due_at)})" if p.due_at else ""))
-    console.print(f"flow {p.flow_id} from {p.partner} ({h['flow'].file_name if h['flow'] else '?'})", markup=False)
+    console.print(f"flow {p.flow_id} from {p.partner} ({h.flow.file_name if h.flow else '?'})", markup=False)
     for role, party in parties.items():
         console.print(f"  {role}: " + ", ".join(f"{k}={v}" for k, v in party.items()), markup=False)
     t = Table("when (UTC)", "stage", "outcome", "detail")
-    for e in h["events"]:
+    for e in h.events:
         d = json.loads(e.detail_json or "{}")
         t.add_row(db.iso(e.at), e.stage, e.outcome,
                   ", ".join(f"{k}={v}" for k, v in d.items() if v not in (None, "", [], {})))
     console.print(t)
-    if h["dossier"]:
+    if h.dossier:
         console.print("billing file (dossier de facturation):")
-        for d in h["dossier"]:
+        for d in h.dossier:
             console.print(f"  {d.id} {d.cadre} {d.invoice_number or ''} {d.status}"
                           + (f" (continues {d.link_id})" if d.link_id else ""), markup=False)
 
@@ -104,7 +107,7 @@ def set_status(
             err.print(f"no such file: {f}")
             raise typer.Exit(2)
         docs.append(Document(f.name, mimetypes.guess_type(f.name)[0] or "application/octet-stream", f.read_bytes()))
-    machine = lifecycle.machine_for(s)
+    machine = Machine.load(s)
     out = lifecycle.change_status(s, store, machine, piece_id, lifecycle.Request(
         status.upper(), reason, comment, correction, tuple(docs)), roles=[role])
     flush_notices(s, store)
@@ -129,7 +132,7 @@ def deadlines(
             err.print(f"--at: not an ISO datetime: {at!r}")
             raise typer.Exit(2) from None
         when = db.as_utc(when)
-    outcomes = lifecycle.apply_deadlines(s, Store(s), when)
+    outcomes = apply_deadlines(s, Store(s), when)
     for o in outcomes:
         console.print(f"{o.piece_id}: {' -> '.join(o.applied) if o.ok else o.findings[0].message}", markup=False)
     console.print(f"{sum(1 for o in outcomes if o.ok)} deadline(s) applied")

@@ -18,7 +18,7 @@ from lxml import etree
 
 from gateway.core import codes
 from gateway.core.config import MB, Settings
-from gateway.core.files import extension, stem
+from gateway.core.files import extension
 from gateway.core.records import Finding, Location
 
 STAGE = "attachments"

@@ -57,8 +57,9 @@ from typing import TYPE_CHECKING
 
 from gateway.core import codes
 from gateway.pipeline import detect
-from gateway.pipeline.attachments import (Attachment, attachment_limits, check_one, check_total, extension,
-                          extract_xml_attachments, invoice_pdf, mime_of, stem)
+from gateway.pipeline.attachments import (Attachment, attachment_limits, check_one, check_total, extract_xml_attachments,
+                                         invoice_pdf, mime_of)
+from gateway.core.files import stem
 from gateway.core.config import Settings
 from gateway.core.records import Check, Document, Finding, Format, Location, Part, Severity, Verdict
 from gateway.core.files import fit_name

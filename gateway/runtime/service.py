@@ -18,6 +18,8 @@ from gateway.store import db
 from gateway.channels import registry
 from gateway.channels.base import Channel
 from gateway.core.config import Settings
+from gateway.lifecycle.deadlines import apply_deadlines
+from gateway.lifecycle.notices import flush_notices
 from gateway.channels.folders import CLAIM_BATCH, Candidate, Claimer, FolderWatcher, StabilityTracker, in_order, scan
 from gateway.outputs.registry import check_formats
 from gateway.store.repository import Store, worker_name
@@ -126,11 +128,8 @@ class Gateway:
 
     def _life_cycle(self) -> None:
         """Deadlines run on the gateway's clock; pending status files are written."""
-        from gateway.lifecycle import changes as lifecycle
-        from gateway.lifecycle.notices import flush_notices
-
         try:
-            done = lifecycle.apply_deadlines(self.settings, self.store)
+            done = apply_deadlines(self.settings, self.store)
             if done:
                 log.info("applied %d deadline(s)", len(done))
             flush_notices(self.settings, self.store)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -17,9 +16,13 @@ from typing import Any
 from gateway.core import codes
 from gateway.store import db
 from gateway.pipeline import detect
-from gateway.lifecycle import changes as lifecycle
-from gateway.routing import route as routing
-from gateway.lifecycle import status_in
+from gateway.lifecycle import new_pieces, status_in, status_requests
+from gateway.lifecycle.machine import Machine
+from gateway.routing.addressees import require_addressee
+from gateway.routing.links import resolve_links
+from gateway.routing.numbers import enforce_uniqueness, numbers_wanted
+from gateway.routing.parties import piece_columns
+from gateway.store.pieces import register_numbers, release_numbers
 from gateway.lifecycle.notices import flush_notices
 from gateway.core.config import Settings
 from gateway.pipeline.evaluate import Evaluation, evaluate_file
@@ -57,7 +60,7 @@ def evaluate_flow(settings: Settings, c: ClaimedFlow, store: Store, archived: _A
             value=c.sha256, stage="reception"),))
     if archived.is_status_file:
         # a party's status changes, not an invoice: applied here, answered in the report
-        res = lifecycle.evaluate_status_file(settings, store, c, data)
+        res = status_requests.evaluate_status_file(settings, store, c, data)
         if isinstance(res, list):
             return Evaluation(Format.STATUS, (), tuple(res))
         return Evaluation(Format.STATUS, res)
@@ -94,10 +97,10 @@ def _evaluate(settings: Settings, store: Store, machine, c: ClaimedFlow,  # noqa
         f = _Flow(c, ev)
         if ev.format is not Format.STATUS and ev.verdicts:
             f.ids = [f"{c.id}-{v.index:03d}" for v in ev.verdicts]
-            verdicts = routing.require_addressee(ev.verdicts, machine)
-            verdicts, f.links = routing.resolve_links(settings, store, verdicts, f.ids, machine)
+            verdicts = require_addressee(ev.verdicts, machine)
+            verdicts, f.links = resolve_links(settings, store, verdicts, f.ids, machine)
             f.ev = replace(ev, verdicts=tuple(verdicts))
-            f.wanted = routing.numbers_wanted(f.ev.verdicts, f.ids)
+            f.wanted = numbers_wanted(f.ev.verdicts, f.ids)
         return f
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the service
         return _Flow(c, _internal_error(c, exc), failed=True)
@@ -111,7 +114,7 @@ def prepare_flows(settings: Settings, store: Store, claimed: list[ClaimedFlow],
     stage becomes a rejection with ERR_INTERNE; the file stays in the
     archive. Returns results, writers, and the ids left unprocessed (a stop, or
     a status file that waits for the flows received before it)."""
-    machine = lifecycle.machine_for(settings)
+    machine = Machine.load(settings)
     flows, left, applied = [], [], []
     for i, c in enumerate(claimed):
         if stop is not None and stop.is_set():
@@ -134,7 +137,7 @@ def prepare_flows(settings: Settings, store: Store, claimed: list[ClaimedFlow],
         if f.ev.format is Format.STATUS:
             applied.append(c.id)  # its changes are committed as it goes
     wanted = {pid: key for f in flows for pid, key in f.wanted.items()}
-    holders = lifecycle.register_numbers(store, wanted) if wanted else {}
+    holders = register_numbers(store, wanted) if wanted else {}
     results, writes = [], []
     for f in flows:
         result, write = _finish(settings, store, machine, f, holders)
@@ -146,20 +149,20 @@ def prepare_flows(settings: Settings, store: Store, claimed: list[ClaimedFlow],
 def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
             holders: dict[str, str]) -> tuple[FlowResult, Callable[[], None]]:
     c, ev = f.claimed, f.ev
-    routed = lifecycle.Routed()
+    routed = new_pieces.Routed()
     described = None  # each verdict as the report shows it, made once for the report and the piece row
     try:
         if f.ids and not f.failed:
-            ev = replace(ev, verdicts=tuple(routing.enforce_uniqueness(ev.verdicts, f.ids, f.wanted, holders)))
+            ev = replace(ev, verdicts=tuple(enforce_uniqueness(ev.verdicts, f.ids, f.wanted, holders)))
             described = [v.as_dict() for v in ev.verdicts]
             pieces = [piece_row(c, pid, v, d, machine.depositor(v.piece.cadre) if v.piece is not None else "supplier")
                       for pid, v, d in zip(f.ids, ev.verdicts, described)]
-            routed = lifecycle.route_new_pieces(settings, c, ev.verdicts, pieces, f.links, machine)
+            routed = new_pieces.route_new_pieces(settings, c, ev.verdicts, pieces, f.links, machine)
             routed.pieces = pieces
     except Exception as exc:  # noqa: BLE001
-        ev, routed, described = _internal_error(c, exc), lifecycle.Routed(), None
+        ev, routed, described = _internal_error(c, exc), new_pieces.Routed(), None
         try:  # the flow is refused whole: its numbers must not block a new sending
-            lifecycle.release_numbers(store, [pid for pid in f.wanted if holders.get(pid) == pid])
+            release_numbers(store, [pid for pid in f.wanted if holders.get(pid) == pid])
         except Exception:  # noqa: BLE001
             log.exception("flow %s: could not release its invoice numbers", c.id)
     state = ev.state
@@ -201,7 +204,7 @@ def piece_row(flow: ClaimedFlow, piece_id: str, v, described: dict[str, Any],  #
                cadre="", piece_type="", invoice_number=None, issue_date=None, supplier_id=None,
                recipient_siret=None, service_code=None, engagement_number=None, parties_json="{}",
                summary_json="{}", status_at=None, due_at=None, seq=0, link_id=None)
-    row.update(routing.piece_columns(v, flow.partner, depositor))
+    row.update(piece_columns(v, flow.partner, depositor))
     return row
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
 
 from sqlalchemy import MetaData, event, inspect, literal, text
 from sqlalchemy.engine import Connection, Engine

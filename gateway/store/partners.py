@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Session, select
 
 from gateway.store import db
 from gateway.core.config import Settings

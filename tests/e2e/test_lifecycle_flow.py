@@ -16,7 +16,10 @@ from gateway.core import config
 from gateway.store import db
 from gateway.rules import directory
 from gateway.lifecycle import changes as lifecycle
+from gateway.lifecycle import new_pieces, status_requests
+from gateway.lifecycle.machine import Machine
 from gateway.runtime.service import Gateway
+from gateway.store.pieces import piece_history
 from gateway.store.repository import Store
 from invoice_support import (COMMUNE_SIRET, DDT_MOE_SIRET, OPH_MOA_SIRET, SUBCONTRACTOR_SIRET, SUPPLIER_SIRET,
                              TITULAIRE_SIRET, UNIVERSITE_SIRET, ubl_invoice)
@@ -203,7 +206,7 @@ def test_subcontractor_invoice_validated_refused_and_timed_out(gw):
     out = gateway_cli("deadlines", "--at", (at + timedelta(days=6)).isoformat(), home=gw)
     assert out.returncode == 0, out.stderr
     assert status_of(gw, late) == "MISE_A_DISPOSITION"
-    hist = [e.outcome for e in lifecycle.piece_history(Store(gw), late)["events"] if e.stage == "status"]
+    hist = [e.outcome for e in piece_history(Store(gw), late).events if e.stage == "status"]
     assert "ABSENCE_VALIDATION_1_HORS_DELAI" in hist
     assert (gw.outbox / COMMUNE_SIRET / "ACHATS" / f"{late}.pivot.xml").exists()
     # what an operator lists: the refused one, the two now with the recipient
@@ -238,8 +241,8 @@ def test_public_works_chain_from_the_titulaire_to_the_financial_service(gw):
     assert r["state"] == "IN_INTEGRE", r
     assert status_of(gw, a19) == "MISE_EN_PAIEMENT"
     # the billing file is kept and shown from any of its pieces
-    h = lifecycle.piece_history(Store(gw), a15)
-    assert {p.id for p in h["dossier"]} == {a4, a19}
+    h = piece_history(Store(gw), a15)
+    assert {p.id for p in h.dossier} == {a4, a19}
     out = gateway_cli("piece", a4, home=gw)
     assert out.returncode == 0 and a19 in out.stdout
     # the titulaire heard of every step of its A4
@@ -290,7 +293,7 @@ def test_status_xml_from_a_recipient_is_applied(gw):
                         debtor_siret=COMMUNE_SIRET, debtor_name="Commune", service_code="ACHATS",
                         status="SERVICE_FAIT", previous=p.status, reason=None, comment=None, at=db.utcnow(),
                         by_role="recipient")
-    xml = status_xml([note], lifecycle.machine_for(gw), platform_id="COMMUNE", receiver_id="GTW001",
+    xml = status_xml([note], Machine.load(gw), platform_id="COMMUNE", receiver_id="GTW001",
                      receiver_name="Passerelle")
     drop(gw, COMMUNE_SIRET, "statut.xml", xml)
     run(gw)
@@ -376,7 +379,7 @@ def test_end_of_contract_chain_to_the_signed_final_account(gw):
                             ubl_invoice(number="DGD-1", cadre="A8", original_invoice="DG-1", **works)))
     assert (status_of(gw, a20), status_of(gw, a8)) == ("ASSOCIEE", "MISE_A_DISPOSITION")
     assert (gw.outbox / OPH_MOA_SIRET / "TRAVAUX" / f"{a8}.pivot.xml").exists()
-    assert {p.id for p in lifecycle.piece_history(Store(gw), a8)["dossier"]} == {a7, a17, a20}
+    assert {p.id for p in piece_history(Store(gw), a8).dossier} == {a7, a17, a20}
 
 
 def test_facturx_is_routed_like_a_cii_and_delivered_as_its_pdf(gw):
@@ -405,15 +408,15 @@ def test_validate_reads_a_status_file_without_applying_it(tmp_path):
 
 
 def test_a_flow_failing_after_registering_its_numbers_gives_them_back(gw, monkeypatch):
-    real = lifecycle.route_new_pieces
+    real = new_pieces.route_new_pieces
 
     def broken(*a, **kw):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(lifecycle, "route_new_pieces", broken)
+    monkeypatch.setattr(new_pieces, "route_new_pieces", broken)
     r = deposit(gw, "fournisseur", "first.xml", ubl_invoice(number="FA-LC-9"))
     assert r["state"] == "IN_REJETE" and [e["code"] for e in r["errors"]] == ["ERR_INTERNE"]
-    monkeypatch.setattr(lifecycle, "route_new_pieces", real)
+    monkeypatch.setattr(new_pieces, "route_new_pieces", real)
     # the supplier sends it again (a new file): the number is free, it is accepted
     r = deposit(gw, "fournisseur", "again.xml", ubl_invoice(number="FA-LC-9", issue_date="2024-03-16"))
     assert r["state"] == "IN_INTEGRE", r
@@ -422,14 +425,14 @@ def test_a_flow_failing_after_registering_its_numbers_gives_them_back(gw, monkey
 def test_one_failing_change_does_not_take_the_others_down(gw, monkeypatch):
     a = only_piece(deposit(gw, "fournisseur", "FA-LC-10.xml", ubl_invoice(number="FA-LC-10")))
     b = only_piece(deposit(gw, "fournisseur", "FA-LC-11.xml", ubl_invoice(number="FA-LC-11")))
-    real = lifecycle.change_status
+    real = status_requests.change_status
 
     def flaky(settings, store, machine, piece_id, req, **kw):
         if piece_id == a:
             raise RuntimeError("boom")
         return real(settings, store, machine, piece_id, req, **kw)
 
-    monkeypatch.setattr(lifecycle, "change_status", flaky)
+    monkeypatch.setattr(status_requests, "change_status", flaky)
     r = send_status(gw, COMMUNE_SIRET, "two.json", {"piece_id": a, "status": "SERVICE_FAIT"},
                     {"piece_id": b, "status": "SERVICE_FAIT"})
     assert r["state"] == "IN_INTEGRE_PARTIEL", r
@@ -438,7 +441,7 @@ def test_one_failing_change_does_not_take_the_others_down(gw, monkeypatch):
 
 
 def test_delivery_folders_are_safe_names_apart_from_the_partys_own_files(home):
-    from gateway.routing.route import delivery_dir
+    from gateway.routing.delivery import delivery_dir
 
     d = delivery_dir(home, {"siret": COMMUNE_SIRET, "service": "reports"})
     assert d == home.outbox / COMMUNE_SIRET / "service-reports"
@@ -493,7 +496,7 @@ def test_a_recycling_reads_the_archived_file_once(gw, monkeypatch):
     real = lifecycle.evaluate_file
     monkeypatch.setattr(lifecycle, "evaluate_file", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     store = Store(gw)
-    out = lifecycle.change_status(gw, store, lifecycle.machine_for(gw), pid, lifecycle.Request(
+    out = lifecycle.change_status(gw, store, Machine.load(gw), pid, lifecycle.Request(
         "DEPOSEE", correction=(("recipient_siret", UNIVERSITE_SIRET), ("service_code", ""))), roles=["supplier"])
     assert out.ok and out.applied[-1] == "MISE_A_DISPOSITION", out
     assert (gw.outbox / UNIVERSITE_SIRET / "_" / f"{pid}.pivot.xml").exists()
@@ -508,7 +511,7 @@ def test_a_link_that_loses_to_a_concurrent_change_sends_no_status_file(gw, monke
                             ubl_invoice(number="PDM-7", cadre="A4", moe_siret=DDT_MOE_SIRET, **WORKS)))
     send_status(gw, DDT_MOE_SIRET, "moe7.json", {"piece_id": a4, "status": "PRISE_EN_COMPTE_MOE"})
     before = set((gw.outbox / "titulaire" / "statuses").glob(f"{a4}.*"))
-    real = lifecycle.route_new_pieces
+    real = new_pieces.route_new_pieces
 
     def refused_meanwhile(*a, **kw):
         routed = real(*a, **kw)
@@ -518,15 +521,15 @@ def test_a_link_that_loses_to_a_concurrent_change_sends_no_status_file(gw, monke
             s.commit()
         return routed
 
-    monkeypatch.setattr(lifecycle, "route_new_pieces", refused_meanwhile)
+    monkeypatch.setattr(new_pieces, "route_new_pieces", refused_meanwhile)
     deposit(gw, DDT_MOE_SIRET, "EA-7.xml", ubl_invoice(number="EA-7", cadre="A15", original_invoice="PDM-7", **WORKS))
     assert status_of(gw, a4) == "REFUSEE_MOE"
-    outcomes = [e.outcome for e in lifecycle.piece_history(Store(gw), a4)["events"] if e.stage == "status"]
+    outcomes = [e.outcome for e in piece_history(Store(gw), a4).events if e.stage == "status"]
     assert outcomes[-1] == "conflict"
     new = set((gw.outbox / "titulaire" / "statuses").glob(f"{a4}.*")) - before
     assert not [p for p in new if "ASSOCIEE" in p.read_text(encoding="utf-8")]
     # without the race, the link's status file is written, after the commit
-    monkeypatch.setattr(lifecycle, "route_new_pieces", real)
+    monkeypatch.setattr(new_pieces, "route_new_pieces", real)
     b4 = only_piece(deposit(gw, "titulaire", "PDM-8.xml",
                             ubl_invoice(number="PDM-8", cadre="A4", moe_siret=DDT_MOE_SIRET, **WORKS)))
     send_status(gw, DDT_MOE_SIRET, "moe8.json", {"piece_id": b4, "status": "PRISE_EN_COMPTE_MOE"})

@@ -1,4 +1,4 @@
-"""The life of a piece after delivery, as data (mappings/lifecycle.toml):
+"""The life of a piece after delivery, as data (gateway/lifecycle/lifecycle.toml):
 who may set which status, what the platform sets on its own, delays, links,
 and a clear error when the file is wrong."""
 from __future__ import annotations
@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from gateway.core import config
-from gateway.lifecycle.machine import PARTIES, ROLES, LifecycleError, Machine, packaged_file
+from gateway.lifecycle.compiler import LifecycleError
+from gateway.lifecycle.machine import Machine, packaged_file
+from gateway.lifecycle.terms import PARTIES, ROLES
 from gateway.core.invoice import CADRES
 
 GENERIC_ROUTE = ("EN_COURS_ACHEMINEMENT", "MISE_A_DISPOSITION")

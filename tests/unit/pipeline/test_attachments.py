@@ -7,8 +7,9 @@ import dataclasses
 import pytest
 from lxml import etree
 
+from gateway.core.files import extension, stem
 from gateway.pipeline.attachments import (Attachment, AttachmentLimits, attachment_limits, check_one, check_total,
-                                 embedded_pdf, extension, extract_xml_attachments, mime_of, stem)
+                                          embedded_pdf, extract_xml_attachments, mime_of)
 from gateway.core.config import MB
 from gateway.core.records import Severity
 from pdf_support import make_pdf, settings_for

@@ -10,7 +10,6 @@ import pytest
 from conftest import codes_of, drop, gateway_cli, report_for
 from gateway.pipeline import companions as mixed
 from gateway.pipeline import pdf
-from gateway.pipeline import evaluate as pipeline
 from gateway.pipeline import stages as stages_module
 from gateway.core import xmlsafe
 from gateway.pipeline.evaluate import PieceWork, evaluate_file

@@ -14,7 +14,7 @@ from gateway.rules.controls import CONTROLS, invoice_key, run_controls
 from gateway.rules.mapping.read import map_piece
 from gateway.core.invoice import Invoice, Party, Totals, Validator, siret_error
 from gateway.core.records import Format, Severity, Verdict
-from gateway.routing.route import piece_columns
+from gateway.routing.parties import piece_columns
 
 from invoice_support import (
     COMMUNE_SIRET, DDT_MOE_SIRET, DEPARTEMENT_SIRET, HOPITAL_SIRET, LA_POSTE_SIRET, OPH_MOA_SIRET, SUPPLIER_SIRET,

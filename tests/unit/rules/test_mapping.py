@@ -12,7 +12,6 @@ from lxml import etree
 
 from gateway.core import config
 from gateway.rules.mapping import fastpath, loader
-from gateway.pipeline import evaluate as pipeline
 from gateway.pipeline.stages import controls_stage
 from gateway.pipeline.work import PieceWork
 from gateway.core.records import Format, Part
