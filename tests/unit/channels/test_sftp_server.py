@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from gateway.store import db
 from gateway.store import partners
-from gateway.ops.commands_partner import app as partner_app
+from gateway.ops.cli.partner import app as partner_app
 from gateway.channels.sftp.server import LoginThrottle, Limits, SftpServer, host_keys, split_path, Denied
 
 from sftp_support import (SFTP_BIN, connect, ecdsa_key, ed25519_key, hidden, make_home, openssh_sftp, rsa_key,
