@@ -1,5 +1,6 @@
-"""Conformance run: `gateway validate --json` over a corpus, compared with
-its EXPECTED.tsv (file, kind, expected, source_says, observed).
+"""Conformance run (`gateway conformance CORPUS`, ops/cli/conformance.py):
+`gateway validate --json` over a corpus, compared with its EXPECTED.tsv
+(file, kind, expected, source_says, observed).
 
 The reference verdict at each level is what the official schema and rules
 gave (the `observed` column); where that disagrees with what the source
@@ -19,10 +20,6 @@ import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import typer
-
-app = typer.Typer(add_completion=False)
 
 CHUNK = 150
 
@@ -165,9 +162,17 @@ def _compare_pades(row: dict[str, str], res: dict, t: Tally) -> None:
         t.check("signature", ours_bad, f"{f}: {expected} but no signature problem reported")
 
 
-@app.command()
-def main(corpus: Path = typer.Argument(..., help="The corpus folder holding EXPECTED.tsv"),
-         verbose: bool = typer.Option(False, "-v")) -> None:
+@dataclass(frozen=True)
+class ConformanceRun:
+    corpus: Path
+    files: int  # rows of EXPECTED.tsv compared
+    tally: Tally
+
+
+def check_corpus(corpus: Path) -> ConformanceRun:
+    """`gateway validate --json` over the corpus's files (the PAdES ones with
+    their trust anchors, at the date the reference verified them), each
+    answer compared with its EXPECTED.tsv row."""
     corpus = corpus.resolve()
     rows = load_expected(corpus)
     env = dict(os.environ)
@@ -185,20 +190,4 @@ def main(corpus: Path = typer.Argument(..., help="The corpus folder holding EXPE
     t = Tally()
     for r in rows:
         compare(r, results.get(str(corpus / r["file"])), t)
-    typer.echo(f"conformance over {len(rows)} files of {corpus}")
-    for level in sorted(t.total):
-        typer.echo(f"  {level:<10} {t.ok[level]:>4} / {t.total[level]:<4} matched")
-    typer.echo(f"  known disagreements between sources and reference tools: {len(t.notes)}")
-    if verbose:
-        for n in t.notes:
-            typer.echo(f"    note: {n}")
-    for fl in t.failures:
-        typer.echo(f"  MISMATCH {fl}")
-    matched = sum(t.ok.values())
-    total = sum(t.total.values())
-    typer.echo(f"conformance: {matched} passed, {total - matched} failed")
-    raise typer.Exit(0 if not t.failures else 1)
-
-
-if __name__ == "__main__":
-    app()
+    return ConformanceRun(corpus, len(rows), t)

@@ -1,8 +1,8 @@
-"""Operators' logins for the web pages: `gateway operator add|remove|list`.
+"""Operators' logins for the web pages (`gateway operator add|remove|list`, ops/cli/operator.py).
 
 Kept in `keys/operators` in the home (mode 0600 from its creation), one line
 per operator: `name:` and its scrypt hash, the same as partners' passwords
-(gateway.partners), never the password itself. The pages ask for HTTP Basic
+(store/partners.py), never the password itself. The pages ask for HTTP Basic
 credentials as soon as one operator exists, and always when they listen on
 anything but the loopback address (web.py). `LoginThrottle` counts failed
 logins per client address and per name tried, so nobody guesses passwords at
@@ -15,18 +15,13 @@ import base64
 import hashlib
 import math
 import re
-import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from gateway.core import config
-from gateway.ops.options import HomeOpt, existing_home
 from gateway.core.config import Settings
 from gateway.core.files import atomic_write
 from gateway.store.partners import hash_password, verify_password
@@ -298,45 +293,3 @@ class LoginThrottle:
                 del table[key]
         while len(table) > target:
             table.popitem(last=False)
-
-
-# --- command line ---------------------------------------------------------------------------
-
-app = typer.Typer(no_args_is_help=True, add_completion=False)
-
-
-@app.command("add")
-def add_command(
-    name: str,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input "
-                                                                          "(for scripts) instead of asking.")] = False,
-    home: HomeOpt = None,
-) -> None:
-    """Add an operator (or set a new password): the web pages then ask for a login."""
-    settings = config.load(home)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    try:
-        add(settings, name, password)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(f"operator {name} can log in to the web pages")
-
-
-@app.command("remove")
-def remove_command(name: str, home: HomeOpt = None) -> None:
-    """Remove an operator."""
-    if not remove(existing_home(home), name):
-        typer.echo(f"error: no operator {name}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"operator {name} removed")
-
-
-@app.command("list")
-def list_command(home: HomeOpt = None) -> None:
-    """The operators who can log in."""
-    for name in sorted(load(existing_home(home))):
-        typer.echo(name)

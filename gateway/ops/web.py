@@ -23,24 +23,23 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import quote
 
-import typer
-
-from gateway.store import db
-from gateway.ops.options import HomeOpt, existing_home
 from gateway.core.config import Settings
 from gateway.core.records import FlowState
-from gateway.ops.rejections import (CSP, esc, event_codes, examples_table, fmt_time, html_page, json_object,
-                                location_text, parse_since, read_flow_report, rejections, rejections_body)
+from gateway.ops.chrome import CSP, esc, html_page
+from gateway.ops.operators import Checker, LoginRules, LoginThrottle, claimed_name, load
+from gateway.ops.rejections import (event_codes, fmt_time, json_object, location_text, parse_since, read_flow_report,
+                                    rejections)
+from gateway.ops.rejections_render import examples_table, rejections_body
+from gateway.store import db, reporting
+from gateway.store.reporting import StuckFlow
+from gateway.store.repository import Store
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-    from gateway.ops.operators import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +47,6 @@ DEFAULT_STUCK_MINUTES = 15
 STATES = ("IN_RECU", *(s.value for s in FlowState))  # received (the store's first state), then the outcomes
 _HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
             "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
-
-
-@dataclass(frozen=True)
-class StuckFlow:
-    flow_id: str
-    partner: str
-    file_name: str
-    received_at: datetime
-    queue: str
-    locked_by: str | None
-    locked_until: datetime | None
-    attempts: int
-    why: str
 
 
 def stuck_minutes(settings: Settings) -> float:
@@ -71,24 +57,14 @@ def stuck_flows(settings: Settings, *, now: datetime | None = None, queued_minut
                 limit: int = 100) -> tuple[int, tuple[StuckFlow, ...]]:
     """Flows leased to a worker whose lease expired, or queued for longer than
     `queued_minutes` since they arrived. Returns (how many, the oldest `limit`)."""
-    from sqlalchemy import and_, func, or_, select
-
-    from gateway.store.repository import Flow, Store
-
     now = now or db.utcnow()
     minutes = stuck_minutes(settings) if queued_minutes is None else queued_minutes
-    cond = or_(and_(Flow.queue == "running", Flow.locked_until < now),
-               and_(Flow.queue == "queued", Flow.received_at < now - timedelta(minutes=minutes)))
-    with Store(settings).session() as s:
-        total = s.execute(select(func.count()).select_from(Flow).where(cond)).scalar_one()
-        rows = s.execute(select(Flow).where(cond).order_by(Flow.received_at, Flow.id).limit(limit)).scalars().all()
-    out = []
-    for f in rows:
-        why = (f"lease expired {fmt_time(f.locked_until)} UTC" if f.queue == "running"
-               else f"queued more than {minutes:g} min")
-        out.append(StuckFlow(f.id, f.partner, f.file_name, db.as_utc(f.received_at), f.queue, f.locked_by,
-                             db.as_utc(f.locked_until) if f.locked_until else None, f.attempts, why))
-    return total, tuple(out)
+    return reporting.stuck_flows(settings, now=now, queued_minutes=minutes, limit=limit)
+
+
+def why_stuck(f: StuckFlow, queued_minutes: float) -> str:
+    return (f"lease expired {fmt_time(f.locked_until)} UTC" if f.queue == "running"
+            else f"queued more than {queued_minutes:g} min")
 
 
 def flow_link(flow_id: str) -> str:
@@ -101,19 +77,18 @@ NAV = '<nav><a href="/">overview</a><a href="/rejections">rejections</a><a href=
 # --- pages ---------------------------------------------------------------------------------------
 
 def overview_page(settings: Settings, *, now: datetime | None = None) -> str:
-    from gateway.store.repository import Store
-
     now = now or db.utcnow()
     counts = Store(settings).counts_by_state()
     state_rows = "".join(f'<tr><td>{esc(s)}</td><td class="n">{counts.get(s, 0)}</td></tr>'
                          for s in (*STATES, *sorted(set(counts) - set(STATES))))
-    n_stuck, stuck = stuck_flows(settings, now=now)
+    minutes = stuck_minutes(settings)
+    n_stuck, stuck = stuck_flows(settings, now=now, queued_minutes=minutes)
     if stuck:
         rows = "".join(
             f'<tr><td><a href="{esc(flow_link(f.flow_id))}"><code>{esc(f.flow_id)}</code></a></td>'
             f"<td>{esc(f.partner)}</td><td>{esc(f.file_name)}</td><td>{esc(fmt_time(f.received_at))}</td>"
             f"<td>{esc(f.queue)}</td><td>{esc(f.locked_by or '')}</td><td class=\"n\">{f.attempts}</td>"
-            f"<td>{esc(f.why)}</td></tr>" for f in stuck)
+            f"<td>{esc(why_stuck(f, minutes))}</td></tr>" for f in stuck)
         more = f'<p class="dim">{n_stuck - len(stuck)} more not shown.</p>' if n_stuck > len(stuck) else ""
         stuck_html = ('<table class="stuck"><thead><tr><th>flow</th><th>partner</th><th>file</th>'
                       "<th>received (UTC)</th><th>queue</th><th>held by</th><th>attempts</th><th>why</th></tr>"
@@ -129,7 +104,7 @@ def overview_page(settings: Settings, *, now: datetime | None = None) -> str:
             f'<h2>Flows by state</h2><table class="states"><thead><tr><th>state</th><th>flows</th></tr></thead>'
             f"<tbody>{state_rows}</tbody></table>"
             f"<h2>Stuck flows ({n_stuck})</h2><p class=\"dim\">Leased to a worker whose lease expired, or queued "
-            f"for more than {stuck_minutes(settings):g} minutes.</p>{stuck_html}"
+            f"for more than {minutes:g} minutes.</p>{stuck_html}"
             f"{pieces_html}"
             f"<h2>Latest rejections</h2><p>{rep.total} rejection(s) in the last 24 hours; "
             f'<a href="/rejections">the last 30 days by partner and code</a></p>'
@@ -140,15 +115,8 @@ def overview_page(settings: Settings, *, now: datetime | None = None) -> str:
 def _pieces_summary(settings: Settings, now: datetime) -> str:
     """Accepted pieces by status, and those whose delay runs out within a day
     (a validator or MOE that does not answer)."""
-    from sqlalchemy import func, select
-
-    from gateway.store.repository import Piece, Store
-
-    with Store(settings).session() as s:
-        by_status = s.execute(select(Piece.status, func.count()).where(Piece.valid.is_(True))
-                              .group_by(Piece.status).order_by(func.count().desc())).all()
-        soon = list(s.execute(select(Piece).where(Piece.due_at.is_not(None), Piece.due_at <= now + timedelta(days=1))
-                              .order_by(Piece.due_at).limit(50)).scalars())
+    by_status = reporting.pieces_by_status(settings)
+    soon = reporting.pieces_due_by(settings, now + timedelta(days=1), limit=50)
     rows = "".join(f'<tr><td>{esc(st)}</td><td class="n">{n}</td></tr>' for st, n in by_status)
     table = (f'<table class="states"><thead><tr><th>status</th><th>pieces</th></tr></thead><tbody>{rows}</tbody>'
              "</table>" if rows else '<p class="dim">none</p>')
@@ -178,8 +146,6 @@ def _filter_form(since: str | None, partner: str | None) -> str:
 
 def flow_page(settings: Settings, flow_id: str) -> str | None:
     """One flow's page, or None when there is no such flow."""
-    from gateway.store.repository import Store
-
     st = Store(settings)
     f = st.flow(flow_id)
     if f is None:
@@ -242,8 +208,6 @@ def _errors_table(errors: list[dict[str, Any]]) -> str:
 
 def health(settings: Settings) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body): 200 when the store answers, 503 otherwise."""
-    from gateway.store.repository import Store
-
     try:
         counts = Store(settings).counts_by_state()
         n_stuck, _ = stuck_flows(settings, limit=0)
@@ -274,7 +238,7 @@ def too_many_logins_page(seconds: float, *, now: datetime | None = None) -> str:
 
 
 def create_app(settings: Settings, *, require_login: bool = False,
-               throttle: "LoginThrottle | None" = None) -> "FastAPI":
+               throttle: LoginThrottle | None = None) -> "FastAPI":
     """The pages. `require_login`: refuse everyone (but /healthz) while no
     operator exists, as when listening beyond the loopback address.
     `throttle`: counts failed logins (by default from `[web]` in gateway.toml;
@@ -282,8 +246,6 @@ def create_app(settings: Settings, *, require_login: bool = False,
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.concurrency import run_in_threadpool
-
-    from gateway.ops.operators import Checker, LoginRules, LoginThrottle, claimed_name
 
     # No /docs: Swagger would load scripts from outside, and nothing here is an API to explore.
     app = FastAPI(title="e-invoicing gateway", docs_url=None, redoc_url=None, openapi_url=None)
@@ -381,8 +343,6 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None
 
     import uvicorn
 
-    from gateway.ops.operators import load
-
     local = is_loopback(host)
     if not local and not load(settings):
         raise ValueError(f"the pages would listen on {host} with nobody able to log in: add an operator first "
@@ -395,25 +355,3 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None
             signal.signal(sig, lambda *_: None)
     uvicorn.run(create_app(settings, require_login=not local), host=host, port=port, log_level="info",
                 access_log=True, server_header=False)
-
-
-def main(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; beyond 127.0.0.1 operators must log "
-                                                     "in (gateway operator add).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
-    home: HomeOpt = None,
-) -> None:
-    """Serve the operators' read-only web pages (flows, stuck flows, pieces by status, delays due, rejections)."""
-    from gateway.ops.operators import load
-
-    # refused and locked logins (this module's log) beside uvicorn's own lines
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = existing_home(home)
-    login = "operators log in" if load(settings) or not is_loopback(host) else "no login: local only"
-    typer.echo(f"operators' pages on http://{host}:{port}/ ({login}; Ctrl-C to stop)", err=True)
-    try:
-        serve(settings, host, port)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from gateway.store import db
 from gateway.store import partners
-from gateway.ops.commands_partner import app as partner_app
+from gateway.ops.cli.partner import app as partner_app
 from gateway.channels.sftp.jail import Denied, split_path
 from gateway.channels.sftp.server import SftpServer, host_keys
 from gateway.channels.sftp.throttle import Limits, LoginThrottle

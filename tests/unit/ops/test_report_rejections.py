@@ -15,7 +15,8 @@ from sqlalchemy import update
 from conftest import drop, gateway_cli, report_for
 from gateway.core import config
 from gateway.store import db
-from gateway.ops.rejections import parse_since, rejections, render_csv, render_html
+from gateway.ops.rejections import parse_since, rejections
+from gateway.ops.rejections_render import render_csv, render_html
 from gateway.store.repository import Flow, Store
 from invoice_support import ubl_invoice
 
@@ -184,7 +185,7 @@ def test_table_is_the_default_and_neutralises_terminal_tricks(filled):
     for partner, code in (("ACME", "IRR_SYNTAX"), ("ACME", "DOUBLON"), ("OTHER", "IRR_SYNTAX")):
         assert re.search(rf"{partner}\s*│\s*{code}\s*│", r.stdout), r.stdout
     assert "\x1b" not in r.stdout  # not a terminal: no colour codes
-    from gateway.ops.rejections import printable
+    from gateway.ops.rejections_render import printable
 
     assert printable("a\x1b[31mb\u202ec") == "a\\u001b[31mb\\u202ec"
 
@@ -224,7 +225,7 @@ def test_renderers_agree_with_the_query(filled):
 
 
 def test_csv_cells_that_look_like_formulas_are_quoted():
-    from gateway.ops.rejections import _cell
+    from gateway.ops.rejections_render import _cell
 
     assert _cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
     assert _cell("@SUM(A1)") == "'@SUM(A1)" and _cell("-2+3") == "'-2+3"

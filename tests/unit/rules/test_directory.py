@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from gateway.core import config
 from gateway.store import db
 from gateway.rules import directory
-from gateway.ops.commands_directory import app
+from gateway.ops.cli.directory import app
 from gateway.rules.directory import import_file, import_files
 from gateway.store.tables import DirectoryStructure
 from gateway.core.invoice import siret_error

@@ -1,5 +1,5 @@
-"""`gateway piece PIECE_ID`, `gateway piece set-status` and `gateway deadlines`:
-the life of one piece, for operators."""
+"""`gateway piece PIECE_ID`, `gateway piece set-status`, `gateway deadlines`
+and `gateway pieces`: the life of pieces, for operators."""
 from __future__ import annotations
 
 import json
@@ -9,23 +9,18 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from gateway.core import config
-from gateway.store import db
+from gateway.core.records import Document
 from gateway.lifecycle import changes as lifecycle
 from gateway.lifecycle.deadlines import apply_deadlines
 from gateway.lifecycle.machine import Machine
 from gateway.lifecycle.notices import flush_notices
-from gateway.ops.options import HomeOpt, existing_home
-from gateway.core.records import Document
+from gateway.ops.options import HomeOpt, JsonOpt, LimitOpt, console, err_console, existing_home
+from gateway.store import db, reporting
 from gateway.store.pieces import piece_history
 from gateway.store.repository import Store
-
-console = Console()
-err = Console(stderr=True)
 
 
 class _PieceGroup(TyperGroup):
@@ -37,20 +32,17 @@ class _PieceGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-app = typer.Typer(cls=_PieceGroup, no_args_is_help=True)
+piece_app = typer.Typer(cls=_PieceGroup, no_args_is_help=True)  # gateway piece ...
+app = typer.Typer()  # gateway deadlines, gateway pieces
 
 
-def _settings(home: Optional[Path]) -> config.Settings:
-    return existing_home(home)
-
-
-@app.command("show")
-def show(piece_id: str, home: HomeOpt = None, as_json: bool = typer.Option(False, "--json")) -> None:
+@piece_app.command("show")
+def show(piece_id: str, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """A piece: where it stands, its parties, its full history and its billing file."""
-    s = _settings(home)
+    s = existing_home(home)
     h = piece_history(Store(s), piece_id)
     if h is None:
-        err.print(f"no piece {piece_id}")
+        err_console.print(f"no piece {piece_id}")
         raise typer.Exit(1)
     p = h.piece
     parties = json.loads(p.parties_json or "{}")
@@ -81,7 +73,7 @@ def show(piece_id: str, home: HomeOpt = None, as_json: bool = typer.Option(False
                           + (f" (continues {d.link_id})" if d.link_id else ""), markup=False)
 
 
-@app.command("set-status")
+@piece_app.command("set-status")
 def set_status(
     piece_id: str,
     status: str,
@@ -97,14 +89,14 @@ def set_status(
 ) -> None:
     """Set a piece's status as a party would by sending a status file; the
     same rules apply (who may, from which status, with which reason)."""
-    s = _settings(home)
+    s = existing_home(home)
     store = Store(s)
     correction = tuple((k, v) for k, v in (("recipient_siret", siret), ("service_code", service),
                                            ("engagement_number", engagement)) if v is not None)
     docs = []
     for f in attach:
         if not f.is_file():
-            err.print(f"no such file: {f}")
+            err_console.print(f"no such file: {f}")
             raise typer.Exit(2)
         docs.append(Document(f.name, mimetypes.guess_type(f.name)[0] or "application/octet-stream", f.read_bytes()))
     machine = Machine.load(s)
@@ -113,23 +105,24 @@ def set_status(
     flush_notices(s, store)
     if not out.ok:
         for f in out.findings:
-            err.print(f"{f.code}: {f.message}", markup=False)
+            err_console.print(f"{f.code}: {f.message}", markup=False)
         raise typer.Exit(1)
     console.print(f"{piece_id}: {' -> '.join(out.applied)}", markup=False)
 
 
+@app.command("deadlines", help="Apply the delays that ran out (validators, MOE).")
 def deadlines(
     at: Optional[str] = typer.Option(None, "--at", help="Apply what is due at this ISO datetime (default: now)."),
     home: HomeOpt = None,
 ) -> None:
     """Apply every delay that has run out (validators' 15 days, the MOE's 7 days...)."""
-    s = _settings(home)
+    s = existing_home(home)
     when = None
     if at:
         try:
             when = datetime.fromisoformat(at)
         except ValueError:
-            err.print(f"--at: not an ISO datetime: {at!r}")
+            err_console.print(f"--at: not an ISO datetime: {at!r}")
             raise typer.Exit(2) from None
         when = db.as_utc(when)
     outcomes = apply_deadlines(s, Store(s), when)
@@ -138,32 +131,19 @@ def deadlines(
     console.print(f"{sum(1 for o in outcomes if o.ok)} deadline(s) applied")
 
 
+@app.command("pieces", help="Accepted pieces and where they stand (filters: status, recipient, partner, due).")
 def pieces(
     status: Optional[str] = typer.Option(None, "--status", help="Only pieces in this status (e.g. A_VALIDER_1)."),
     recipient: Optional[str] = typer.Option(None, "--recipient", help="Only pieces addressed to this SIRET."),
     partner: Optional[str] = typer.Option(None, "--partner", help="Only pieces deposited by this partner."),
     due: bool = typer.Option(False, "--due", help="Only pieces waiting on a delay, soonest first."),
-    limit: int = typer.Option(50, "--limit", "-n"),
-    as_json: bool = typer.Option(False, "--json"),
+    limit: LimitOpt = 50,
+    as_json: JsonOpt = False,
     home: HomeOpt = None,
 ) -> None:
     """Accepted pieces and where they stand (newest first, or by deadline with --due)."""
-    from sqlalchemy import select
-
-    from gateway.store.repository import Piece
-
-    s = _settings(home)
-    q = select(Piece).where(Piece.valid.is_(True))
-    if status:
-        q = q.where(Piece.status == status.upper())
-    if recipient:
-        q = q.where(Piece.recipient_siret == recipient)
-    if partner:
-        q = q.where(Piece.partner == partner)
-    q = (q.where(Piece.due_at.is_not(None)).order_by(Piece.due_at) if due
-         else q.order_by(Piece.created_at.desc(), Piece.id.desc()))
-    with Store(s).session() as sess:
-        rows = list(sess.execute(q.limit(limit)).scalars())
+    rows = reporting.accepted_pieces(existing_home(home), status=status.upper() if status else None,
+                                     recipient=recipient, partner=partner, due=due, limit=limit)
     if as_json:
         for p in rows:
             typer.echo(json.dumps(p.model_dump(mode="json", exclude={"verdict_json", "parties_json", "summary_json"}),

@@ -1,0 +1,63 @@
+"""`gateway run`: the service, until stopped or, with --once, until what waits is processed."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Optional
+
+import typer
+
+from gateway.core import config
+from gateway.ops.demo import seed_demo
+from gateway.ops.options import HomeOpt, console
+
+app = typer.Typer()
+
+
+@app.command()
+def run(
+    home: HomeOpt = None,
+    once: bool = typer.Option(False, "--once", help="Process everything waiting, print a summary and exit."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Validation processes (0 = in this process)."),
+    sftp_port: Optional[int] = typer.Option(None, "--sftp-port", help="Serve SFTP on this port (turns the server on)."),
+    verbose: bool = typer.Option(False, "-v", "--verbose"),
+) -> None:
+    """Run the gateway: watch the inboxes until SIGTERM/Ctrl-C, or with --once process what waits and exit."""
+    logging.basicConfig(level=logging.INFO if verbose or not once else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    overrides = {"workers": workers}
+    if sftp_port is not None:
+        overrides.update(sftp_port=sftp_port, sftp_enabled=True)
+    fresh = not (config.resolve_home(home) / "gateway.toml").exists()
+    s = config.load(home, **overrides)
+    if fresh:
+        box = seed_demo(s)
+        if box is not None:
+            console.print(f"new home {s.home}: demo directory loaded, sample invoices in {box}")
+    # the service (watchdog, the channels, worker processes) loads only for `gateway run`
+    from gateway.runtime.service import Gateway
+
+    if s.workers == 0:
+        from gateway.runtime.worker import settle_for_work
+
+        settle_for_work()  # this process does the work
+    if once and sys.stdout.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("flows"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console, transient=False) as bar:
+            task = bar.add_task("flows", total=None)
+            gw = Gateway(s, once=True, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            gw.install_signals()
+            summary = gw.run()
+    else:
+        gw = Gateway(s, once=once)
+        gw.install_signals()
+        if not once:
+            logging.getLogger("gateway").info("gateway running in %s (Ctrl-C to stop)", s.home)
+        summary = gw.run()
+    rate = summary.processed / summary.seconds if summary.seconds else 0.0
+    console.print(f"received {summary.received} file(s), processed {summary.processed} flow(s) "
+                  f"in {summary.seconds:.1f} s ({rate:.0f} flows/s)")
+    for state, n in sorted(summary.by_state.items()):
+        console.print(f"  {state}: {n}")

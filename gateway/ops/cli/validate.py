@@ -1,0 +1,75 @@
+"""`gateway validate`: files checked as the gateway would, nothing deposited."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from gateway.core import config
+from gateway.core.records import FlowState, Format
+from gateway.lifecycle import status_in
+from gateway.lifecycle.status_requests import evaluate_status_file
+from gateway.ops.options import HomeOpt, console, err_console
+from gateway.ops.rejections import location_text
+from gateway.pipeline.evaluate import Evaluation, evaluate_file
+
+app = typer.Typer()
+
+
+def _check_status_file(s: config.Settings, data: bytes) -> Evaluation:
+    """A party's status file, read as the gateway reads it, not applied."""
+    res = evaluate_status_file(s, None, None, data, apply=False)
+    return Evaluation(Format.STATUS, (), tuple(res)) if isinstance(res, list) else Evaluation(Format.STATUS, res)
+
+
+@app.command()
+def validate(
+    paths: list[Path] = typer.Argument(..., help="Files (or folders, walked recursively) to validate."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per file and line."),
+    home: HomeOpt = None,
+    at: Optional[str] = typer.Option(None, "--at", help="Validate signatures at this ISO datetime."),
+) -> None:
+    """Validate files without depositing them. Exit 0 if all are valid, 1 if some are not."""
+    # validate creates nothing on disk unless a home is named
+    s = config.load(home, create=home is not None, validation_time=at)
+    files = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(x for x in p.rglob("*") if x.is_file()))
+        elif p.exists():
+            files.append(p)
+        else:
+            err_console.print(f"no such file: {p}")
+            raise typer.Exit(2)
+
+    all_valid = True
+    for f in files:
+        data = f.read_bytes() if f.stat().st_size <= s.max_file_bytes else None
+        ev = (_check_status_file(s, data) if data and status_in.is_status_file(data)
+              else evaluate_file(data, f.name, s, size=f.stat().st_size))
+        valid = ev.state is FlowState.IN_INTEGRE
+        all_valid &= valid
+        errors = [e.as_dict() for e in ev.file_findings] + [
+            dict(e, piece=v.index) if len(ev.verdicts) > 1 else e
+            for v in ev.verdicts for e in (x.as_dict() for x in v.errors)]
+        out = {"file": str(f), "format": ev.format.value, "valid": valid, "state": ev.state.value,
+               "errors": errors,
+               "warnings": [dict(w.as_dict(), piece=v.index) for v in ev.verdicts for w in v.warnings],
+               "pieces": [v.as_dict() for v in ev.verdicts]}
+        if as_json:
+            sys.stdout.write(json.dumps(out, ensure_ascii=False, default=str) + "\n")
+        else:
+            mark = "[green]valid[/]" if valid else "[red]invalid[/]"
+            console.print(f"{f}: {ev.format.value} {mark}")
+            for e in errors:
+                where = location_text(e.get("location"))
+                console.print(f"  {e['code']}: {e['message']}" + (f" [{where}]" if where else "")
+                              + (f" value={e['value']!r}" if e.get("value") is not None else ""), markup=False)
+            for v in ev.verdicts:
+                for c in v.checks:
+                    console.print(f"  check {c.name}: {c.outcome}" + (f" ({c.used})" if c.used else ""),
+                                  markup=False, style="dim")
+    raise typer.Exit(0 if all_valid else 1)
