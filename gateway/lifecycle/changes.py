@@ -35,6 +35,7 @@ from gateway.rules.controls import run_controls
 from gateway.rules.directory import find_structure
 from gateway.store.pieces import StatusUpdate, change_if_unmoved, request_applied
 from gateway.store.repository import ClaimedFlow, Store
+from gateway.store.rows import piece_row, values
 from gateway.store.tables import Event, Flow, Notice, Piece
 
 log = logging.getLogger("gateway.lifecycle")
@@ -178,8 +179,9 @@ def _recorded(settings: Settings, machine: Any, decided: _Decision, req: Request
     if decided.delivery:
         events.append(Event(flow_id=locked.flow_id, piece_id=locked.id, stage="delivery", outcome=decided.delivery[0],
                             at=now, detail_json=json.dumps(decided.delivery[1], ensure_ascii=False)))
-    after = {**locked.model_dump(), **decided.columns, "status": status, "status_at": now, "due_at": due_at, "seq": seq}
-    notices = tuple(Notice(**n, created_at=now) for n in notices_for(settings, machine, after, decided.steps, seq, now))
+    after = piece_row(locked, **decided.columns, status=status, status_at=now, due_at=due_at, seq=seq)
+    notices = tuple(Notice(**values(n), created_at=now)
+                    for n in notices_for(settings, machine, after, decided.steps, seq, now))
     return StatusUpdate(status=status, due_at=due_at, seq=seq, columns=decided.columns, events=tuple(events),
                         notices=notices)
 

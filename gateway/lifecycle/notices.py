@@ -22,33 +22,34 @@ from gateway.outputs.status_files import ForReceiver, StatusNotice
 from gateway.routing.parties import folder_of
 from gateway.store import notices as outbox
 from gateway.store.repository import Store
+from gateway.store.rows import NoticeRow, PieceRow
 
 log = logging.getLogger("gateway.lifecycle")
 
 
-def notices_for(settings: Settings, machine: Any, piece: dict[str, Any], steps: Sequence[dict[str, Any]],
-                seq: int, at: datetime) -> list[dict[str, Any]]:
+def notices_for(settings: Settings, machine: Any, piece: PieceRow, steps: Sequence[dict[str, Any]],
+                seq: int, at: datetime) -> list[NoticeRow]:
     """The status files one change (one or more statuses set together) sends:
     one per party concerned and format it receives, named <piece>.<seq>
     (`notice` rows, not yet written)."""
     if not steps:
         return []
-    parties = json.loads(piece.get("parties_json") or "{}")
-    summary = json.loads(piece.get("summary_json") or "{}")
+    parties = json.loads(piece.parties_json or "{}")
+    summary = json.loads(piece.summary_json or "{}")
     recipient = parties.get("recipient", {})
     supplier = parties.get("supplier", {})
-    issued = piece.get("issue_date")
+    issued = piece.issue_date
     notes = [StatusNotice(
-        piece_id=piece["id"], invoice_number=piece.get("invoice_number"),
-        invoice_date=date.fromisoformat(issued) if issued else None, cadre=piece.get("cadre") or "A1",
-        supplier_id=piece.get("supplier_id"), supplier_name=summary.get("supplier_name") or supplier.get("name"),
-        supplier_country=summary.get("supplier_country"), debtor_siret=piece.get("recipient_siret"),
-        debtor_name=summary.get("debtor_name") or recipient.get("name"), service_code=piece.get("service_code"),
+        piece_id=piece.id, invoice_number=piece.invoice_number,
+        invoice_date=date.fromisoformat(issued) if issued else None, cadre=piece.cadre or "A1",
+        supplier_id=piece.supplier_id, supplier_name=summary.get("supplier_name") or supplier.get("name"),
+        supplier_country=summary.get("supplier_country"), debtor_siret=piece.recipient_siret,
+        debtor_name=summary.get("debtor_name") or recipient.get("name"), service_code=piece.service_code,
         status=st["status"], previous=st.get("previous"), reason=st.get("reason"), comment=st.get("comment"),
         at=at, by_role=st.get("role", "platform")) for st in steps]
     roles: list[str] = []
     for st in steps:
-        for r in machine.notify(piece.get("cadre") or "A1", st["status"]):
+        for r in machine.notify(piece.cadre or "A1", st["status"]):
             if r not in roles:
                 roles.append(r)
     folders: list[str] = []
@@ -57,7 +58,7 @@ def notices_for(settings: Settings, machine: Any, piece: dict[str, Any], steps: 
         folder = folder_of(settings, party) if party else None
         if folder and folder not in folders:
             folders.append(folder)
-    name = f"{piece['id']}.{seq:03d}"
+    name = f"{piece.id}.{seq:03d}"
     made: dict[str, ForReceiver | None] = {}  # each format built once for all its receivers
     out = []
     for folder in folders:
@@ -66,12 +67,11 @@ def notices_for(settings: Settings, machine: Any, piece: dict[str, Any], steps: 
                 try:
                     made[output.name] = output.render(notes, machine, platform_id=settings.platform_id)
                 except ValueError as exc:  # e.g. CPPStatut needs a 14-digit debtor SIRET: the other formats still go
-                    log.warning("piece %s: no %s status file (%s)", piece["id"], output.name, exc)
+                    log.warning("piece %s: no %s status file (%s)", piece.id, output.name, exc)
                     made[output.name] = None
             write = made[output.name]
             if write is not None:
-                out.append(dict(piece_id=piece["id"], party=folder, name=name, suffix=output.suffix,
-                                body=write(folder, folder), written_at=None))
+                out.append(NoticeRow(piece.id, folder, name, output.suffix, write(folder, folder)))
     return out
 
 

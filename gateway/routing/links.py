@@ -11,6 +11,7 @@ from gateway.core.config import Settings
 from gateway.core.records import Check, Verdict
 from gateway.routing.checks import STAGE, with_check
 from gateway.store.pieces import earlier_piece
+from gateway.store.rows import PieceRow, piece_row
 from gateway.store.repository import Store
 
 
@@ -20,7 +21,7 @@ class Link:
     earlier_id: str  # the piece it continues
     earlier_status: str
     linked_status: str
-    earlier: dict[str, Any] = field(default_factory=dict, compare=False)  # its row, as read here
+    earlier: PieceRow | None = field(default=None, compare=False)  # its row, as read here
 
 
 def resolve_links(settings: Settings, store: Store, verdicts: Sequence[Verdict], piece_ids: Sequence[str],
@@ -56,6 +57,6 @@ def resolve_links(settings: Settings, store: Store, verdicts: Sequence[Verdict],
                                                    stage=STAGE),
                                   Check("link", "failed", problem[0])))
             continue
-        links.append(Link(pid, earlier.id, earlier.status, rule.linked_status, earlier.model_dump()))
+        links.append(Link(pid, earlier.id, earlier.status, rule.linked_status, piece_row(earlier)))
         out.append(with_check(v, None, Check("link", "passed", f"continues {earlier.id} ({earlier.cadre})")))
     return out, links

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -12,6 +13,7 @@ from gateway.core.config import Settings
 from gateway.core.invoice import Invoice, WORKS_CADRES
 from gateway.core.records import Verdict
 from gateway.rules.controls import invoice_key
+from gateway.store.rows import PieceRow
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -70,18 +72,25 @@ def safe_name(text: str) -> str:
     return re.sub(r"\.{2,}", ".", _UNSAFE.sub("_", text)).strip("._")[:100] or "_"
 
 
-def piece_columns(verdict: Verdict, partner: str, depositor: str = "supplier") -> dict[str, Any]:
-    """The piece table's routing columns, from the canonical invoice."""
+def new_piece(flow_id: str, partner: str, piece_id: str, verdict: Verdict, described: dict[str, Any],
+              depositor: str = "supplier") -> PieceRow:
+    """A piece as its flow records it: the verdict, and the columns routing
+    and the life cycle find it by, read from the canonical invoice."""
+    row = PieceRow(id=piece_id, flow_id=flow_id, index=verdict.index, name=verdict.name[:1024],
+                   format=verdict.format.value, valid=verdict.valid,
+                   status="DEPOSEE" if verdict.valid else "IRRECEVABLE",
+                   error_codes=",".join(sorted({f.code for f in verdict.errors}))[:1024],
+                   verdict_json=json.dumps(described, ensure_ascii=False, default=str), partner=partner)
     inv: Invoice | None = verdict.piece
     if inv is None:
-        return dict(partner=partner)
+        return row
     summary = {"supplier_name": inv.supplier.name, "supplier_country": inv.supplier.country,
                "debtor_name": inv.recipient.name, "total": str(inv.totals.payable or ""),
                "currency": inv.currency, "type_code": inv.type_code, "original_invoice": inv.original_invoice,
                "levels": inv.validator_levels}
     # the key REJ_UNI registers, so status files find the piece by the same supplier id
     supplier = invoice_key(inv)[0][:64] or None
-    return dict(partner=partner, cadre=inv.cadre, piece_type=inv.piece_type[:64],
+    return replace(row, cadre=inv.cadre, piece_type=inv.piece_type[:64],
                 invoice_number=(inv.invoice_number or "")[:64] or None,
                 issue_date=inv.issue_date.isoformat() if isinstance(inv.issue_date, date) else None,
                 supplier_id=supplier, recipient_siret=(inv.recipient.siret or "")[:64] or None,

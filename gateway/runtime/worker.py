@@ -11,7 +11,6 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from gateway.core import codes
 from gateway.store import db
@@ -21,7 +20,7 @@ from gateway.lifecycle.machine import Machine
 from gateway.routing.addressees import require_addressee
 from gateway.routing.links import resolve_links
 from gateway.routing.numbers import enforce_uniqueness, numbers_wanted
-from gateway.routing.parties import piece_columns
+from gateway.routing.parties import new_piece
 from gateway.store.pieces import register_numbers, release_numbers
 from gateway.lifecycle.notices import flush_notices
 from gateway.core.config import Settings
@@ -29,6 +28,7 @@ from gateway.pipeline.evaluate import Evaluation, evaluate_file
 from gateway.core.records import Finding, Format
 from gateway.outputs.reports import report_dict, write_flow_report
 from gateway.store.repository import ClaimedFlow, FlowResult, Store, worker_name
+from gateway.store.rows import EventRow
 from gateway.core.files import read_archived
 
 log = logging.getLogger("gateway.worker")
@@ -155,10 +155,10 @@ def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
         if f.ids and not f.failed:
             ev = replace(ev, verdicts=tuple(enforce_uniqueness(ev.verdicts, f.ids, f.wanted, holders)))
             described = [v.as_dict() for v in ev.verdicts]
-            pieces = [piece_row(c, pid, v, d, machine.depositor(v.piece.cadre) if v.piece is not None else "supplier")
+            pieces = [new_piece(c.id, c.partner, pid, v, d,
+                                machine.depositor(v.piece.cadre) if v.piece is not None else "supplier")
                       for pid, v, d in zip(f.ids, ev.verdicts, described)]
             routed = new_pieces.route_new_pieces(settings, c, ev.verdicts, pieces, f.links, machine)
-            routed.pieces = pieces
     except Exception as exc:  # noqa: BLE001
         ev, routed, described = _internal_error(c, exc), new_pieces.Routed(), None
         try:  # the flow is refused whole: its numbers must not block a new sending
@@ -167,22 +167,19 @@ def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
             log.exception("flow %s: could not release its invoice numbers", c.id)
     state = ev.state
     pieces = routed.pieces if ev.format is not Format.STATUS else []
-    events: list[dict[str, Any]] = [dict(flow_id=c.id, piece_id=None, stage="validation", outcome=state.value,
-                                         detail_json=json.dumps({"format": ev.format.value,
-                                                                 "errors": [x.code for x in ev.file_findings]}))]
+    events = [EventRow(c.id, None, "validation", state.value,
+                       json.dumps({"format": ev.format.value, "errors": [x.code for x in ev.file_findings]}))]
     for p in pieces:
-        events.append(dict(flow_id=c.id, piece_id=p["id"], stage="validation",
-                           outcome="accepted" if p["valid"] else "rejected",
-                           detail_json=json.dumps({"codes": p["error_codes"]})))
+        events.append(EventRow(c.id, p.id, "validation", "accepted" if p.valid else "rejected",
+                               json.dumps({"codes": p.error_codes})))
     events.extend(routed.events)
     report = report_dict(flow_id=c.id, partner=c.partner, file_name=c.file_name, sha256=c.sha256, size=c.size,
                          received_at=c.received_at, fmt=ev.format.value, state=state, verdicts=ev.verdicts,
                          file_findings=ev.file_findings, duplicate_of=c.duplicate_of, processed_at=db.utcnow(),
                          described=described)
     if pieces:
-        report["pieces"] = [dict(r, status=p["status"], piece_id=p["id"]) for r, p in zip(report["pieces"], pieces)]
-    events.append(dict(flow_id=c.id, piece_id=None, stage="report", outcome="written",
-                       detail_json=json.dumps({"dir": str(settings.reports_dir(c.partner))})))
+        report["pieces"] = [dict(r, status=p.status, piece_id=p.id) for r, p in zip(report["pieces"], pieces)]
+    events.append(EventRow(c.id, None, "report", "written", json.dumps({"dir": str(settings.reports_dir(c.partner))})))
     deliveries = routed.writes
 
     def write() -> None:
@@ -192,20 +189,7 @@ def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
                           platform_id=settings.platform_id)
 
     return FlowResult(c.id, state.value, ev.format.value, tuple(pieces), tuple(events),
-                      tuple(routed.changes), tuple(routed.notices)), write
-
-
-def piece_row(flow: ClaimedFlow, piece_id: str, v, described: dict[str, Any],  # noqa: ANN001
-              depositor: str = "supplier") -> dict[str, Any]:
-    row = dict(id=piece_id, flow_id=flow.id, index=v.index, name=v.name[:1024],
-               format=v.format.value, valid=v.valid, status="DEPOSEE" if v.valid else "IRRECEVABLE",
-               error_codes=",".join(sorted({f.code for f in v.errors}))[:1024],
-               verdict_json=json.dumps(described, ensure_ascii=False, default=str),
-               cadre="", piece_type="", invoice_number=None, issue_date=None, supplier_id=None,
-               recipient_siret=None, service_code=None, engagement_number=None, parties_json="{}",
-               summary_json="{}", status_at=None, due_at=None, seq=0, link_id=None)
-    row.update(piece_columns(v, flow.partner, depositor))
-    return row
+                      routed.changes, routed.notices), write
 
 
 def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.Event | None = None,

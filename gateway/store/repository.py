@@ -14,7 +14,7 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Iterable
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from gateway.store import db
 from gateway.core.config import Settings
+from gateway.store.rows import EventRow, NoticeRow, PieceRow, StatusMove, values
 from gateway.store.tables import Event, Flow, Notice, Piece
 
 
@@ -223,16 +224,16 @@ class Store:
             pieces, events = [], []
             for r in results:
                 for p in r.pieces:
-                    pieces.append(dict(p, created_at=now))
+                    pieces.append(values(p, created_at=now))
                 for e in r.events:
-                    events.append(dict(e, at=now))
+                    events.append(values(e, at=now))
             if pieces:
                 s.execute(Piece.__table__.insert(), pieces)
             if events:
                 s.execute(Event.__table__.insert(), events)
             won = self._apply_changes(s, [c for r in results for c in r.changes], now)
             # the flows' own notices (written with them) and those of the changes that won (for flush_notices)
-            notices = [dict(n, created_at=now) for r in results for n in (*r.notices, *won.get(r.flow_id, ()))]
+            notices = [values(n, created_at=now) for r in results for n in (*r.notices, *won.get(r.flow_id, ()))]
             if notices:
                 s.execute(Notice.__table__.insert(), notices)
             t = Flow.__table__
@@ -242,26 +243,25 @@ class Store:
                     locked_until=None, pieces_total=bindparam("b_total"), pieces_valid=bindparam("b_valid"),
                     report_written_at=bindparam("b_report"), updated_at=now),
                 [dict(b_id=r.flow_id, b_state=r.state, b_format=r.format, b_total=len(r.pieces),
-                      b_valid=sum(1 for p in r.pieces if p["valid"]),
+                      b_valid=sum(1 for p in r.pieces if p.valid),
                       b_report=now) for r in results])  # complete() comes after the reports are written
             s.commit()
 
     @staticmethod
-    def _apply_changes(s: Session, changes: list[dict[str, Any]], now: datetime) -> dict[str, list[dict[str, Any]]]:
+    def _apply_changes(s: Session, changes: list[StatusMove], now: datetime) -> dict[str, list[NoticeRow]]:
         """Conditional status updates: a piece moves only from the status it
         was seen in, so a concurrent change is never overwritten. Returns, by
         flow, the status files of the changes that won (none for one that lost)."""
         pt = Piece.__table__
-        won: dict[str, list[dict[str, Any]]] = {}
+        won: dict[str, list[NoticeRow]] = {}
         for ch in changes:
-            res = s.execute(pt.update().where(pt.c.id == ch["piece_id"], pt.c.status == ch["expect"]).values(
-                status=ch["status"], status_at=now, due_at=ch.get("due_at"), seq=pt.c.seq + ch.get("steps", 1)))
+            res = s.execute(pt.update().where(pt.c.id == ch.piece_id, pt.c.status == ch.expect).values(
+                status=ch.status, status_at=now, due_at=ch.due_at, seq=pt.c.seq + ch.steps))
             if res.rowcount:
-                won.setdefault(ch["flow_id"], []).extend(ch.get("notices", ()))
+                won.setdefault(ch.flow_id, []).extend(ch.notices)
             s.execute(Event.__table__.insert(), [dict(
-                flow_id=ch["flow_id"], piece_id=ch["piece_id"], stage="status",
-                outcome=ch["status"] if res.rowcount else "conflict", at=now,
-                detail_json=json.dumps(ch.get("detail", {}), ensure_ascii=False))])
+                flow_id=ch.flow_id, piece_id=ch.piece_id, stage="status",
+                outcome=ch.status if res.rowcount else "conflict", at=now, detail_json=ch.detail_json)])
         return won
 
     # --- reading ---------------------------------------------------------------
@@ -300,9 +300,9 @@ class FlowResult:
     flow_id: str
     state: str
     format: str
-    pieces: tuple[dict[str, Any], ...]
-    events: tuple[dict[str, Any], ...]
+    pieces: tuple[PieceRow, ...]
+    events: tuple[EventRow, ...]
     # Status changes of earlier pieces (e.g. an A4 becoming ASSOCIEE when its
     # A15 arrives) and status files to send, committed with the flow.
-    changes: tuple[dict[str, Any], ...] = ()
-    notices: tuple[dict[str, Any], ...] = ()
+    changes: tuple[StatusMove, ...] = ()
+    notices: tuple[NoticeRow, ...] = ()

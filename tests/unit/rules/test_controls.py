@@ -14,7 +14,7 @@ from gateway.rules.controls import CONTROLS, invoice_key, run_controls
 from gateway.rules.mapping.read import map_piece
 from gateway.core.invoice import Invoice, Party, Totals, Validator, siret_error
 from gateway.core.records import Format, Severity, Verdict
-from gateway.routing.parties import piece_columns
+from gateway.routing.parties import new_piece
 
 from invoice_support import (
     COMMUNE_SIRET, DDT_MOE_SIRET, DEPARTEMENT_SIRET, HOPITAL_SIRET, LA_POSTE_SIRET, OPH_MOA_SIRET, SUPPLIER_SIRET,
@@ -246,7 +246,7 @@ def test_routing_files_the_supplier_under_its_invoice_key(settings):
     for supplier in (inv.supplier, Party(vat_id=" DE123456789 "), Party(name=" Beispiel GmbH ")):
         one = replace(inv, supplier=supplier)
         verdict = Verdict(index=1, name="f.xml", format=Format.UBL_INVOICE, piece=one)
-        assert piece_columns(verdict, "acme")["supplier_id"] == invoice_key(one)[0]
+        assert new_piece("F1", "acme", "F1-001", verdict, {}).supplier_id == invoice_key(one)[0]
 
 
 def test_validator_levels(settings):
