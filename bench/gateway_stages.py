@@ -14,12 +14,10 @@ from typing import Any
 from benchlib import link_into_inbox
 
 from gateway.core import config
-from gateway.rules import controls
 from gateway.core import files
 from gateway.channels import folders as intake
-from gateway.lifecycle import changes as lifecycle
-from gateway.lifecycle import new_pieces
-from gateway.rules.mapping import read as mapping
+from gateway.lifecycle import new_pieces, notices
+from gateway.pipeline import stages
 from gateway.outputs import reports
 from gateway.routing import delivery
 from gateway.runtime import service
@@ -61,14 +59,15 @@ STAGES: Sequence[tuple[str, Any, str]] = (
     ("intake: claim, archive, hash, record", intake.Claimer, "claim"),
     ("queue: lease a batch", store.Store, "claim"),
     ("read, detect, parse, XSD", worker, "evaluate_file"),
-    ("mapping to the canonical piece", mapping, "map_piece"),
-    ("French controls", controls, "run_controls"),
+    # looked up where the stages call them
+    ("mapping to the canonical piece", stages, "map_piece"),
+    ("French controls", stages, "run_controls"),
     ("invoice numbers (REJ_UNI)", worker, "register_numbers"),
     ("routing: pivot and status files built", new_pieces, "route_new_pieces"),
     ("flow report built", worker, "write_flow_report"),
     (WRITES, reports, "atomic_write"),
     (WRITES, delivery, "atomic_write"),
-    (WRITES, lifecycle, "atomic_write"),
+    (WRITES, notices, "atomic_write"),
     ("store: outcome, pieces, events", store.Store, "complete"),
 )
 

@@ -68,3 +68,10 @@ def test_two_modules_of_one_package_importing_each_other_break_the_second_contra
     out = lint(copy)
     assert out.returncode != 0
     assert "no import circle between the modules of any package BROKEN" in out.stdout
+
+
+def test_no_module_of_the_gateway_is_over_400_lines():
+    """Small modules, one job each: a module that grows past this is split by job."""
+    big = {str(p.relative_to(REPO)): n for p in (REPO / "gateway").rglob("*.py")
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert big == {}
