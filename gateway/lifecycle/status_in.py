@@ -21,7 +21,7 @@ from gateway.core.records import Finding
 from gateway.lifecycle.machine import Machine
 from gateway.lifecycle.status_in_json import parse_json
 from gateway.lifecycle.status_in_xml import parse_xml
-from gateway.lifecycle.status_request import MAX_BYTES, STAGE, StatusRequest
+from gateway.lifecycle.status_in_base import MAX_BYTES, STAGE, StatusRequest
 from gateway.pipeline.attachments import AttachmentLimits
 
 STATUS_XSD = "CPPStatutPivot_V1_19.xsd"

@@ -12,7 +12,7 @@ from gateway.core import codes
 from gateway.core.records import Document, Finding, Location
 from gateway.lifecycle.machine import Machine
 from gateway.lifecycle.terms import CORRECTION_KEYS
-from gateway.lifecycle.status_request import (
+from gateway.lifecycle.status_in_base import (
     MAX_ATTACHMENTS, MAX_ENTRIES, MAX_ID, MAX_TEXT, STAGE, StatusRequest, syntax_problem, xs_datetime,
 )
 from gateway.pipeline.attachments import Attachment, AttachmentLimits, TooBig, check_one, decode_base64

@@ -15,7 +15,7 @@ from lxml import etree
 from gateway.core import codes, xmlsafe
 from gateway.core.records import Finding, Location
 from gateway.lifecycle.machine import Machine
-from gateway.lifecycle.status_request import (
+from gateway.lifecycle.status_in_base import (
     MAX_ENTRIES, MAX_ID, MAX_TEXT, PIECE_ID, STAGE, StatusRequest, is_xs_date, syntax_problem, xs_datetime,
 )
 from gateway.rules import xsd as schemas

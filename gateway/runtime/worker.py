@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from gateway.core import codes
 from gateway.store import db
 from gateway.pipeline import detect
-from gateway.lifecycle import new_pieces, status_in, status_requests
+from gateway.lifecycle import new_pieces, status_in, status_apply
 from gateway.lifecycle.machine import Machine
 from gateway.routing.addressees import require_addressee
 from gateway.routing.links import resolve_links
@@ -60,7 +60,7 @@ def evaluate_flow(settings: Settings, c: ClaimedFlow, store: Store, archived: _A
             value=c.sha256, stage="reception"),))
     if archived.is_status_file:
         # a party's status changes, not an invoice: applied here, answered in the report
-        res = status_requests.evaluate_status_file(settings, store, c, data)
+        res = status_apply.evaluate_status_file(settings, store, c, data)
         if isinstance(res, list):
             return Evaluation(Format.STATUS, (), tuple(res))
         return Evaluation(Format.STATUS, res)

@@ -16,7 +16,7 @@ from gateway.core import config
 from gateway.store import db
 from gateway.rules import directory
 from gateway.lifecycle import changes as lifecycle
-from gateway.lifecycle import new_pieces, status_requests
+from gateway.lifecycle import new_pieces, status_apply
 from gateway.lifecycle.machine import Machine
 from gateway.runtime.service import Gateway
 from gateway.store.pieces import piece_history
@@ -425,14 +425,14 @@ def test_a_flow_failing_after_registering_its_numbers_gives_them_back(gw, monkey
 def test_one_failing_change_does_not_take_the_others_down(gw, monkeypatch):
     a = only_piece(deposit(gw, "fournisseur", "FA-LC-10.xml", ubl_invoice(number="FA-LC-10")))
     b = only_piece(deposit(gw, "fournisseur", "FA-LC-11.xml", ubl_invoice(number="FA-LC-11")))
-    real = status_requests.change_status
+    real = status_apply.change_status
 
     def flaky(settings, store, machine, piece_id, req, **kw):
         if piece_id == a:
             raise RuntimeError("boom")
         return real(settings, store, machine, piece_id, req, **kw)
 
-    monkeypatch.setattr(status_requests, "change_status", flaky)
+    monkeypatch.setattr(status_apply, "change_status", flaky)
     r = send_status(gw, COMMUNE_SIRET, "two.json", {"piece_id": a, "status": "SERVICE_FAIT"},
                     {"piece_id": b, "status": "SERVICE_FAIT"})
     assert r["state"] == "IN_INTEGRE_PARTIEL", r

@@ -11,7 +11,7 @@ import typer
 from gateway.core import config
 from gateway.core.records import FlowState, Format
 from gateway.lifecycle import status_in
-from gateway.lifecycle.status_requests import evaluate_status_file
+from gateway.lifecycle.status_apply import evaluate_status_file
 from gateway.ops.options import HomeOpt, console, err_console
 from gateway.ops.rejections import location_text
 from gateway.pipeline.evaluate import Evaluation, evaluate_file
