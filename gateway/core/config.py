@@ -139,7 +139,7 @@ class Settings:
 
     @functools.cached_property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'gateway.store.db'}"
+        return self.database_url or f"sqlite:///{self.home / 'gateway.db'}"
 
     def reports_dir(self, partner: str) -> Path:
         return self.outbox / partner / "reports"

@@ -111,7 +111,7 @@ def test_a_database_of_an_earlier_version_is_brought_up_to_date(store, caplog):
             "'', :at, 'ACME', 'A1', 'facture')"), dict(id=f"{fid}-001", f=fid, v=True, at=db.utcnow()))
     db.dispose_all()
 
-    with caplog.at_level("WARNING", logger="gateway.store.db"):
+    with caplog.at_level("WARNING", logger="gateway.db"):
         again = Store(store.settings)
     assert "piece.seq" in caplog.text and "flow.report_written_at" in caplog.text and "ix_piece_due" in caplog.text
     insp = inspect(again.engine)
@@ -132,10 +132,10 @@ def test_a_database_of_an_earlier_version_is_brought_up_to_date(store, caplog):
 def test_tests_store_in_their_own_home(home):
     leaked = [k for k in os.environ if k.startswith("GATEWAY_") and k != "GATEWAY_TEST_PG_URL"]
     assert leaked == []
-    assert home.db_url == f"sqlite:///{home.home / 'gateway.store.db'}" and home.workers == 0
+    assert home.db_url == f"sqlite:///{home.home / 'gateway.db'}" and home.workers == 0
     r = gateway_cli("flows", "--json", home=home)  # the CLI inherits this process's environment
     assert r.returncode == 0, r.stdout + r.stderr
-    assert (home.home / "gateway.store.db").exists()
+    assert (home.home / "gateway.db").exists()
 
 
 def test_a_developers_gateway_settings_do_not_reach_the_tests():
