@@ -65,7 +65,8 @@ def notices_for(settings: Settings, machine: Any, piece: PieceRow, steps: Sequen
         for output in outputs_for(settings, folder):
             if output.name not in made:
                 try:
-                    made[output.name] = output.render(notes, machine, platform_id=settings.platform_id)
+                    # the envelope's id is the file's name: one per message, the same if written again after a crash
+                    made[output.name] = output.render(notes, machine, platform_id=settings.platform_id, flow_id=name)
                 except ValueError as exc:  # e.g. CPPStatut needs a 14-digit debtor SIRET: the other formats still go
                     log.warning("piece %s: no %s status file (%s)", piece.id, output.name, exc)
                     made[output.name] = None

@@ -67,7 +67,7 @@ def flux_status_xml(report: dict[str, Any], *, platform_id: str = "GTW001") -> b
     etree.SubElement(data, "Commentaire").text = (
         f"{report['file']} : {ok}/{len(report['pieces'])} pièce(s) intégrée(s)"
         + (f" ; doublon du flux {report['duplicate_of']}" if report.get("duplicate_of") else ""))
-    etree.SubElement(data, "Horodatage").text = report["processed_at"].rstrip("Z")
+    etree.SubElement(data, "Horodatage").text = report["processed_at"]  # UTC with its Z, as everywhere
     etree.SubElement(data, "IdFlux").text = report["flow_id"]
     lines = list(_error_lines(report))
     if lines:

@@ -5,6 +5,8 @@ CPPStatutPivot_V1_19.xsd, readable back by gateway.lifecycle's status_in.
 """
 from __future__ import annotations
 
+import hashlib
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,7 +45,10 @@ def status_xml_for(notices: Sequence[StatusNotice], machine: Statuses, *, platfo
     if not notices:
         raise StatusFileError("a CPPStatut needs at least one status")
     produced = produced_at or max(as_utc(n.at) for n in notices)
-    fid = flow_id or "ST" + iso(produced)[:19].replace("-", "").replace(":", "").replace("T", "")
+    # without a flow id, one made of what the message says: two messages never share it (a time to the
+    # second did), and the same message written again keeps it
+    fid = flow_id or "ST" + hashlib.sha256("|".join(
+        f"{n.piece_id}/{n.status}/{iso(n.at)}" for n in notices).encode()).hexdigest()[:16].upper()
     msg = CPPStatut(produced_on=iso(produced)[:10], flow_id=fid, emitter_id=platform_id)
 
     statuts = etree.SubElement(msg.root, "CPPFactureStatuts", compteur=str(len(notices)))
