@@ -18,6 +18,7 @@ from gateway.pipeline import detect
 from gateway.lifecycle import new_pieces, status_in, status_apply
 from gateway.lifecycle.machine import Machine
 from gateway.routing.addressees import require_addressee
+from gateway.routing.checks import duplicate
 from gateway.routing.links import resolve_links
 from gateway.routing.numbers import enforce_uniqueness, numbers_wanted
 from gateway.routing.parties import new_piece
@@ -54,10 +55,7 @@ def evaluate_flow(settings: Settings, c: ClaimedFlow, store: Store, archived: _A
         return Evaluation(Format.UNKNOWN, (), tuple(problems))
     if c.duplicate_of:
         fmt = detect.detect(data) if data else Format.UNKNOWN
-        return Evaluation(fmt, (), (codes.finding(
-            "DOUBLON", f"Same content as flow {c.duplicate_of}, already received; not processed again",
-            f"Même contenu que le flux {c.duplicate_of}, déjà reçu ; non retraité",
-            value=c.sha256, stage="reception"),))
+        return Evaluation(fmt, (), (duplicate(c.duplicate_of, c.sha256),))
     if archived.is_status_file:
         # a party's status changes, not an invoice: applied here, answered in the report
         res = status_apply.evaluate_status_file(settings, store, c, data)

@@ -48,6 +48,26 @@ def register_numbers(store: Store, wanted: Mapping[str, NumberKey]) -> dict[str,
         return held
 
 
+def numbers_held(store: Store, wanted: Mapping[str, NumberKey]) -> dict[str, str]:
+    """Who already holds each (supplier, number, year), without taking any:
+    what register_numbers would answer, for `gateway validate --home`."""
+    t = InvoiceNumber.__table__
+    held: dict[str, str] = {}
+    with store.session() as s:
+        for pid, k in wanted.items():
+            holder = s.execute(select(t.c.piece_id).where(
+                t.c.supplier == k[0][:64], t.c.number == k[1][:64], t.c.year == k[2])).scalar()
+            held[pid] = holder or pid
+    return held
+
+
+def original_flow(store: Store, partner: str, sha256: str) -> str | None:
+    """The flow that first brought these bytes from this partner, if any (a deposit of them is a DOUBLON)."""
+    with store.session() as s:
+        return s.execute(select(Flow.id).where(Flow.partner == partner, Flow.sha256 == sha256,
+                                               Flow.duplicate_of.is_(None))).scalar()
+
+
 def release_numbers(store: Store, piece_ids: Sequence[str]) -> None:
     """Give back the numbers of pieces that will not exist after all (their
     flow failed after registering them), so the supplier can send them again."""

@@ -65,3 +65,58 @@ def test_validate_reads_a_status_file_under_the_homes_attachment_settings(tmp_pa
     assert obj["format"] == "status" and [e["code"] for e in obj["errors"]] == ["IRR_TAILLE_PJ"]
     r = gateway_cli("validate", str(f), home=home)  # the location, as the reports write it
     assert r.returncode == 1 and "IRR_TAILLE_PJ" in r.stdout and "[/statuses/0/attachments/0]" in r.stdout
+
+
+def test_without_a_home_the_deposit_checks_are_listed_as_skipped(tmp_path):
+    good = tmp_path / "good.xml"
+    good.write_bytes(ubl_invoice())
+    r = gateway_cli("validate", "--json", str(good), home=tmp_path)
+    obj = json.loads(r.stdout)
+    assert {s["check"] for s in obj["skipped"]} == {"addressee", "link", "uniqueness", "duplicate"}
+    assert all("no --home" in s["why"] for s in obj["skipped"])
+    r = gateway_cli("validate", str(good), home=tmp_path)
+    assert "check uniqueness: skipped (no --home: no store to ask)" in r.stdout
+
+
+def test_with_a_home_validate_says_what_a_deposit_would_and_changes_nothing(tmp_path):
+    from conftest import TEST_TOML, drop, home_with, report_for
+    from gateway.rules import directory
+    from gateway.runtime.service import Gateway
+    from gateway.store.repository import Store
+
+    home = home_with(tmp_path / "home", TEST_TOML)
+    directory.import_files(home, directory.demo_files())
+    first = ubl_invoice(number="FA-VH-1")
+    drop(home, "fournisseur", "FA-VH-1.xml", first)
+    Gateway(home, once=True).run()
+    assert report_for(home, "fournisseur", "FA-VH-1.xml")["state"] == "IN_INTEGRE"
+    flows_before = len(Store(home).recent_flows(limit=100))
+
+    again = tmp_path / "again.xml"  # the same number, other bytes: REJ_UNI at deposit
+    again.write_bytes(ubl_invoice(number="FA-VH-1", note="sent twice"))
+    same = tmp_path / "same.xml"  # the very same bytes: DOUBLON for the partner that sent them
+    same.write_bytes(first)
+    fresh = tmp_path / "fresh.xml"
+    fresh.write_bytes(ubl_invoice(number="FA-VH-2"))
+    r = gateway_cli("validate", "--json", "--home", str(home.home), "--partner", "fournisseur",
+                    str(again), str(same), str(fresh))
+    assert r.returncode == 1, r.stderr
+    by_file = {json.loads(x)["file"]: json.loads(x) for x in r.stdout.splitlines()}
+    assert [e["code"] for e in by_file[str(again)]["errors"]] == ["REJ_UNI"]
+    assert "DOUBLON" in [e["code"] for e in by_file[str(same)]["errors"]]
+    assert by_file[str(fresh)]["valid"] is True and by_file[str(fresh)]["skipped"] == []
+    checks = {c["name"]: c["outcome"] for c in by_file[str(fresh)]["pieces"][0]["checks"]}
+    assert checks["uniqueness"] == "passed" and checks.get("addressee") != "failed"
+
+    # read-only: no flow, no number taken (FA-VH-2 is still free for a real deposit)
+    assert len(Store(home).recent_flows(limit=100)) == flows_before
+    drop(home, "fournisseur", "fresh.xml", fresh.read_bytes())
+    Gateway(home, once=True).run()
+    assert report_for(home, "fournisseur", "fresh.xml")["state"] == "IN_INTEGRE"
+
+
+def test_a_mistyped_home_is_an_error_and_is_not_created(tmp_path):
+    good = tmp_path / "good.xml"
+    good.write_bytes(ubl_invoice())
+    r = gateway_cli("validate", "--home", str(tmp_path / "nohome"), str(good))
+    assert r.returncode == 2 and not (tmp_path / "nohome").exists()

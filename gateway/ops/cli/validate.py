@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import sys
 from pathlib import Path
 from typing import Optional
@@ -9,12 +10,15 @@ from typing import Optional
 import typer
 
 from gateway.core import config
-from gateway.core.records import FlowState, Format
+from gateway.core.records import Check, FlowState, Format
+from gateway.lifecycle.machine import Machine
 from gateway.lifecycle import status_in
 from gateway.lifecycle.status_apply import evaluate_status_file
-from gateway.ops.options import HomeOpt, console, err_console
+from gateway.ops.options import HomeOpt, console, err_console, existing_home
 from gateway.ops.rejections import location_text
 from gateway.pipeline.evaluate import Evaluation, evaluate_file
+from gateway.routing.preview import preview_deposit
+from gateway.store.repository import Store
 
 app = typer.Typer()
 
@@ -25,16 +29,36 @@ def _check_status_file(s: config.Settings, data: bytes) -> Evaluation:
     return Evaluation(Format.STATUS, (), tuple(res)) if isinstance(res, list) else Evaluation(Format.STATUS, res)
 
 
+# what a deposit checks against the store, beyond the file itself
+DEPOSIT_CHECKS = ("addressee", "link", "uniqueness", "duplicate")
+
+
+def _deposit_checks(s: config.Settings, store: Store | None, machine: Machine | None, ev: Evaluation,
+                    data: bytes | None, partner: str | None) -> tuple[Evaluation, tuple[Check, ...]]:
+    if store is None or machine is None:
+        return ev, tuple(Check(name, "skipped", "no --home: no store to ask") for name in DEPOSIT_CHECKS)
+    seen = preview_deposit(s, store, machine, ev.verdicts, data, partner)
+    return replace(ev, verdicts=seen.verdicts, file_findings=ev.file_findings + seen.file_findings), seen.skipped
+
+
 @app.command()
 def validate(
     paths: list[Path] = typer.Argument(..., help="Files (or folders, walked recursively) to validate."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file and line."),
     home: HomeOpt = None,
     at: Optional[str] = typer.Option(None, "--at", help="Validate signatures at this ISO datetime."),
+    partner: Optional[str] = typer.Option(None, "--partner", help="With --home: whose deposits to compare with "
+                                          "(same bytes already received)."),
 ) -> None:
-    """Validate files without depositing them. Exit 0 if all are valid, 1 if some are not."""
-    # validate creates nothing on disk unless a home is named
-    s = config.load(home, create=home is not None, validation_time=at)
+    """Validate files without depositing them. Exit 0 if all are valid, 1 if some are not.
+
+    With --home, also the checks a deposit runs against that home's store, read-only: first addressee named,
+    the piece it continues found, invoice number not taken, and with --partner the same bytes not received."""
+    if home is not None:
+        existing_home(home)  # a mistyped --home is an error: validate makes no home, and changes nothing in one
+    s = config.load(home, create=False, validation_time=at)
+    store = Store(s) if home is not None else None
+    machine = Machine.load(s) if store is not None else None
     files = []
     for p in paths:
         if p.is_dir():
@@ -50,6 +74,9 @@ def validate(
         data = f.read_bytes() if f.stat().st_size <= s.max_file_bytes else None
         ev = (_check_status_file(s, data) if data and status_in.is_status_file(data)
               else evaluate_file(data, f.name, s, size=f.stat().st_size))
+        skipped: tuple[Check, ...] = ()
+        if ev.format is not Format.STATUS and ev.verdicts:
+            ev, skipped = _deposit_checks(s, store, machine, ev, data, partner)
         valid = ev.state is FlowState.IN_INTEGRE
         all_valid &= valid
         errors = [e.as_dict() for e in ev.file_findings] + [
@@ -58,7 +85,8 @@ def validate(
         out = {"file": str(f), "format": ev.format.value, "valid": valid, "state": ev.state.value,
                "errors": errors,
                "warnings": [dict(w.as_dict(), piece=v.index) for v in ev.verdicts for w in v.warnings],
-               "pieces": [v.as_dict() for v in ev.verdicts]}
+               "pieces": [v.as_dict() for v in ev.verdicts],
+               "skipped": [{"check": c.name, "why": c.detail} for c in skipped]}
         if as_json:
             sys.stdout.write(json.dumps(out, ensure_ascii=False, default=str) + "\n")
         else:
@@ -72,4 +100,6 @@ def validate(
                 for c in v.checks:
                     console.print(f"  check {c.name}: {c.outcome}" + (f" ({c.used})" if c.used else ""),
                                   markup=False, style="dim")
+            for c in skipped:
+                console.print(f"  check {c.name}: skipped ({c.detail})", markup=False, style="dim")
     raise typer.Exit(0 if all_valid else 1)
