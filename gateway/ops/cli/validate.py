@@ -12,9 +12,11 @@ from gateway.core import config
 from gateway.core.records import FlowState, Format
 from gateway.lifecycle import status_in
 from gateway.lifecycle.status_requests import evaluate_status_file
+from gateway.ops.cli.rules import require_artefacts
 from gateway.ops.options import HomeOpt, console, err_console
 from gateway.ops.rejections import location_text
 from gateway.pipeline.evaluate import Evaluation, evaluate_file
+from gateway.pipeline.stages import DEFAULT_SELECTION, SELECTIONS
 
 app = typer.Typer()
 
@@ -31,10 +33,18 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file and line."),
     home: HomeOpt = None,
     at: Optional[str] = typer.Option(None, "--at", help="Validate signatures at this ISO datetime."),
+    profile: str = typer.Option(
+        DEFAULT_SELECTION, "--profile",
+        help="en16931: format, XSD, EN 16931 rules and signatures only; "
+             "chorus: also the platform's attachment rules and the French public-sector controls."),
 ) -> None:
     """Validate files without depositing them. Exit 0 if all are valid, 1 if some are not."""
+    if profile not in SELECTIONS:
+        err_console.print(f"unknown --profile {profile!r}: {' or '.join(SELECTIONS)}", markup=False)
+        raise typer.Exit(2)
     # validate creates nothing on disk unless a home is named
     s = config.load(home, create=home is not None, validation_time=at)
+    require_artefacts(s)
     files = []
     for p in paths:
         if p.is_dir():
@@ -49,27 +59,29 @@ def validate(
     for f in files:
         data = f.read_bytes() if f.stat().st_size <= s.max_file_bytes else None
         ev = (_check_status_file(s, data) if data and status_in.is_status_file(data)
-              else evaluate_file(data, f.name, s, size=f.stat().st_size))
+              else evaluate_file(data, f.name, s, size=f.stat().st_size, selection=profile))
         valid = ev.state is FlowState.IN_INTEGRE
         all_valid &= valid
         errors = [e.as_dict() for e in ev.file_findings] + [
             dict(e, piece=v.index) if len(ev.verdicts) > 1 else e
             for v in ev.verdicts for e in (x.as_dict() for x in v.errors)]
+        warnings = [dict(w.as_dict(), piece=v.index) for v in ev.verdicts for w in v.warnings]
         out = {"file": str(f), "format": ev.format.value, "valid": valid, "state": ev.state.value,
-               "errors": errors,
-               "warnings": [dict(w.as_dict(), piece=v.index) for v in ev.verdicts for w in v.warnings],
+               "profile": profile, "errors": errors, "warnings": warnings,
                "pieces": [v.as_dict() for v in ev.verdicts]}
         if as_json:
             sys.stdout.write(json.dumps(out, ensure_ascii=False, default=str) + "\n")
         else:
             mark = "[green]valid[/]" if valid else "[red]invalid[/]"
             console.print(f"{f}: {ev.format.value} {mark}")
-            for e in errors:
-                where = location_text(e.get("location"))
-                console.print(f"  {e['code']}: {e['message']}" + (f" [{where}]" if where else "")
-                              + (f" value={e['value']!r}" if e.get("value") is not None else ""), markup=False)
+            for label, found in (("", errors), ("warning ", warnings)):
+                for e in found:
+                    where = location_text(e.get("location"))
+                    console.print(f"  {label}{e['code']}: {e['message']}" + (f" [{where}]" if where else "")
+                                  + (f" value={e['value']!r}" if e.get("value") is not None else ""),
+                                  markup=False, style="yellow" if label else None)
             for v in ev.verdicts:
                 for c in v.checks:
-                    console.print(f"  check {c.name}: {c.outcome}" + (f" ({c.used})" if c.used else ""),
-                                  markup=False, style="dim")
+                    console.print(f"  check {c.name}: {c.outcome}" + (f": {c.detail}" if c.detail else "")
+                                  + (f" ({c.used})" if c.used else ""), markup=False, style="dim")
     raise typer.Exit(0 if all_valid else 1)
