@@ -15,7 +15,7 @@ from gateway.core import config
 from gateway.store import db
 
 REPO = Path(__file__).resolve().parents[1]
-AIFE_XSD = REPO.parent / "shared" / "spec" / "aife-xsd"
+AIFE_XSD = REPO / "schemas" / "aife"  # the platform's XSDs, shipped (schemas/MANIFEST.toml)
 # fast stability checks, no SFTP, work in-process
 TEST_TOML = "[intake]\nstability_seconds = 0.2\nworkers = 0\n[sftp]\nenabled = false\n"
 KEPT_ENV = ("GATEWAY_TEST_PG_URL",)  # says where the PostgreSQL tests run; sets nothing
@@ -55,12 +55,11 @@ def _schema(path: Path):  # noqa: ANN202 - an lxml XMLSchema
 
 
 def aife_schema(name: str):  # noqa: ANN201 - an lxml XMLSchema
-    """The platform's schema `name` (e.g. CPPStatutPivot_V1_19.xsd) from the
-    shared spec folder beside the repo, compiled once; the test is skipped
-    where that folder is missing."""
+    """The platform's schema `name` (e.g. CPPStatutPivot_V1_19.xsd) from
+    schemas/aife, compiled once; the test is skipped where it is missing."""
     path = AIFE_XSD / name
     if not path.is_file():
-        pytest.skip(f"AIFE schema {name} not beside the repo ({path})")
+        pytest.skip(f"AIFE schema {name} not in schemas/ ({path})")
     return _schema(path)
 
 

@@ -33,9 +33,11 @@ rescan_seconds = 180         # rescan every inbox this often, since events get l
 workers = 2                  # validation processes (0 = in the main process)
 
 [validation]
-# Folders searched before the packaged schemas: XSD trees and EN 16931 XSLT/schematron.
-# CI points this at ../shared/corpus/xsd and ../shared/corpus/schematron.
+# The gateway judges by the artefacts it ships in schemas/ (UBL 2.1 and CII D16B XSDs, CEN EN 16931
+# XSLTs, the platform's XSDs), checked against schemas/MANIFEST.toml at start: `gateway rules list`.
+# Folders searched before them (XSD trees, EN 16931 XSLTs under their official names), to try a newer release:
 schema_dirs = []
+# artefacts_dir = "/srv/artefacts"   # another artefacts folder with its own MANIFEST.toml, instead of schemas/
 schematron = true
 schematron_timeout_seconds = 30   # per document; on timeout the Saxon worker is restarted and the piece not accepted
 # "warn" or "reject": what an intact signature by an untrusted signer does.
@@ -90,6 +92,9 @@ class Settings:
     rescan_seconds: float = 180.0
     workers: int = 2
     schema_dirs: tuple[Path, ...] = ()
+    # [validation] artefacts_dir: another folder of artefacts with its own MANIFEST.toml
+    # (None: the schemas/ shipped with the gateway; gateway.rules.manifest)
+    artefacts_dir: Path | None = None
     schematron: bool = True
     untrusted_signature: str = "warn"
     validation_time: str = ""
@@ -232,6 +237,7 @@ def load(home: str | os.PathLike | None = None, *, create: bool = True, **overri
         rescan_seconds=float(it.get("rescan_seconds", 180)),
         workers=int(it.get("workers", 2)),
         schema_dirs=dirs(va.get("schema_dirs", [])),
+        artefacts_dir=dirs(va["artefacts_dir"])[0] if va.get("artefacts_dir") else None,
         schematron=bool(va.get("schematron", True)),
         untrusted_signature=str(va.get("untrusted_signature", "warn")),
         validation_time=str(va.get("validation_time", "")),

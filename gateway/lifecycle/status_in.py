@@ -23,8 +23,10 @@ from gateway.lifecycle.status_in_json import parse_json
 from gateway.lifecycle.status_in_xml import parse_xml
 from gateway.lifecycle.status_in_base import MAX_BYTES, STAGE, StatusRequest
 from gateway.pipeline.attachments import AttachmentLimits
+from gateway.rules import manifest
 
 STATUS_XSD = "CPPStatutPivot_V1_19.xsd"
+SHIPPED_STATUS_XSD = f"aife/{STATUS_XSD}"  # in schemas/
 _SNIFF = 65536
 _ROOT = re.compile(rb"^(?:\s|<\?[^>]*\?>|<!--.*?-->)*<CPPStatut[\s>/]", re.S)
 
@@ -91,11 +93,12 @@ def parse_status_file(data: bytes, machine: Machine, *, xsd: Path | None = None,
 
 
 def status_xsd(settings: Any) -> Path | None:
-    """CPPStatutPivot_V1_19.xsd when the deployment gives one: `[lifecycle]
-    status_xsd` (relative to the home), else the first found under
-    `[validation] schema_dirs`. A configured path is returned even when
-    missing: every XML status file is then refused with ERR_VALIDATEUR, never
-    read unchecked."""
+    """CPPStatutPivot_V1_19.xsd: `[lifecycle] status_xsd` (relative to the
+    home), else the first found under `[validation] schema_dirs`, else the
+    one shipped in schemas/aife (checked against schemas/MANIFEST.toml). A
+    configured path is returned even when missing, and the shipped one even
+    when altered: every XML status file is then refused with ERR_VALIDATEUR,
+    never read unchecked."""
     given = settings.section("lifecycle").get("status_xsd") if settings is not None else None
     if given:
         p = Path(str(given))
@@ -104,7 +107,11 @@ def status_xsd(settings: Any) -> Path | None:
         hit = _find_xsd(str(d))
         if hit:
             return hit
-    return None
+    root = manifest.root_of(settings)
+    try:
+        return manifest.locate(root, SHIPPED_STATUS_XSD).path
+    except manifest.ArtefactError:  # a name no file has: the status files are refused, naming why
+        return root / f"{SHIPPED_STATUS_XSD} (does not match {manifest.MANIFEST})"
 
 
 _found: dict[str, Path | None] = {}

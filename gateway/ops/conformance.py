@@ -176,7 +176,6 @@ def check_corpus(corpus: Path) -> ConformanceRun:
     corpus = corpus.resolve()
     rows = load_expected(corpus)
     env = dict(os.environ)
-    env.setdefault("GATEWAY_VALIDATION_SCHEMA_DIRS", f"[{corpus / 'xsd'}, {corpus / 'schematron'}]")
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         groups["pades" if r["kind"] == "pades" else "main"].append(r)

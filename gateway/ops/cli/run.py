@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from gateway.core import config
+from gateway.ops.cli.rules import require_artefacts
 from gateway.ops.demo import seed_demo
 from gateway.ops.options import HomeOpt, console
 
@@ -30,6 +31,7 @@ def run(
         overrides.update(sftp_port=sftp_port, sftp_enabled=True)
     fresh = not (config.resolve_home(home) / "gateway.toml").exists()
     s = config.load(home, **overrides)
+    require_artefacts(s)  # a missing or altered schema/rule file: refuse to start, naming it
     if fresh:
         box = seed_demo(s)
         if box is not None:

@@ -14,9 +14,11 @@ from gateway.core.records import Check, FlowState, Format
 from gateway.lifecycle.machine import Machine
 from gateway.lifecycle import status_in
 from gateway.lifecycle.status_apply import evaluate_status_file
+from gateway.ops.cli.rules import require_artefacts
 from gateway.ops.options import HomeOpt, console, err_console, existing_home
 from gateway.ops.rejections import location_text
 from gateway.pipeline.evaluate import Evaluation, evaluate_file
+from gateway.pipeline.stages import DEFAULT_SELECTION, SELECTIONS
 from gateway.routing.preview import preview_deposit
 from gateway.store.repository import Store
 
@@ -49,14 +51,22 @@ def validate(
     at: Optional[str] = typer.Option(None, "--at", help="Validate signatures at this ISO datetime."),
     partner: Optional[str] = typer.Option(None, "--partner", help="With --home: whose deposits to compare with "
                                           "(same bytes already received)."),
+    profile: str = typer.Option(
+        DEFAULT_SELECTION, "--profile",
+        help="en16931: format, XSD, EN 16931 rules and signatures only; "
+             "chorus: also the platform's attachment rules and the French public-sector controls."),
 ) -> None:
     """Validate files without depositing them. Exit 0 if all are valid, 1 if some are not.
 
     With --home, also the checks a deposit runs against that home's store, read-only: first addressee named,
     the piece it continues found, invoice number not taken, and with --partner the same bytes not received."""
+    if profile not in SELECTIONS:
+        err_console.print(f"unknown --profile {profile!r}: {' or '.join(SELECTIONS)}", markup=False)
+        raise typer.Exit(2)
     if home is not None:
         existing_home(home)  # a mistyped --home is an error: validate makes no home, and changes nothing in one
     s = config.load(home, create=False, validation_time=at)
+    require_artefacts(s)
     store = Store(s) if home is not None else None
     machine = Machine.load(s) if store is not None else None
     files = []
@@ -73,7 +83,7 @@ def validate(
     for f in files:
         data = f.read_bytes() if f.stat().st_size <= s.max_file_bytes else None
         ev = (_check_status_file(s, data) if data and status_in.is_status_file(data)
-              else evaluate_file(data, f.name, s, size=f.stat().st_size))
+              else evaluate_file(data, f.name, s, size=f.stat().st_size, selection=profile))
         skipped: tuple[Check, ...] = ()
         if ev.format is not Format.STATUS and ev.verdicts:
             ev, skipped = _deposit_checks(s, store, machine, ev, data, partner)
@@ -82,9 +92,9 @@ def validate(
         errors = [e.as_dict() for e in ev.file_findings] + [
             dict(e, piece=v.index) if len(ev.verdicts) > 1 else e
             for v in ev.verdicts for e in (x.as_dict() for x in v.errors)]
+        warnings = [dict(w.as_dict(), piece=v.index) for v in ev.verdicts for w in v.warnings]
         out = {"file": str(f), "format": ev.format.value, "valid": valid, "state": ev.state.value,
-               "errors": errors,
-               "warnings": [dict(w.as_dict(), piece=v.index) for v in ev.verdicts for w in v.warnings],
+               "profile": profile, "errors": errors, "warnings": warnings,
                "pieces": [v.as_dict() for v in ev.verdicts],
                "skipped": [{"check": c.name, "why": c.detail} for c in skipped]}
         if as_json:
@@ -92,14 +102,16 @@ def validate(
         else:
             mark = "[green]valid[/]" if valid else "[red]invalid[/]"
             console.print(f"{f}: {ev.format.value} {mark}")
-            for e in errors:
-                where = location_text(e.get("location"))
-                console.print(f"  {e['code']}: {e['message']}" + (f" [{where}]" if where else "")
-                              + (f" value={e['value']!r}" if e.get("value") is not None else ""), markup=False)
+            for label, found in (("", errors), ("warning ", warnings)):
+                for e in found:
+                    where = location_text(e.get("location"))
+                    console.print(f"  {label}{e['code']}: {e['message']}" + (f" [{where}]" if where else "")
+                                  + (f" value={e['value']!r}" if e.get("value") is not None else ""),
+                                  markup=False, style="yellow" if label else None)
             for v in ev.verdicts:
                 for c in v.checks:
-                    console.print(f"  check {c.name}: {c.outcome}" + (f" ({c.used})" if c.used else ""),
-                                  markup=False, style="dim")
+                    console.print(f"  check {c.name}: {c.outcome}" + (f": {c.detail}" if c.detail else "")
+                                  + (f" ({c.used})" if c.used else ""), markup=False, style="dim")
             for c in skipped:
                 console.print(f"  check {c.name}: skipped ({c.detail})", markup=False, style="dim")
     raise typer.Exit(0 if all_valid else 1)

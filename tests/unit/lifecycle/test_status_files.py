@@ -188,7 +188,7 @@ def test_the_platform_schema_is_used_when_given(m, tmp_path):
     config.init_home(root)
     (root / "gateway.toml").write_text(f'[validation]\nschema_dirs = ["{AIFE_XSD.parent}"]\n', encoding="utf-8")
     assert status_xsd(config.load(root)) == XSD
-    assert status_xsd(config.load(tmp_path / "bare")) is None
+    assert status_xsd(config.load(tmp_path / "bare")) == XSD  # the one shipped in schemas/aife
 
 
 # --- hostile and broken input ----------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The recipient's pivot (CPPFacturePivot V2_02), validated against the platform's
-XSD read from the shared spec folder."""
+XSD shipped in schemas/aife."""
 from __future__ import annotations
 
 import base64

@@ -7,7 +7,7 @@ import pytest
 from pypdf import PdfWriter
 from pypdf.generic import DictionaryObject, NameObject, TextStringObject
 
-from gateway.pipeline.pdf_facturx import profile_from_guideline, profile_from_xmp
+from gateway.rules.guidelines import profile_from_guideline, profile_from_xmp
 from gateway.pipeline.pdf import inspect_pdf, pdf_alone_finding
 from gateway.core.records import Format, Severity
 from pdf_support import (GUIDELINES, cii, make_action_loop_pdf, make_cyclic_pages_pdf, make_deep_pdf,

