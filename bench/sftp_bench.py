@@ -45,7 +45,8 @@ class ModeResult:
 
 def _toml(port: int, workers: int, rules: bool) -> str:
     return (f"[intake]\nworkers = {workers}\n[validation]\nschematron = {str(rules).lower()}\n"
-            f"[sftp]\nenabled = true\nhost = \"127.0.0.1\"\nport = {port}\n")
+            f"[sftp]\nenabled = true\nhost = \"127.0.0.1\"\nport = {port}\n"
+            "max_sessions_per_partner = 10000\n")  # every client logs in as the one partner
 
 
 def _warm_up(home: Path, files: list[Path], svc: Service) -> None:

@@ -72,9 +72,12 @@ def ed25519_key(folder: Path, name: str = "ed25519") -> Key:
 
 
 def connect(address, user: str, key: Key | None = None, password: str | None = None,
-            timeout: float = 20) -> tuple[paramiko.Transport, paramiko.SFTPClient]:
-    """Log in with paramiko; raises paramiko.AuthenticationException on refusal."""
-    t = paramiko.Transport(tuple(address))
+            timeout: float = 20, source: str | None = None) -> tuple[paramiko.Transport, paramiko.SFTPClient]:
+    """Log in with paramiko; raises paramiko.AuthenticationException on refusal.
+    `source`: the local address to connect from (127.0.0.2 is another client
+    than 127.0.0.1 to a server on the loopback)."""
+    t = paramiko.Transport(socket.create_connection(tuple(address), timeout=timeout, source_address=(source, 0))
+                           if source else tuple(address))
     t.banner_timeout = timeout
     try:
         t.start_client(timeout=timeout)

@@ -73,11 +73,18 @@ login_failures = 5               # failed logins (per client address, per name) 
 login_window_minutes = 15        # counts are forgotten after this long without a failure
 login_lockout_minutes = 1        # the first wait; it doubles with each further failure
 login_lockout_max_minutes = 15   # the longest wait
+login_global_failures = 50       # failed logins from all addresses and names within login_window_minutes ...
+login_global_pause_minutes = 5   # ... then addresses no operator logged in from wait this long
 
 [sftp]
 enabled = true
 host = "127.0.0.1"
 port = 2222
+idle_timeout_seconds = 300       # a logged-in connection with no SFTP request this long is closed
+max_sessions_per_partner = 8     # logged-in connections of one partner at once; the next login is refused
+max_global_failures = 50         # wrong passwords from all addresses and names within global_window_seconds ...
+global_window_seconds = 60
+global_pause_seconds = 60        # ... then every password check pauses this long (key logins go on)
 """
 
 
@@ -152,6 +159,25 @@ class Settings:
     def section(self, name: str) -> dict[str, Any]:
         """A raw config section, for modules with settings of their own."""
         return dict(self.raw.get(name, {}))
+
+
+def positive_number(section: str, values: dict[str, Any], key: str, default: float, *, whole: bool = False) -> Any:
+    """`values[key]` (`default` when absent) as a positive, finite number, an int
+    when `whole`; ValueError naming `[section] key` for anything else (true,
+    text, zero, a negative or a fraction where a count is meant)."""
+    value = values.get(key, default)
+    try:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        number = float(value)
+        if whole and not number.is_integer():
+            raise ValueError(value)
+    except (TypeError, ValueError, OverflowError):
+        number = -1.0
+    if not 0 < number < float("inf"):
+        kind = "a positive whole number" if whole else "a positive number"
+        raise ValueError(f"[{section}] {key} must be {kind}, not {value!r}")
+    return int(number) if whole else number
 
 
 def resolve_home(home: str | os.PathLike | None = None) -> Path:

@@ -5,24 +5,23 @@ per operator: `name:` and its scrypt hash, the same as partners' passwords
 (store/partners.py), never the password itself. The pages ask for HTTP Basic
 credentials as soon as one operator exists, and always when they listen on
 anything but the loopback address (web.py). `LoginThrottle` counts failed
-logins per client address and per name tried, so nobody guesses passwords at
-scrypt's pace: past `[web] login_failures` the pages answer 429 for a while,
-without running scrypt.
+logins per client address and per name tried, and all of them together, so
+nobody guesses passwords at scrypt's pace, not even by changing names and
+addresses: past `[web] login_failures` (or `login_global_failures` from
+everywhere) the pages answer 429 for a while, without running scrypt.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
-import math
 import re
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from gateway.core.config import Settings
+from gateway.core.config import Settings, positive_number
 from gateway.core.files import atomic_write
 from gateway.store.partners import hash_password, verify_password
 
@@ -158,32 +157,29 @@ class LoginRules:
     # that attackers guessing the name from elsewhere do not lock its owner out
     trusted_seconds: float = 30 * 24 * 3600
     max_entries: int = 10_000  # per table (addresses, names): memory stays bounded under attack
+    # failed logins from everywhere (any address, any name) within window_seconds; past
+    # them, a pause for every address no operator logged in from with the name it tries
+    global_failures: int = 50
+    global_pause_seconds: float = 5 * 60
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "LoginRules":
-        """Read `[web] login_failures`, `login_window_minutes`, `login_lockout_minutes`
-        and `login_lockout_max_minutes`; ValueError on a value that makes no sense."""
+        """Read `[web] login_failures`, `login_window_minutes`, `login_lockout_minutes`,
+        `login_lockout_max_minutes`, `login_global_failures` and `login_global_pause_minutes`;
+        ValueError on a value that makes no sense."""
         web = settings.section("web")
 
-        def positive(key: str, default: float, cast: Callable[[Any], float]) -> Any:
-            value = web.get(key, default)
-            try:
-                if isinstance(value, bool):
-                    raise TypeError(value)
-                number = cast(value)
-            except (TypeError, ValueError):
-                number = -1
-            if not number > 0 or math.isinf(number):
-                raise ValueError(f"[web] {key} must be a positive number, not {value!r}")
-            return number
+        def minutes(key: str, default_seconds: float) -> float:
+            return positive_number("web", web, key, default_seconds / 60) * 60
 
-        failures = positive("login_failures", cls.failures, int)
-        first = positive("login_lockout_minutes", cls.first_lockout_seconds / 60, float) * 60
-        return cls(failures=failures,
-                   window_seconds=positive("login_window_minutes", cls.window_seconds / 60, float) * 60,
+        first = minutes("login_lockout_minutes", cls.first_lockout_seconds)
+        return cls(failures=positive_number("web", web, "login_failures", cls.failures, whole=True),
+                   window_seconds=minutes("login_window_minutes", cls.window_seconds),
                    first_lockout_seconds=first,
-                   max_lockout_seconds=max(first, positive("login_lockout_max_minutes",
-                                                           cls.max_lockout_seconds / 60, float) * 60))
+                   max_lockout_seconds=max(first, minutes("login_lockout_max_minutes", cls.max_lockout_seconds)),
+                   global_failures=positive_number("web", web, "login_global_failures", cls.global_failures,
+                                                   whole=True),
+                   global_pause_seconds=minutes("login_global_pause_minutes", cls.global_pause_seconds))
 
 
 @dataclass(slots=True)
@@ -195,12 +191,17 @@ class _Count:
 
 
 class LoginThrottle:
-    """Failed logins counted per client address and per operator's name tried.
+    """Failed logins counted per client address, per operator's name tried,
+    and from everywhere.
 
     `admit` before checking a password: 0 means go ahead, anything else is
     how many seconds to wait, and nothing is checked (no scrypt). Then
     `failed` or `passed` with the same address and name. Attempts under way
     count against the limit, so many at once do not each get a guess.
+    Past `global_failures` within the window from all addresses and names
+    (names and addresses made up as fast as one likes), every attempt waits
+    the global pause, except an operator's from an address it logged in from
+    before: attackers everywhere do not lock the known operators out.
     Pure bookkeeping, no I/O; `clock` is injectable for tests. Not
     thread-safe: the web app calls it from its event loop only."""
 
@@ -213,23 +214,41 @@ class LoginThrottle:
         self._by_address: OrderedDict[str, _Count] = OrderedDict()
         self._by_name: OrderedDict[str, _Count] = OrderedDict()
         self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()  # (name, address) -> until
+        self._everywhere: deque[float] = deque(maxlen=self.rules.global_failures)  # the latest failures' times
+        self._everywhere_in_flight = 0
+        self._paused_until = 0.0
 
     def __len__(self) -> int:
         """Counters held (addresses and names)."""
         return len(self._by_address) + len(self._by_name)
 
+    def paused(self) -> float:
+        """Seconds left of the global pause (0: none)."""
+        return max(0.0, self._paused_until - self.clock())
+
     def admit(self, address: str, name: str | None) -> float:
         now = self.clock()
         keys = self._keys(address, name, now)
-        wait = max(self._wait(table, key, now) for table, key in keys)
+        everywhere = not self._trusts(address, name, now)
+        wait = max([self._wait(table, key, now) for table, key in keys]
+                   + [self._global_wait(now) if everywhere else 0.0])
         if wait <= 0:
             for table, key in keys:
                 self._entry(table, key).in_flight += 1
+            self._everywhere_in_flight += everywhere
         return wait
 
     def failed(self, address: str, name: str | None) -> float:
-        """Count a failed login; returns the wait it starts (0: none yet)."""
+        """Count a failed login; returns the wait it starts for its address or
+        name (0: none yet; `paused()` tells of the global pause)."""
         now, rules, lock = self.clock(), self.rules, 0.0
+        if not self._trusts(address, name, now):
+            self._everywhere_in_flight = max(0, self._everywhere_in_flight - 1)
+            self._forget_old(now)
+            self._everywhere.append(now)
+            if len(self._everywhere) >= rules.global_failures and now >= self._paused_until:
+                self._paused_until = now + rules.global_pause_seconds
+                self._everywhere.clear()  # after the pause, another `global_failures` at most
         for table, key in self._keys(address, name, now):
             c = self._entry(table, key)
             c.in_flight = max(0, c.in_flight - 1)
@@ -244,6 +263,8 @@ class LoginThrottle:
     def passed(self, address: str, name: str) -> None:
         """A good login: forget the counters it was counted in; trust the address for the name."""
         now = self.clock()
+        if not self._trusts(address, name, now):
+            self._everywhere_in_flight = max(0, self._everywhere_in_flight - 1)
         for table, key in self._keys(address, name, now):
             table.pop(key, None)
         self._trusted.pop((name, address), None)
@@ -251,11 +272,27 @@ class LoginThrottle:
         while len(self._trusted) > self.MAX_TRUSTED:
             self._trusted.popitem(last=False)
 
+    def _trusts(self, address: str, name: str | None, now: float) -> bool:
+        """An operator logged in from this address with this name: spared the
+        name's waits and the global pause, not its address's."""
+        return name is not None and self._trusted.get((name, address), 0.0) > now
+
     def _keys(self, address: str, name: str | None, now: float) -> list[tuple[OrderedDict[str, _Count], str]]:
         keys = [(self._by_address, address)]
-        if name is not None and self._trusted.get((name, address), 0.0) <= now:
+        if name is not None and not self._trusts(address, name, now):
             keys.append((self._by_name, name))
         return keys
+
+    def _forget_old(self, now: float) -> None:
+        while self._everywhere and now - self._everywhere[0] >= self.rules.window_seconds:
+            self._everywhere.popleft()
+
+    def _global_wait(self, now: float) -> float:
+        if now < self._paused_until:
+            return self._paused_until - now
+        self._forget_old(now)
+        allowed = self.rules.global_failures - len(self._everywhere)
+        return self.BUSY_SECONDS if self._everywhere_in_flight >= allowed else 0.0
 
     def _expired(self, c: _Count, now: float) -> bool:
         return c.in_flight == 0 and now >= max(c.last, c.locked_until) + self.rules.window_seconds

@@ -11,11 +11,13 @@ login (HTTP Basic; `gateway operator add NAME`) as soon as one operator
 exists, and always when they listen on anything but the loopback address;
 /healthz stays open to monitoring (counts only). Basic sends the password
 with every request: put TLS in front (a reverse proxy) beyond this machine.
-Failed logins are counted per client address and per name tried
-(operators.LoginThrottle, `[web] login_*`): past the limit the pages answer
-429 with Retry-After, without running scrypt. Behind a reverse proxy on this
-machine the client's address is its X-Forwarded-For (uvicorn trusts it from
-127.0.0.1 and ::1 only).
+Failed logins are counted per client address, per name tried and from
+everywhere (operators.LoginThrottle, `[web] login_*`): past a limit the pages
+answer 429 with Retry-After, without running scrypt; past the global one,
+only an operator at an address it logged in from before is still checked.
+Behind a reverse proxy on this machine the client's address is its
+X-Forwarded-For (uvicorn trusts it from 127.0.0.1 and ::1 only); addresses
+made up there are caught by the global limit.
 FastAPI is imported only when the app is built, so the rest of the command
 line does not pay for it.
 """
@@ -231,9 +233,9 @@ def wait_text(seconds: float) -> str:
 def too_many_logins_page(seconds: float, *, now: datetime | None = None) -> str:
     at = (now or db.utcnow()) + timedelta(seconds=math.ceil(seconds))
     return html_page("Too many failed logins", (
-        "<h1>Too many failed logins</h1><p>Too many wrong names or passwords came from this address or for this "
-        f"name. Try again in {esc(wait_text(seconds))}, after {esc(fmt_time(at))} UTC; each further failure "
-        "makes the wait longer. Trop d'échecs de connexion : réessayez après "
+        "<h1>Too many failed logins</h1><p>Too many wrong names or passwords came from this address, for this "
+        f"name or from everywhere. Try again in {esc(wait_text(seconds))}, after {esc(fmt_time(at))} UTC; each "
+        "further failure makes the wait longer. Trop d'échecs de connexion : réessayez après "
         f"{esc(fmt_time(at))} UTC.</p>"))
 
 
@@ -274,8 +276,8 @@ def create_app(settings: Settings, *, require_login: bool = False,
         wait = failures.admit(address, name)
         if wait > 0:
             # INFO: one line per refused request, as many as an attack sends; the lockout is the WARNING
-            log.info("login refused without checking: too many failed logins from %r or as %r; retry in %d s",
-                     address, shown, math.ceil(wait))
+            log.info("login refused without checking: too many failed logins from %r or as %r%s; retry in %d s",
+                     address, shown, " or from everywhere" if failures.paused() else "", math.ceil(wait))
             return HTMLResponse(too_many_logins_page(wait), status_code=429,
                                 headers={**_HEADERS, "Retry-After": str(math.ceil(wait))})
         who = None
@@ -286,10 +288,16 @@ def create_app(settings: Settings, *, require_login: bool = False,
             if who is not None:
                 failures.passed(address, who)
             else:
+                paused = failures.paused() > 0
                 lock = failures.failed(address, name)
                 if lock > 0:
                     log.warning("logins locked for %d s: too many failed logins from %r or as %r",
                                 math.ceil(lock), address, shown)
+                if not paused and failures.paused() > 0:  # once per pause
+                    log.warning("logins paused for %d s for every address no operator logged in from: %d failed "
+                                "logins from all addresses and names within %d min (the last from %r as %r)",
+                                math.ceil(failures.paused()), failures.rules.global_failures,
+                                math.ceil(failures.rules.window_seconds / 60), address, shown)
         if who is None:
             return login_required()
         return await call_next(request)

@@ -1,9 +1,14 @@
 """The gateway's own SFTP server: one jailed view per partner.
 
 A partner logs in with its sender code (a key or a password, `LoginThrottle`
-against guessing) and gets an SFTP session on its `Jail` (jail.py): its
-inbox to upload to, its outbox to read from. Only modern algorithms are
+against guessing passwords) and gets an SFTP session on its `Jail` (jail.py):
+its inbox to upload to, its outbox to read from. Only modern algorithms are
 offered; the host keys live in `<home>/keys/`.
+
+No one address or partner starves the others: connections are capped in all
+and per address, logged-in connections per partner, and a logged-in
+connection with no SFTP request for `idle_timeout_seconds` is closed, as an
+unauthenticated one is after `login_grace_seconds`.
 
 Threads: one accept thread; per connection one thread that runs the
 handshake and the login deadline, paramiko's transport thread and one thread
@@ -14,22 +19,18 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import struct
 import threading
 import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable
 
 import paramiko
-from paramiko.message import Message
-from paramiko.sftp import CMD_CLOSE, CMD_INIT, CMD_VERSION, SFTPError, _VERSION
 
-from gateway.channels.sftp.jail import Jail, UploadHandle, sweep_stale_uploads
+from gateway.channels.sftp.connection import Connection, SftpSubsystem
+from gateway.channels.sftp.jail import Jail, sweep_stale_uploads
 from gateway.channels.sftp.throttle import Limits, LoginThrottle
 from gateway.core.config import Settings
-from gateway.store import partners
 
 log = logging.getLogger("gateway.sftp")
 # paramiko logs every dropped or garbage connection as an ERROR with a traceback;
@@ -82,95 +83,7 @@ def _create_host_key(path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-# --- the SFTP subsystem -------------------------------------------------------
-
-class _SFTPServer(paramiko.SFTPServer):
-    """paramiko's SFTP subsystem, plus two things it lacks: it advertises
-    posix-rename@openssh.com (so OpenSSH's `rename` overwrites atomically) and
-    reports a failed close (the moment an upload becomes a file) to the client."""
-
-    def _send_server_version(self):
-        t, data = self._read_packet()
-        if t != CMD_INIT:
-            raise SFTPError("Incompatible sftp protocol")
-        version = struct.unpack(">I", data[:4])[0]
-        msg = Message()
-        msg.add_int(_VERSION)
-        msg.add("posix-rename@openssh.com", "1")
-        self._send_packet(CMD_VERSION, msg)
-        return version
-
-    def _process(self, t, request_number, msg):
-        if t == CMD_CLOSE:
-            handle = msg.get_binary()
-            f = self.file_table.get(handle)
-            if isinstance(f, UploadHandle):
-                del self.file_table[handle]
-                self._send_status(request_number, f.close())
-                return
-            msg.rewind()
-            msg.get_int()  # the request number, already read by the caller
-        super()._process(t, request_number, msg)
-
-
-# --- connections ----------------------------------------------------------------
-
-class _Connection(paramiko.ServerInterface):
-    """Authentication and channel policy for one TCP connection."""
-
-    def __init__(self, owner: "SftpServer", ip: str, transport: paramiko.Transport):
-        self.owner, self.ip, self.transport = owner, ip, transport
-        self.failures = 0
-        self.sessions = 0
-        self.method = ""
-
-    def get_allowed_auths(self, username):
-        return "publickey,password"
-
-    def check_auth_publickey(self, username, key):
-        return self._auth(username, "publickey", lambda: partners.key_allowed(self.owner.settings, username, key))
-
-    def check_auth_password(self, username, password):
-        if not isinstance(password, str):
-            password = ""
-        return self._auth(username, "password",
-                          lambda: partners.check_password(self.owner.settings, username, password))
-
-    def _auth(self, username: str, method: str, check: Callable[[], bool]) -> int:
-        throttle = self.owner.throttle
-        if self.failures >= self.owner.limits.max_auth_tries:
-            return paramiko.AUTH_FAILED  # no more checks; the connection is being closed
-        wait = throttle.locked(self.ip, username)
-        if wait > 0:
-            self.failures += 1
-            log.warning("SFTP login of %r from %s refused: locked out for %.0f s more", username, self.ip, wait)
-            return paramiko.AUTH_FAILED
-        try:
-            ok = check()
-        except Exception:
-            log.exception("SFTP login check of %r failed", username)
-            ok = False
-        if ok:
-            self.method = method
-            return paramiko.AUTH_SUCCESSFUL
-        self.failures += 1
-        lockout = throttle.failed(self.ip, username)
-        log.warning("SFTP login of %r from %s failed (%s)", username, self.ip, method)
-        if lockout:
-            log.warning("SFTP logins of %r from %s locked out for %.0f s after repeated failures",
-                        username, self.ip, lockout)
-        return paramiko.AUTH_FAILED
-
-    def check_channel_request(self, kind, chanid):
-        if kind == "session" and self.sessions < self.owner.limits.max_sessions:
-            self.sessions += 1
-            return paramiko.OPEN_SUCCEEDED
-        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
-
-    def check_channel_subsystem_request(self, channel, name):
-        # Only SFTP: no shell, exec, forwarding or other subsystems.
-        return name == "sftp" and super().check_channel_subsystem_request(channel, name)
-
+# --- the listener ---------------------------------------------------------------
 
 class SftpServer:
     """The gateway's SFTP listener, a `Channel`.
@@ -196,6 +109,7 @@ class SftpServer:
         self._lock = threading.Lock()
         self._conns: dict[threading.Thread, paramiko.Transport | None] = {}
         self._per_ip: dict[str, int] = defaultdict(int)
+        self._per_partner: dict[str, int] = defaultdict(int)  # logged-in connections
 
     # -- lifecycle --
     def start(self) -> None:
@@ -273,7 +187,7 @@ class SftpServer:
     def _serve(self, sock: socket.socket, ip: str) -> None:
         """One connection: handshake and login deadline here, never in the accept thread."""
         me = threading.current_thread()
-        transport = None
+        transport = conn = None
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             transport = paramiko.Transport(sock)
@@ -283,8 +197,8 @@ class SftpServer:
             _harden(transport)
             for key in self._keys:
                 transport.add_server_key(key)
-            transport.set_subsystem_handler("sftp", _SFTPServer, Jail)
-            conn = _Connection(self, ip, transport)
+            transport.set_subsystem_handler("sftp", SftpSubsystem, Jail)
+            conn = Connection(self, ip, transport)
             with self._lock:
                 self._conns[me] = transport
             if self._stopping.is_set():
@@ -293,10 +207,17 @@ class SftpServer:
             if not self._await_login(transport, conn, ip):
                 return
             user = transport.get_username()
-            self.throttle.succeeded(ip, user)
+            if conn.method == "password":  # a key login says nothing of the passwords tried
+                self.throttle.succeeded(ip, user)
             log.info("partner %s logged in from %s (%s)", user, ip, conn.method)
-            while transport.is_active() and not self._stopping.is_set():
-                transport.join(0.5)
+            conn.active()
+            idle_limit = self.limits.idle_timeout_seconds
+            while transport.is_active() and not self._stopping.is_set() and not conn.refused:
+                transport.join(min(0.5, idle_limit / 4))
+                if conn.idle_seconds() >= idle_limit:
+                    log.info("partner %s from %s disconnected: no SFTP request for %.0f s (idle_timeout_seconds)",
+                             user, ip, idle_limit)
+                    return
             log.info("partner %s from %s disconnected", user, ip)
         except Exception as exc:  # a broken client must never take the server down
             log.warning("SFTP connection from %s failed: %s", ip, exc)
@@ -306,11 +227,30 @@ class SftpServer:
             sock.close()
             with self._lock:
                 self._conns.pop(me, None)
-                self._per_ip[ip] -= 1
-                if self._per_ip[ip] <= 0:
-                    del self._per_ip[ip]
+                _release(self._per_ip, ip)
+                if conn is not None:
+                    conn.ended = True
+                    if conn.partner is not None:
+                        _release(self._per_partner, conn.partner)
 
-    def _await_login(self, transport: paramiko.Transport, conn: _Connection, ip: str) -> bool:
+    def take_place(self, conn: Connection) -> bool:
+        """One of its partner's `max_sessions_per_partner` places for a logged-in
+        connection opening its first session, or False (logged): a partner's
+        runaway client does not crowd out its other ones."""
+        user, cap = conn.transport.get_username(), self.limits.max_sessions_per_partner
+        with self._lock:
+            if conn.ended:
+                return False
+            held = self._per_partner[user]
+            if held < cap:
+                self._per_partner[user] += 1
+                conn.partner = user
+                return True
+        log.warning("SFTP login of partner %s from %s refused: %d of its connections already in session "
+                    "(max_sessions_per_partner = %d)", user, conn.ip, held, cap)
+        return False
+
+    def _await_login(self, transport: paramiko.Transport, conn: Connection, ip: str) -> bool:
         deadline = time.monotonic() + self.limits.login_grace_seconds
         while not transport.is_authenticated():
             if not transport.is_active():
@@ -328,6 +268,12 @@ class SftpServer:
                 return False
             self._stopping.wait(0.1)
         return True
+
+
+def _release(counts: dict[str, int], key: str) -> None:
+    counts[key] -= 1
+    if counts[key] <= 0:
+        del counts[key]
 
 
 def _harden(transport: paramiko.Transport) -> None:

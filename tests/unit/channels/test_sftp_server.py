@@ -290,12 +290,16 @@ def test_failed_logins_lock_out(env, caplog):
             with pytest.raises(paramiko.AuthenticationException):
                 connect(server.address, name, password="guess")
         assert any("locked out" in r.getMessage() for r in caplog.records)
+        # issue #14: the lockout stops passwords only; a key is judged by itself
+        # (this asserted the right key was refused too, which let anyone at the address lock it out)
+        connect(server.address, name, key)[0].close()
         with pytest.raises(paramiko.AuthenticationException):
-            connect(server.address, name, key)  # even the right key, while locked out
+            connect(server.address, name, password="s3cret-pass")  # even the right password, while locked out
         other, okey = new_partner(env)
         connect(server.address, other, okey)[0].close()  # other users from the same address still log in
         time.sleep(1.6)
         connect(server.address, name, key)[0].close()
+        connect(server.address, name, password="s3cret-pass")[0].close()  # the lockout is over
         # one connection may not keep guessing: it is closed after max_auth_tries
         caplog.clear()
         t = paramiko.Transport(server.address)

@@ -126,7 +126,8 @@ def test_attempts_under_way_count_so_a_burst_gets_no_more_guesses():
 
 def test_the_table_stays_bounded_and_keeps_its_waits_under_a_flood():
     clock = Clock()
-    t = LoginThrottle(LoginRules(max_entries=200), clock)
+    # no global pause here (it would stop the flood after 50 failures): this is about the tables' bound
+    t = LoginThrottle(LoginRules(max_entries=200, global_failures=10**9), clock)
     fail(t, "198.51.100.7", "alice", 5)
     for i in range(20_000):  # a flood from many addresses, each with a new name
         fail(t, f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", f"n{i}")
@@ -248,3 +249,93 @@ def test_a_remembered_login_keeps_working_while_its_address_waits(served, scrypt
     calls = len(scrypt_calls)
     assert request(url + "/rejections", ("alice", PASSWORD), address="192.0.2.10")[0] == 200  # remembered
     assert len(scrypt_calls) == calls
+
+
+# --- names and addresses made up: the global limit (issue #14) ----------------------------------
+
+def test_failures_from_everywhere_pause_all_but_known_operators():
+    clock = Clock()
+    t = LoginThrottle(LoginRules(global_failures=6, global_pause_seconds=300), clock)
+    assert t.admit("192.0.2.10", "alice") == 0
+    t.passed("192.0.2.10", "alice")
+    for i in range(5):
+        fail(t, f"203.0.113.{i}", f"guess{i}")  # each address and name once: under their own limits
+    assert t.paused() == 0
+    assert fail(t, "203.0.113.5", "guess5") == 0 and t.paused() == 300  # the sixth pauses
+    assert t.admit("198.51.100.1", "carol") == 300  # a new address waits, unchecked
+    assert t.admit("192.0.2.10", "carol") == 300  # a known address with a name it never logged in with too
+    assert t.admit("192.0.2.10", "alice") == 0  # alice, where she logged in before, is checked
+    t.passed("192.0.2.10", "alice")
+    clock.advance(300)
+    assert t.paused() == 0
+    for i in range(5):  # counted afresh after a pause
+        fail(t, f"198.51.100.{i}", f"again{i}")
+    assert t.paused() == 0
+
+
+def test_the_global_limit_counts_within_the_window_and_attempts_under_way():
+    clock = Clock()
+    t = LoginThrottle(LoginRules(global_failures=3, window_seconds=600), clock)
+    fail(t, "203.0.113.1", "a")
+    clock.advance(600)  # the first left the window
+    fail(t, "203.0.113.2", "b")
+    fail(t, "203.0.113.3", "c")
+    assert t.paused() == 0
+    assert t.admit("203.0.113.4", "d") == 0  # being checked: the last one allowed
+    assert t.admit("203.0.113.5", "e") == LoginThrottle.BUSY_SECONDS
+    assert t.failed("203.0.113.4", "d") == 0 and t.paused() == 60 * 5
+
+
+def test_rotating_names_from_one_address_gets_429_after_its_limit(served, scrypt_calls):
+    url, _ = served
+    statuses = [request(url + "/", (f"name{i}", WRONG), address="198.51.100.7")[0] for i in range(20)]
+    assert statuses == [401] * 5 + [429] * 15 and len(scrypt_calls) == 5
+    assert request(url + "/", ("alice", PASSWORD), address="198.51.100.7")[0] == 429
+
+
+@pytest.fixture
+def served_global(home, monkeypatch):
+    """(url, clock, home): as `served`, with a global limit of 8 failures."""
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    operators.add(home, "alice", PASSWORD)
+    operators.add(home, "carol", PASSWORD)
+    clock = Clock()
+    rules = LoginRules(global_failures=8, global_pause_seconds=300)
+    with _Served(create_app(home, throttle=LoginThrottle(rules, clock))) as srv:
+        yield srv.url, clock, home
+
+
+def test_rotating_forwarded_addresses_hits_the_global_limit_but_known_operators_get_in(
+        served_global, scrypt_calls, caplog):
+    url, clock, home = served_global
+    caplog.set_level(logging.INFO, logger="gateway.ops.web")
+    assert request(url + "/", ("alice", PASSWORD), address="192.0.2.10")[0] == 200  # alice's usual address
+    # from the loopback, X-Forwarded-For is trusted: a new address and a new name for every guess
+    assert [request(url + "/", (f"guess{i}", WRONG), address=f"203.0.113.{i}")[0] for i in range(8)] == [401] * 8
+    calls = len(scrypt_calls)
+    for i in range(8, 30):
+        status, headers, body = request(url + "/", (f"guess{i}", WRONG), address=f"203.0.113.{i}")
+        assert status == 429 and headers["retry-after"] == "300" and "from everywhere" in body
+    status, headers, _ = request(url + "/", ("carol", PASSWORD), address="198.51.100.99")
+    assert status == 429 and headers["retry-after"] == "300"  # unknown there: even the right password waits
+    assert request(url + "/", ("carol", PASSWORD), address="192.0.2.10")[0] == 429  # never logged in as carol
+    assert len(scrypt_calls) == calls  # no scrypt while paused
+    operators.add(home, "alice", PASSWORD)  # a changed operators' file: her login is really checked again
+    calls = len(scrypt_calls)  # (adding hashed her password)
+    assert request(url + "/", ("alice", PASSWORD), address="192.0.2.10")[0] == 200
+    assert len(scrypt_calls) == calls + 1
+    paused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("logins paused")]
+    assert len(paused) == 1 and "paused for 300 s" in paused[0] and "8 failed logins" in paused[0]
+    assert "horse" not in caplog.text
+    clock.advance(300)
+    assert request(url + "/", ("carol", PASSWORD), address="198.51.100.99")[0] == 200  # the pause is over
+
+
+def test_the_global_limit_comes_from_the_web_section(tmp_path):
+    r = LoginRules.from_settings(home_with(tmp_path / "a", "[web]\nlogin_global_failures = 20\n"
+                                                          "login_global_pause_minutes = 0.5\n"))
+    assert (r.global_failures, r.global_pause_seconds) == (20, 30)
+    for bad in ("login_global_failures = 0", "login_global_failures = 2.5", 'login_global_pause_minutes = "x"',
+                "login_global_pause_minutes = -5"):
+        with pytest.raises(ValueError, match=r"\[web\] login_global_\w+ must be a positive"):
+            create_app(home_with(tmp_path / "d", f"[web]\n{bad}\n"))
