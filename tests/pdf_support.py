@@ -2,13 +2,17 @@
 signed PDFs and the ways a signed PDF gets broken afterwards."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import hashlib
 import io
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import facturx
+from asn1crypto import cms, core
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -20,6 +24,7 @@ from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pypdf import PdfWriter
 from pypdf.generic import (ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject, NameObject,
@@ -273,25 +278,42 @@ def _asn1_key(ident: Identity) -> asn1_keys.PrivateKeyInfo:
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
 
-def sign(pdf: bytes, signer: Identity, chain: tuple[Identity, ...] = (), field: str = "Sig1") -> bytes:
-    simple = signers.SimpleSigner(
+def _signer(signer: Identity, chain: tuple[Identity, ...] = ()) -> signers.SimpleSigner:
+    return signers.SimpleSigner(
         signing_cert=_asn1_cert(signer.cert), signing_key=_asn1_key(signer),
         cert_registry=SimpleCertificateStore.from_certs([_asn1_cert(c.cert) for c in chain]))
+
+
+def sign(pdf: bytes, signer: Identity, chain: tuple[Identity, ...] = (), field: str = "Sig1", *,
+         timestamper: DummyTimeStamper | None = None) -> bytes:
     w = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-    out = signers.sign_pdf(w, signers.PdfSignatureMetadata(field_name=field), signer=simple)
+    out = signers.sign_pdf(w, signers.PdfSignatureMetadata(field_name=field), signer=_signer(signer, chain),
+                           timestamper=timestamper)
     return out.getvalue()
 
 
-def sign_by(pki: Pki, pdf: bytes, field: str = "Sig1") -> bytes:
-    return sign(pdf, pki.signer, (pki.intermediate, pki.root), field)
+def sign_by(pki: Pki, pdf: bytes, field: str = "Sig1", *, timestamped: bool = False) -> bytes:
+    """Signed by Alice (trusted chain); `timestamped`: with a signature timestamp token from the test TSA."""
+    return sign(pdf, pki.signer, (pki.intermediate, pki.root), field,
+                timestamper=local_tsa(pki) if timestamped else None)
 
 
-def timestamp_document(pki: Pki, pdf: bytes) -> bytes:
-    """Append a document timestamp (as PAdES B-LTA does) from the test TSA."""
-    stamper = DummyTimeStamper(tsa_cert=_asn1_cert(pki.tsa.cert), tsa_key=_asn1_key(pki.tsa),
-                               certs_to_embed=[_asn1_cert(pki.root.cert)])
+def local_tsa(pki: Pki) -> DummyTimeStamper:
+    """A time-stamping authority in process, on the test PKI: no network."""
+    return DummyTimeStamper(tsa_cert=_asn1_cert(pki.tsa.cert), tsa_key=_asn1_key(pki.tsa),
+                            certs_to_embed=[_asn1_cert(pki.root.cert)])
+
+
+def timestamp_document(pki: Pki, pdf: bytes, *, visible: bool = False) -> bytes:
+    """Append a document timestamp (as PAdES B-LTA does) from the test TSA;
+    `visible`: in a field with a widget on page 1, as some producers write it."""
+    stamper = local_tsa(pki)
     w = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-    out = signers.PdfTimeStamper(stamper).timestamp_pdf(w, "sha256", timestamper=stamper)
+    name = None
+    if visible:
+        name = "Stamp1"
+        fields.append_signature_field(w, fields.SigFieldSpec(name, box=(300, 50, 500, 100)))
+    out = signers.PdfTimeStamper(stamper, field_name=name).timestamp_pdf(w, "sha256", timestamper=stamper)
     return out.getvalue()
 
 
@@ -360,3 +382,210 @@ def corrupt_signature_value(signed: bytes) -> bytes:
     start = signed.rindex(b"/Contents <") + len(b"/Contents <")
     end = signed.index(b">", start)
     return signed[:start] + b"0" * (end - start) + signed[end:]
+
+
+# --- signatures made, broken or hidden by hand ---------------------------------------
+
+_LAST_RANGE = re.compile(rb"/ByteRange\s*\[\s*(-?\d+)\s+(-?\d+)\s+(-?\d+)\s+(-?\d+)\s*\]")
+
+
+def _last_range(data: bytes) -> tuple[int, int, int, int]:
+    """The last signature's /ByteRange [0 L1 S2 L2]: its /Contents fills the gap [L1, S2)."""
+    m = list(_LAST_RANGE.finditer(data))[-1]
+    return tuple(int(x) for x in m.groups())  # type: ignore[return-value]
+
+
+def _last_cms(data: bytes) -> cms.ContentInfo:
+    _zero, gap_start, gap_end, _len2 = _last_range(data)
+    return cms.ContentInfo.load(bytes.fromhex(data[gap_start + 1:gap_end - 1].decode()), strict=False)
+
+
+def _put_contents(data: bytes, der: bytes) -> bytes:
+    """A new CMS in the last signature's /Contents (outside the signed bytes), zero padded."""
+    _zero, gap_start, gap_end, _len2 = _last_range(data)
+    room, hexed = gap_end - gap_start - 2, der.hex().encode()
+    assert len(hexed) <= room, "the new signature value does not fit"
+    return data[:gap_start + 1] + hexed + b"0" * (room - len(hexed)) + data[gap_end - 1:]
+
+
+def reseal(data: bytes, edit, seal) -> bytes:
+    """The last signature made again: `edit` changes its signed bytes (same
+    length), `seal(signed bytes)` returns the new CMS (DER)."""
+    edited = edit(data)
+    assert len(edited) == len(data)
+    _zero, len1, start2, len2 = _last_range(edited)
+    return _put_contents(edited, seal(edited[:len1] + edited[start2:start2 + len2]))
+
+
+def _same_length(data: bytes, old: bytes, new: bytes) -> bytes:
+    i = data.rindex(old)
+    assert len(new) <= len(old)
+    return data[:i] + new.ljust(len(old)) + data[i + len(old):]
+
+
+def _cms_over(pki: Pki, content: bytes, *, detached: bool = True) -> bytes:
+    signer = _signer(pki.signer, (pki.intermediate, pki.root))
+    return asyncio.run(signer.async_sign_general_data(content, "sha256", detached=detached)).dump()
+
+
+def sign_legacy_sha1(pki: Pki, pdf: bytes) -> bytes:
+    """/SubFilter /adbe.pkcs7.sha1, which pyHanko does not write: the CMS
+    encapsulates the SHA-1 digest of the byte range."""
+    return reseal(sign_by(pki, pdf),
+                  lambda d: _same_length(d, b"/SubFilter /adbe.pkcs7.detached", b"/SubFilter /adbe.pkcs7.sha1"),
+                  lambda signed: _cms_over(pki, hashlib.sha1(signed).digest(), detached=False))
+
+
+def sign_unsupported_subfilter(pki: Pki, pdf: bytes) -> bytes:
+    """/SubFilter /adbe.x509.rsa_sha1 (a PKCS#1 value, not a CMS): nobody validates that any more."""
+    signed = sign_by(pki, pdf)
+    return _same_length(signed, b"/SubFilter /adbe.pkcs7.detached", b"/SubFilter /adbe.x509.rsa_sha1")
+
+
+def sign_over_other_bytes(pki: Pki, pdf: bytes) -> bytes:
+    """A sound CMS whose message digest is not that of the bytes its byte range covers."""
+    return reseal(sign_by(pki, pdf), lambda d: d, lambda signed: _cms_over(pki, signed + b"!"))
+
+
+def timestamp_without_type(pki: Pki, pdf: bytes) -> bytes:
+    """A document timestamp whose dictionary lacks /Type /DocTimeStamp (only /SubFilter /ETSI.RFC3161 says so)."""
+    def seal(signed: bytes) -> bytes:
+        return asyncio.run(local_tsa(pki).async_timestamp(hashlib.sha256(signed).digest(), "sha256")).dump()
+    return reseal(timestamp_document(pki, pdf), lambda d: _same_length(d, b"/Type /DocTimeStamp", b""), seal)
+
+
+def set_byte_range(signed: bytes, *numbers: int) -> bytes:
+    """Rewrite the last /ByteRange (same width): to point outside the file, or before it."""
+    m = list(_LAST_RANGE.finditer(signed))[-1]
+    new = b"/ByteRange [" + b" ".join(b"%d" % n for n in numbers) + b"]"
+    assert len(new) <= len(m.group(0)) + 40
+    i = m.start()
+    tail = signed[m.end():]
+    pad = len(m.group(0)) + (len(tail) - len(tail.lstrip(b" "))) - len(new)  # pyHanko pads the array with spaces
+    assert pad >= 0
+    return signed[:i] + new + b" " * pad + tail.lstrip(b" ")
+
+
+def byte_range_past_eof(pki: Pki, pdf: bytes) -> bytes:
+    """A /ByteRange whose second range runs 500 bytes past the end of the file,
+    signed over the bytes that do exist: a reader that stops at the end finds
+    the digest right."""
+    signed = sign_by(pki, pdf)
+    _zero, len1, start2, len2 = _last_range(signed)
+    return reseal(signed, lambda d: set_byte_range(d, 0, len1, start2, len2 + 500),
+                  lambda covered: _cms_over(pki, covered))
+
+
+def byte_range_negative(pki: Pki, pdf: bytes) -> bytes:
+    """A /ByteRange with a negative length."""
+    signed = sign_by(pki, pdf)
+    _zero, len1, start2, _len2 = _last_range(signed)
+    return reseal(signed, lambda d: set_byte_range(d, 0, len1, start2, -5), lambda covered: _cms_over(pki, covered))
+
+
+def _rewrite_token(signed: bytes, tokens: list | None) -> bytes:
+    """The last signature's timestamp token attribute replaced: None removes it, [] leaves it empty."""
+    ci = cms.ContentInfo.load(_last_cms(signed).dump())
+    si = ci["content"]["signer_infos"][0]
+    attrs = [a for a in si["unsigned_attrs"]] if si["unsigned_attrs"] is not core.VOID else []
+    attrs = [a for a in attrs if a["type"].native != "signature_time_stamp_token"]
+    if tokens is not None:
+        attrs.append(cms.CMSAttribute({"type": "signature_time_stamp_token", "values": tokens}))
+    si["unsigned_attrs"] = cms.CMSAttributes(attrs) if attrs else None
+    return _put_contents(signed, ci.dump(force=True))
+
+
+def remove_timestamp_token(signed: bytes) -> bytes:
+    return _rewrite_token(signed, None)
+
+
+def empty_timestamp_token(signed: bytes) -> bytes:
+    """The timestamp attribute kept (declared), its token removed."""
+    return _rewrite_token(signed, [])
+
+
+def garble_timestamp_token(signed: bytes) -> bytes:
+    """The token replaced by a CMS that is no timestamp token (an empty SignedData: no TSTInfo)."""
+    empty = cms.SignedData({"version": "v1", "digest_algorithms": [], "encap_content_info": {"content_type": "data"},
+                            "signer_infos": []})
+    return _rewrite_token(signed, [cms.ContentInfo({"content_type": "signed_data", "content": empty})])
+
+
+def foreign_timestamp_token(pki: Pki, signed: bytes) -> bytes:
+    """A genuine token from the TSA, but for other data than this signature's value."""
+    token = asyncio.run(local_tsa(pki).async_timestamp(hashlib.sha256(b"another signature").digest(), "sha256"))
+    return _rewrite_token(signed, [token])
+
+
+def field_requiring_timestamp(pdf: bytes, field: str = "Sig1") -> bytes:
+    """An empty signature field whose seed value requires a timestamp."""
+    w = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    sv = fields.SigSeedValueSpec(timestamp_server_url="http://tsa.invalid", timestamp_required=True)
+    fields.append_signature_field(w, fields.SigFieldSpec(field, seed_value_dict=sv))
+    out = io.BytesIO()
+    w.write(out)
+    return out.getvalue()
+
+
+def add_validation_data(pki: Pki, signed: bytes) -> bytes:
+    """A DSS with a VRI entry for the last signature (PAdES B-LT), in an incremental update."""
+    _zero, gap_start, gap_end, _len2 = _last_range(signed)
+    out = io.BytesIO(signed)
+    DocumentSecurityStore.add_dss(out, signed[gap_start + 1:gap_end - 1],
+                                  certs=[_asn1_cert(c.cert) for c in (pki.signer, pki.intermediate, pki.root)],
+                                  strict=False)
+    return out.getvalue()
+
+
+def hide_signature(signed: bytes, unsigned: bytes) -> bytes:
+    """The last startxref pointed back at the unsigned original's xref: a reader
+    sees the unsigned revision, the signature's bytes are still in the file."""
+    old = re.search(rb"startxref\s+(\d+)\s+%%EOF\s*$", unsigned).group(1)
+    i = signed.rindex(b"startxref")
+    return signed[:i] + b"startxref\n" + old + b"\n%%EOF\n"
+
+
+def break_last_xref(signed: bytes) -> bytes:
+    """The signed revision's cross-reference section made unreadable (its keyword and trailer garbled)."""
+    i = signed.rindex(b"\nxref\n")
+    return signed[:i] + b"\nxrXf\n" + signed[i + 6:].replace(b"trailer", b"trXiler")
+
+
+def make_signed_encrypted(pki: Pki) -> bytes:
+    """An AES-encrypted PDF (empty user password) signed by Alice."""
+    w = IncrementalPdfFileWriter(io.BytesIO(make_encrypted_pdf()), strict=False)
+    w.encrypt("")
+    out = signers.sign_pdf(w, signers.PdfSignatureMetadata(field_name="Sig1"),
+                           signer=_signer(pki.signer, (pki.intermediate, pki.root)))
+    return out.getvalue()
+
+
+def make_form_pdf(field: str = "Amount") -> bytes:
+    """A PDF with one text form field (empty)."""
+    w = _writer()
+    annot = DictionaryObject({
+        NameObject("/Type"): NameObject("/Annot"), NameObject("/Subtype"): NameObject("/Widget"),
+        NameObject("/FT"): NameObject("/Tx"), NameObject("/T"): TextStringObject(field),
+        NameObject("/Rect"): ArrayObject([FloatObject(72), FloatObject(700), FloatObject(272), FloatObject(720)]),
+        NameObject("/V"): TextStringObject(""),
+    })
+    ref = w._add_object(annot)
+    w.pages[0][NameObject("/Annots")] = ArrayObject([ref])
+    w._root_object[NameObject("/AcroForm")] = DictionaryObject({NameObject("/Fields"): ArrayObject([ref])})
+    return _bytes(w)
+
+
+def fill_form_field(signed: bytes, field: str, value: str) -> bytes:
+    """Fill a text field in an incremental update, as a viewer does after signing."""
+    def change(w):
+        for ref in w.root["/AcroForm"].raw_get("/Fields"):
+            obj = ref.get_object()
+            if str(obj.get("/T")) == field:
+                obj[pdf_name("/V")] = generic.TextStringObject(value)
+                w.mark_update(ref)
+    return _update(signed, change)
+
+
+def append_junk(signed: bytes) -> bytes:
+    """Bytes appended after the signed %%EOF that are no revision."""
+    return signed + b"\n% appended after signing, outside the signed range\n"

@@ -40,6 +40,11 @@ _TABLE = [
     Code("SIG_MODIFIEE", "technique", "Document modifié après signature", "Document modified after signing"),
     Code("SIG_NON_APPROUVEE", "technique", "Signataire non rattaché à une autorité de confiance", "Signer does not chain to a trusted root"),
     Code("SIG_ILLISIBLE", "technique", "Signature illisible", "Unreadable signature"),
+    Code("SIG_PLAGE", "technique", "Plage signée (ByteRange) hors du fichier, incohérente ou incomplète", "Signed byte range (ByteRange) outside the file, inconsistent or incomplete"),
+    Code("SIG_HORODATAGE", "technique", "Horodatage absent, illisible ou invalide", "Timestamp missing, unreadable or broken"),
+    Code("SIG_MASQUEE", "technique", "Signature masquée : hors de la structure du PDF (xref ou trailer cassé ou falsifié)", "Hidden signature: outside the PDF's structure (broken or forged xref or trailer)"),
+    Code("SIG_SOUS_FILTRE", "technique", "Format de signature ancien ou non pris en charge (/SubFilter)", "Legacy or unsupported signature format (/SubFilter)"),
+    Code("SIG_AJOUT_PERMIS", "technique", "Ajout permis après signature (formulaire rempli)", "Permitted change after signing (form filled)"),
     Code("FX_INCOHERENT", "technique", "Factur-X incohérent (profil XML/XMP, nom ou nombre de XML embarqués)", "Inconsistent Factur-X (XML/XMP profile, embedded XML name or count)"),
     # business (rejet)
     Code("REJ_SEMAN", "metier", "Règle sémantique EN 16931 non respectée", "EN 16931 business rule violated"),

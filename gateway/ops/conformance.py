@@ -155,7 +155,8 @@ def _compare_pades(row: dict[str, str], res: dict, t: Tally) -> None:
         t.check("signature", (ours["intact"], ours["trusted"]) == (ref["intact"] == "True", ref["trusted"] == "True"),
                 f"{f}: {name} intact/trusted reference {ref['intact']}/{ref['trusted']}, ours "
                 f"{ours['intact']}/{ours['trusted']}")
-    ours_bad = bool({"SIG_ALTEREE", "SIG_MODIFIEE", "SIG_NON_APPROUVEE", "SIG_ILLISIBLE"} & codes)
+    ours_bad = bool({"SIG_ALTEREE", "SIG_MODIFIEE", "SIG_NON_APPROUVEE", "SIG_ILLISIBLE", "SIG_PLAGE", "SIG_HORODATAGE",
+                     "SIG_MASQUEE", "SIG_SOUS_FILTRE"} & codes)
     if expected == "signed-valid":
         t.check("signature", not ours_bad, f"{f}: signed-valid but we flagged {codes}")
     else:

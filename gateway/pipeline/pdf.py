@@ -12,6 +12,7 @@ reading), the signatures (signatures) and the Factur-X reading (pdf_facturx).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from gateway.core.config import Settings
@@ -22,6 +23,8 @@ from gateway.pipeline.pdf_safety import (EF, PdfLimits, Revision, encrypted_find
                                          pdf_limits, read_revision, repaired_finding, repairs_noted, scan_findings,
                                          scan_pdf, unreadable)
 from gateway.pipeline.signatures import SignatureReport, validate_signatures
+
+log = logging.getLogger("gateway.pipeline.signatures")  # the signed revision's problems are the signatures'
 
 
 @dataclass(frozen=True)
@@ -66,19 +69,30 @@ def inspect_pdf(data: bytes, settings: Settings) -> PdfInspection:
         try:
             return _inspect(data, settings, repairs)
         except (Exception, RecursionError) as exc:
-            return _refused(unreadable(exc))
+            return _refused(unreadable(exc), data, settings)
 
 
-def _refused(finding: Finding) -> PdfInspection:
-    """A PDF that could not be looked into: one finding says why."""
-    return PdfInspection(Format.PDF, (finding,), None, None, dict(NO_PROFILE_SOURCE), {}, (), ())
+def _refused(finding: Finding, data: bytes, settings: Settings) -> PdfInspection:
+    """A PDF that could not be looked into: one finding says why, after what
+    its signatures say if it has any (or the bytes show one: a broken xref
+    must not make a signed PDF look unsigned). Encryption is refused this way too."""
+    reports: list[SignatureReport] = []
+    findings: list[Finding] = []
+    if b"/ByteRange" in data:
+        try:
+            reports, found = validate_signatures(data, settings)
+            findings.extend(found)
+        except (Exception, RecursionError):  # the refusal stands on its own
+            log.exception("signatures of a refused PDF not examined")
+    fmt = Format.PDF_SIGNED if any(r.kind == "signature" for r in reports) else Format.PDF
+    return PdfInspection(fmt, (*findings, finding), None, None, dict(NO_PROFILE_SOURCE), {}, tuple(reports), ())
 
 
 def _inspect(data: bytes, settings: Settings, repairs: list[str]) -> PdfInspection:
     limits = pdf_limits(settings)
     reader = open_pdf(data)  # unreadable: inspect_pdf says so
     if reader.is_encrypted:
-        return _refused(encrypted_finding())
+        return _refused(encrypted_finding(), data, settings)
     findings: list[Finding] = []
     scan = scan_pdf(reader, limits)
     findings.extend(scan_findings(scan, limits))
@@ -91,9 +105,11 @@ def _inspect(data: bytes, settings: Settings, repairs: list[str]) -> PdfInspecti
         findings.extend(sig_findings)
         if scan.signature_values > len(reports):
             findings.append(pdf_finding(
-                "SIG_ILLISIBLE", f"{scan.signature_values} signature values in the PDF but {len(reports)} signed "
-                "fields could be read", f"{scan.signature_values} valeurs de signature dans le PDF mais "
-                f"{len(reports)} champs signés lisibles", "PDF /AcroForm", value=str(scan.signature_values)))
+                "SIG_MASQUEE", f"{scan.signature_values} signature values are in the PDF but only {len(reports)} "
+                "are in its form's signature fields: the others cannot be validated",
+                f"{scan.signature_values} valeurs de signature sont dans le PDF mais seulement {len(reports)} dans "
+                "les champs de signature de son formulaire : les autres ne peuvent pas être validées",
+                "PDF /AcroForm", value=str(scan.signature_values)))
     signed = _signed_revision(data, reports, final, limits, findings)
 
     fx = read_facturx(signed, limits)
@@ -120,9 +136,12 @@ def _signed_revision(data: bytes, reports: list[SignatureReport], final: Revisio
     try:
         signed = read_revision(open_pdf(data[:end]), limits)
     except (Exception, RecursionError) as exc:
+        log.warning("signed revision (bytes 0-%d) not readable on its own", end, exc_info=exc)
         findings.append(pdf_finding(
-            "SIG_ILLISIBLE", f"The signed revision cannot be read on its own: {exc}",
-            f"La révision signée est illisible seule : {exc}", "PDF", value=str(end)))
+            "SIG_ILLISIBLE", "The signed revision cannot be read on its own (the PDF it was cut from is damaged), "
+            "so the invoice data it signs cannot be checked", "La révision signée est illisible seule (le PDF dont "
+            "elle est tirée est abîmé) : les données de facture qu'elle signe ne peuvent pas être contrôlées",
+            "PDF", value=str(end)))
         return final
     changed = _files_differ(signed, final)
     if changed:

@@ -13,7 +13,7 @@ from gateway.core.records import Format, Severity
 from pdf_support import (GUIDELINES, cii, make_action_loop_pdf, make_cyclic_pages_pdf, make_deep_pdf,
                          make_empty_field_pdf, make_encrypted_pdf, make_facturx, make_garbage_pdf,
                          make_launch_pdf, make_names_js_pdf, make_openaction_js_pdf, make_pdf,
-                         make_pdf_with_files, settings_for)
+                         make_pdf_with_files, make_pki, make_signed_encrypted, settings_for)
 
 ZF1 = b"""<?xml version="1.0" encoding="UTF-8"?>
 <rsm:CrossIndustryDocument xmlns:rsm="urn:ferd:CrossIndustryDocument:invoice:1p0"
@@ -161,6 +161,12 @@ def test_guideline_ids_seen_in_the_wild():
 def test_encrypted_pdf_is_refused(settings):
     insp = inspect_pdf(make_encrypted_pdf(), settings)
     assert codes(insp) == ["IRR_PDF_CHIFFRE"] and insp.format is Format.PDF
+
+
+def test_encrypted_signed_pdf_is_refused_after_its_signature_is_reported(settings):
+    insp = inspect_pdf(make_signed_encrypted(make_pki()), settings)  # nobody trusted in this home
+    assert codes(insp) == ["SIG_NON_APPROUVEE", "IRR_PDF_CHIFFRE"] and insp.format is Format.PDF_SIGNED
+    assert [(s.field_name, s.intact) for s in insp.signatures] == [("Sig1", True)]
 
 
 @pytest.mark.parametrize("make,what", [

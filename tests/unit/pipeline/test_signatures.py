@@ -10,7 +10,8 @@ import pytest
 
 from gateway.pipeline.pdf import inspect_pdf
 from gateway.core.records import Format, Severity
-from gateway.pipeline.signatures import validate_signatures, validation_moment
+from gateway.pipeline.signature_trust import validation_moment
+from gateway.pipeline.signatures import validate_signatures
 from pdf_support import (add_file_after_signing, cii, corrupt_signature_value, flip_signed_byte, make_facturx,
                          make_pdf, make_pki, settings_for, sign, sign_by, swap_embedded_file, timestamp_document,
                          trust, update_info, update_page_content)
@@ -144,13 +145,14 @@ def test_unsigned_pdf_has_no_signatures(settings):
     assert validate_signatures(b"not a pdf", settings) == ([], [])
 
 
-def test_second_signature_vouches_for_form_filling_only_if_trusted(pki, signed_pdf, settings):
+def test_a_second_signature_is_an_allowed_addition_whoever_signs_it(pki, signed_pdf, settings):
     twice = sign_by(pki, signed_pdf, field="Sig2")
     reports, found = verdict(twice, settings)
     assert found == [] and [r.modification_level for r in reports] == ["FORM_FILLING", "NONE"]
+    assert reports[0].later_changes == ("signature 'Sig2'",)
+    # issue #13: as for DSS, a later signature does not spoil the earlier one; it is judged on its own
     by_stranger = sign(signed_pdf, pki.other_signer, (pki.other_root,), field="Sig2")
-    assert verdict(by_stranger, settings)[1] == [("SIG_MODIFIEE", Severity.ERROR),
-                                                 ("SIG_NON_APPROUVEE", Severity.WARNING)]
+    assert verdict(by_stranger, settings)[1] == [("SIG_NON_APPROUVEE", Severity.WARNING)]
 
 
 def test_document_timestamp_after_signing_is_a_harmless_update(pki, signed_pdf, settings):
