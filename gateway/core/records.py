@@ -141,8 +141,8 @@ class Verdict:
     checks: tuple[Check, ...] = ()
     extra: tuple[tuple[str, Any], ...] = ()  # format-specific facts (profile, signatures...)
     # Not part of the report: the canonical invoice read by the mapping
-    # (gateway.piece.Invoice) and the documents to deliver with it.
-    piece: Any = field(default=None, compare=False, repr=False)
+    # (gateway.core.invoice.Invoice) and the documents to deliver with it.
+    invoice: Any = field(default=None, compare=False, repr=False)
     documents: tuple[Document, ...] = field(default=(), compare=False, repr=False)
     original: bytes = field(default=b"", compare=False, repr=False)  # the part's bytes, delivered as received
 

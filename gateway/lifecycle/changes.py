@@ -211,7 +211,7 @@ def _correct(settings: Settings, piece: Piece, correction: dict[str, str], locat
                                      location=location, value=value, stage="status")
         parties.setdefault(role, {})[attr] = value
     if set(correction) & set(CORRECTION_FIELDS):
-        inv = _corrected(archive(piece.flow_id, piece.index)[1].piece, correction)
+        inv = _corrected(archive(piece.flow_id, piece.index)[1].invoice, correction)
         report = run_controls(inv, settings, directory=True)
         if report.errors:
             first = report.errors[0]
@@ -255,7 +255,7 @@ def _delivery(settings: Settings, piece: Piece, columns: dict[str, Any], party: 
     """The writes that deliver a piece (as corrected) to its next addressee."""
     flow, v = archive(piece.flow_id, piece.index)
     cur = {k: columns.get(k, getattr(piece, k)) or "" for k in CORRECTION_FIELDS}
-    v = replace(v, piece=_corrected(v.piece, cur), documents=v.documents + tuple(req.attachments))
+    v = replace(v, invoice=_corrected(v.invoice, cur), documents=v.documents + tuple(req.attachments))
     claimed = ClaimedFlow(flow.id, flow.partner, flow.file_name, flow.sha256, flow.size, flow.received_at,
                           flow.archive_path, flow.duplicate_of)
     return delivery_writes(settings, claimed, v, piece.id, party, renvoi=renvoi)

@@ -45,7 +45,7 @@ def route_new_pieces(settings: Settings, flow: ClaimedFlow, verdicts: Sequence[V
     now = utcnow()
     by_piece = {lk.piece_id: lk for lk in links}
     for v, p in zip(verdicts, pieces):
-        if not p.valid or v.piece is None:
+        if not p.valid or v.invoice is None:
             rows.append(p)
             continue
         cadre = p.cadre

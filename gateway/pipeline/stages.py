@@ -99,7 +99,7 @@ def controls_stage(work: PieceWork, settings: Settings) -> None:
     report = run_controls(invoice, settings, directory=directory_loaded(settings))
     work.findings.extend(_with_member(f, work.part.name) for f in report.findings)
     work.checks.extend(report.checks)
-    work.piece = invoice
+    work.invoice = invoice
     work.extra["invoice"] = {
         "number": invoice.invoice_number, "date": invoice.issue_date.isoformat() if invoice.issue_date else None,
         "cadre": invoice.cadre, "piece_type": invoice.piece_type, "supplier": invoice.supplier.siret,

@@ -32,7 +32,7 @@ class PieceWork:
     findings: list[Finding] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-    piece: Any = None  # the canonical Invoice, once the mapping has read it
+    invoice: Any = None  # the canonical Invoice, once the mapping has read it
     documents: list[Document] = field(default_factory=list)  # delivered with the piece
     selection: str = "chorus"  # which XML stages run (stages.SELECTIONS)
 
@@ -43,5 +43,5 @@ class PieceWork:
     def verdict(self) -> Verdict:
         return Verdict(index=self.part.index, name=self.part.name, format=self.format,
                        findings=tuple(self.findings), checks=tuple(self.checks),
-                       extra=tuple(self.extra.items()), piece=self.piece, documents=tuple(self.documents),
+                       extra=tuple(self.extra.items()), invoice=self.invoice, documents=tuple(self.documents),
                        original=self.part.data)

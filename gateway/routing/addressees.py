@@ -15,10 +15,10 @@ def require_addressee(verdicts: Sequence[Verdict], machine: Any) -> list[Verdict
     an A9's validator): otherwise the piece would wait for nobody."""
     out = []
     for v in verdicts:
-        if not (v.valid and v.piece is not None):
+        if not (v.valid and v.invoice is not None):
             out.append(v)
             continue
-        inv = v.piece
+        inv = v.invoice
         holder = machine.holder(inv.cadre, machine.entry(inv.cadre, inv.validator_levels)[-1])
         parties = parties_of(inv, "-", machine.depositor(inv.cadre))
         if holder in (None, "platform", "supplier", "depositor") or parties.get(holder, {}).get("siret"):

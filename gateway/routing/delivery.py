@@ -35,7 +35,7 @@ def delivery_writes(settings: Settings, flow: ClaimedFlow, verdict: Verdict, pie
     """What to write to deliver one piece to one party: the original, its
     documents, then the pivot. Returns the folder and the writers."""
     target = delivery_dir(settings, party)
-    inv = verdict.piece
+    inv = verdict.invoice
     ext = _EXT.get(verdict.format, Path(verdict.name).suffix or ".bin")
     original = f"{piece_id}{ext}"
     structure = find_structure(settings, inv.recipient.siret) if inv.recipient.siret else None

@@ -31,17 +31,17 @@ def resolve_links(settings: Settings, store: Store, verdicts: Sequence[Verdict],
     the new piece is refused (REJ_COH) and the earlier one is left as is."""
     out, links = [], []
     for v, pid in zip(verdicts, piece_ids):
-        rule = machine.link(v.piece.cadre) if (v.valid and v.piece is not None) else None
+        rule = machine.link(v.invoice.cadre) if (v.valid and v.invoice is not None) else None
         if rule is None:
             out.append(v)
             continue
-        ref = v.piece.original_invoice
+        ref = v.invoice.original_invoice
         earlier = earlier_piece(store, ref, rule.links_to) if ref else None
         problem = None
         if earlier is None:
-            problem = (f"Cadre {v.piece.cadre} continues a piece of cadre {'/'.join(rule.links_to)}: name it in the "
+            problem = (f"Cadre {v.invoice.cadre} continues a piece of cadre {'/'.join(rule.links_to)}: name it in the "
                        f"preceding invoice reference (BT-25); {'none given' if not ref else f'{ref!r} not found'}",
-                       f"Le cadre {v.piece.cadre} fait suite à une pièce de cadre {'/'.join(rule.links_to)} : "
+                       f"Le cadre {v.invoice.cadre} fait suite à une pièce de cadre {'/'.join(rule.links_to)} : "
                        f"indiquez-la en référence de facture antérieure (BT-25) ; "
                        f"{'aucune indiquée' if not ref else f'{ref!r} introuvable'}")
         else:
@@ -53,7 +53,7 @@ def resolve_links(settings: Settings, store: Store, verdicts: Sequence[Verdict],
                            f"{earlier.status} : elle ne peut pas passer {rule.linked_status} maintenant")
         if problem:
             out.append(with_check(v, codes.finding("REJ_COH", problem[0], problem[1],
-                                                   location=v.piece.location("original_invoice"), value=ref,
+                                                   location=v.invoice.location("original_invoice"), value=ref,
                                                    stage=STAGE),
                                   Check("link", "failed", problem[0])))
             continue

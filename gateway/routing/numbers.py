@@ -15,8 +15,8 @@ def numbers_wanted(verdicts: Sequence[Verdict], piece_ids: Sequence[str]) -> dic
     """(supplier, number, year) of every accepted piece, by piece id."""
     wanted = {}
     for v, pid in zip(verdicts, piece_ids):
-        if v.valid and v.piece is not None:
-            supplier, number, year = invoice_key(v.piece)
+        if v.valid and v.invoice is not None:
+            supplier, number, year = invoice_key(v.invoice)
             if supplier and number:
                 wanted[pid] = (supplier, number, year or 0)
     return wanted
@@ -38,7 +38,7 @@ def enforce_uniqueness(verdicts: Sequence[Verdict], piece_ids: Sequence[str],
                 "REJ_UNI", f"Invoice number {number} of supplier {supplier} for {year} was already accepted "
                 f"(piece {holder}); send a new number", f"Le numéro de facture {number} du fournisseur {supplier} "
                 f"pour {year} a déjà été accepté (pièce {holder}) ; émettez un nouveau numéro",
-                location=v.piece.location("invoice_number"), value=number, stage=STAGE),
+                location=v.invoice.location("invoice_number"), value=number, stage=STAGE),
                 Check("uniqueness", "failed", f"already accepted as {holder}")))
         else:
             out.append(with_check(v, None, Check("uniqueness", "passed", f"{wanted[pid][1]} registered")))

@@ -81,7 +81,7 @@ def new_piece(flow_id: str, partner: str, piece_id: str, verdict: Verdict, descr
                    status="DEPOSEE" if verdict.valid else "IRRECEVABLE",
                    error_codes=",".join(sorted({f.code for f in verdict.errors}))[:1024],
                    verdict_json=json.dumps(described, ensure_ascii=False, default=str), partner=partner)
-    inv: Invoice | None = verdict.piece
+    inv: Invoice | None = verdict.invoice
     if inv is None:
         return row
     summary = {"supplier_name": inv.supplier.name, "supplier_country": inv.supplier.country,

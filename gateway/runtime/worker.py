@@ -154,7 +154,7 @@ def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
             ev = replace(ev, verdicts=tuple(enforce_uniqueness(ev.verdicts, f.ids, f.wanted, holders)))
             described = [v.as_dict() for v in ev.verdicts]
             pieces = [new_piece(c.id, c.partner, pid, v, d,
-                                machine.depositor(v.piece.cadre) if v.piece is not None else "supplier")
+                                machine.depositor(v.invoice.cadre) if v.invoice is not None else "supplier")
                       for pid, v, d in zip(f.ids, ev.verdicts, described)]
             routed = new_pieces.route_new_pieces(settings, c, ev.verdicts, pieces, f.links, machine)
     except Exception as exc:  # noqa: BLE001

@@ -245,7 +245,7 @@ def test_routing_files_the_supplier_under_its_invoice_key(settings):
     inv = piece(ubl_invoice(number="FA-78"), settings)
     for supplier in (inv.supplier, Party(vat_id=" DE123456789 "), Party(name=" Beispiel GmbH ")):
         one = replace(inv, supplier=supplier)
-        verdict = Verdict(index=1, name="f.xml", format=Format.UBL_INVOICE, piece=one)
+        verdict = Verdict(index=1, name="f.xml", format=Format.UBL_INVOICE, invoice=one)
         assert new_piece("F1", "acme", "F1-001", verdict, {}).supplier_id == invoice_key(one)[0]
 
 
