@@ -4,8 +4,9 @@ A file is complete only when signals agree: a close or rename event (or a
 scan, since events get lost) and then the same size and mtime across the
 stability delay. It is then claimed by an atomic rename into the archive,
 next to a small `.claim` note (partner, name, time) written first, so a
-crash at any point either leaves the file in the inbox or finds it in the
-archive with its note: `recover()` finishes the job at start-up.
+crash or a write failure at any point either leaves the file in the inbox or
+finds it in the archive with its note: `recover()` finishes the job at
+start-up, or before the next claim after a failure.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from watchdog.observers import Observer
 
 from gateway.store import db
 from gateway.core.config import Settings
+from gateway.core.files import atomic_write
 from gateway.store.partners import NAME_RE
 from gateway.store.repository import NewFlow, Store, new_flow_id
 
@@ -112,6 +114,17 @@ def candidate_for(settings: Settings, path: Path) -> Candidate | None:
     return Candidate(rel.parts[0], path, st.st_size, st.st_mtime_ns)
 
 
+class ClaimFailed(Exception):
+    """A claim stopped by an error (a full disk...): `claimed` are the flows
+    recorded before it; the rest of the files are still in the inbox, or in
+    the archive with their manifest for `recover()`."""
+
+    def __init__(self, claimed: list[str], cause: BaseException):
+        super().__init__(f"claim stopped after {len(claimed)} file(s): {cause}")
+        self.claimed = claimed
+        self.__cause__ = cause
+
+
 class Claimer:
     """Claims complete files and records them as flows, in batches."""
 
@@ -128,41 +141,65 @@ class Claimer:
         """Move each file into the archive and record it. Returns new flow ids.
 
         One manifest per batch is written before any rename, so a crash in
-        between is finished by `recover()` (one small write per batch, not per file)."""
+        between is finished by `recover()` (one small write per batch, not per file).
+        A write that fails raises ClaimFailed: no manifest is left half written
+        (atomic_write), and one whose renames began stays for `recover()`."""
+        if not cands:
+            return []
         now = db.utcnow()
-        adir = self._archive_dir(now)
         # Flows are received in the order their files were finished (mtime),
         # one microsecond apart: a status file is applied after the invoices
         # received before it (worker.py), so the order must exist and be strict.
         # Callers hand batches in that order too (service.py).
         planned = [(new_flow_id(now), c, now + timedelta(microseconds=i)) for i, c in enumerate(in_order(cands))]
-        manifest = adir / f"{planned[0][0]}.claim" if planned else None
-        if manifest is None:
-            return []
-        manifest.write_text(json.dumps([
-            {"flow_id": fid, "partner": c.partner, "name": c.path.name, "channel": channel,
-             "received_at": at.isoformat()} for fid, c, at in planned]), encoding="utf-8")
+        try:
+            adir = self._archive_dir(now)
+            manifest = adir / f"{planned[0][0]}.claim"
+            atomic_write(manifest, json.dumps([
+                {"flow_id": fid, "partner": c.partner, "name": c.path.name, "channel": channel,
+                 "received_at": at.isoformat()} for fid, c, at in planned]).encode("utf-8"))
+        except OSError as exc:
+            raise ClaimFailed([], exc) from exc
         flows: list[NewFlow] = []
+        failure: OSError | None = None
         for fid, c, at in planned:
             dest = adir / f"{fid}.bin"
             try:
                 os.rename(c.path, dest)  # atomic claim: whoever renames first owns the file
             except FileNotFoundError:
                 continue
-            sha, size = _hash(dest)
+            except OSError as exc:  # the folder cannot grow (full disk): this file and the rest wait
+                failure = exc
+                break
+            try:
+                sha, size = _hash(dest)
+            except OSError as exc:  # claimed but unread: recover() records it
+                failure = exc
+                break
             flows.append(NewFlow(fid, c.partner, channel, c.path.name, sha, size, at, str(dest)))
-        self.store.record_received(flows)
-        manifest.unlink(missing_ok=True)
+        try:
+            self.store.record_received(flows)
+        except Exception as exc:  # the files are in the archive with their manifest: recover() records them
+            raise ClaimFailed([], exc) from exc
         for f in flows:
             log.info("flow %s: %s/%s (%d bytes) received", f.id, f.partner, f.file_name, f.size)
+        if failure is not None:
+            raise ClaimFailed([f.id for f in flows], failure) from failure
+        manifest.unlink(missing_ok=True)
         return [f.id for f in flows]
 
     def recover(self) -> int:
-        """Finish claims interrupted by a crash: a manifest entry whose file is
-        in the archive but has no flow row is recorded now; an entry without
-        its file was never claimed (the file is still in the inbox)."""
+        """Finish claims interrupted by a crash or a write failure: a manifest
+        entry whose file is in the archive but has no flow row is recorded now;
+        an entry without its file was never claimed (the file is still in the
+        inbox). A manifest's temporary file (a write that never finished) goes."""
         done = 0
-        for manifest in self.settings.archive.rglob("*.claim"):
+        for manifest in self.settings.archive.rglob("*.claim*"):  # one walk of the archive for both
+            if manifest.name.endswith(".claim.tmp"):
+                manifest.unlink(missing_ok=True)
+                continue
+            if not manifest.name.endswith(".claim"):
+                continue
             try:
                 entries = json.loads(manifest.read_text(encoding="utf-8"))
             except (OSError, ValueError):

@@ -31,6 +31,9 @@ max_lot_unpacked_mb = 1024   # total unpacked size of one lot
 stability_seconds = 1.0      # a file must keep the same size and mtime this long
 rescan_seconds = 180         # rescan every inbox this often, since events get lost
 workers = 2                  # validation processes (0 = in the main process)
+min_free_mb = 200            # intake pauses while archive/, work/ or outbox/ has less free space than this
+min_free_percent = 0         # ... or less than this share of its file system (0 = only min_free_mb)
+once_stall_seconds = 60      # `gateway run --once` gives up (exit 3) after this long without progress
 
 [validation]
 # The gateway judges by the artefacts it ships in schemas/ (UBL 2.1 and CII D16B XSDs, CEN EN 16931
@@ -98,6 +101,9 @@ class Settings:
     stability_seconds: float = 1.0
     rescan_seconds: float = 180.0
     workers: int = 2
+    min_free_mb: float = 200.0  # [intake]: the free space archive/, work/ and outbox/ keep (gateway.core.space)
+    min_free_percent: float = 0.0
+    once_stall_seconds: float = 60.0  # a --once run without progress this long, while something blocks it, stops
     schema_dirs: tuple[Path, ...] = ()
     # [validation] artefacts_dir: another folder of artefacts with its own MANIFEST.toml
     # (None: the schemas/ shipped with the gateway; gateway.rules.manifest)
@@ -262,6 +268,9 @@ def load(home: str | os.PathLike | None = None, *, create: bool = True, **overri
         stability_seconds=float(it.get("stability_seconds", 1.0)),
         rescan_seconds=float(it.get("rescan_seconds", 180)),
         workers=int(it.get("workers", 2)),
+        min_free_mb=float(it.get("min_free_mb", 200)),
+        min_free_percent=float(it.get("min_free_percent", 0)),
+        once_stall_seconds=float(it.get("once_stall_seconds", 60)),
         schema_dirs=dirs(va.get("schema_dirs", [])),
         artefacts_dir=dirs(va["artefacts_dir"])[0] if va.get("artefacts_dir") else None,
         schematron=bool(va.get("schematron", True)),

@@ -19,7 +19,9 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o
     and open() adds an isatty ioctl, an fstat and an lseek to each; the folder
     is made only when it is missing (a mkdir per file cost as much again).
     `mode` is the file's from its creation (0o600 for secrets: never readable
-    by others, not even for an instant); a file replaced keeps it too."""
+    by others, not even for an instant); a file replaced keeps it too.
+    A write that fails (a full disk...) removes its temporary file: the
+    folder is left as it was, the old file (if any) whole."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         fd = os.open(tmp, _WRITE_FLAGS, mode)
@@ -27,16 +29,32 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, _WRITE_FLAGS, mode)
     try:
-        if mode != 0o644:  # a temporary left by a crash keeps its old mode: tighten it (one syscall, secrets only)
-            os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            if mode != 0o644:  # a temporary left by a crash keeps its old mode: tighten it (one syscall, secrets only)
+                os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)  # on NFS a full disk may only show here
+        os.replace(tmp, path)
+    except OSError as exc:
+        _discard(tmp)
+        if exc.filename is None:  # os.write and os.fsync name no file: say which one, for the log
+            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
+        raise
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def _discard(tmp: Path) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:  # gone already, or the device refuses even that: a later write reuses the name
+        pass
 
 
 def fsync_dir(path: str | os.PathLike) -> None:

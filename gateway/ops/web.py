@@ -3,7 +3,7 @@
     /                 flows by state, stuck flows, pieces by status, delays running out, latest rejections
     /rejections       the rejections report (?since=DATE&partner=P), as `gateway report rejections --format html`
     /flows/{flow_id}  one flow: its pieces, their errors, its history
-    /healthz          JSON: the store answers, counts, stuck flows
+    /healthz          JSON: the store answers, counts, stuck flows; 503 "paused: disk low on ..."
 
 Every page is self-contained (no script, inline style) and escapes what
 partners sent. Nothing here writes to the store. Pages ask for an operator's
@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from gateway.core.config import Settings
 from gateway.core.records import FlowState
+from gateway.core.space import home_space
 from gateway.ops.chrome import CSP, esc, html_page
 from gateway.ops.operators import Checker, LoginRules, LoginThrottle, claimed_name, load
 from gateway.ops.rejections import (event_codes, fmt_time, json_object, location_text, parse_since, read_flow_report,
@@ -209,14 +210,20 @@ def _errors_table(errors: list[dict[str, Any]]) -> str:
 
 
 def health(settings: Settings) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body): 200 when the store answers, 503 otherwise."""
+    """(HTTP status, body): 200 when the store answers and intake can claim;
+    503 when the store is unavailable, or with status "paused" when a folder
+    is below its free-space floor (the service's own test: it claims nothing then)."""
     try:
         counts = Store(settings).counts_by_state()
         n_stuck, _ = stuck_flows(settings, limit=0)
     except Exception as exc:  # noqa: BLE001 - a health check reports, it does not raise
         return 503, {"status": "error", "error": f"store unavailable: {type(exc).__name__}",
                      "time": db.iso(db.utcnow())}
-    return 200, {"status": "ok", "time": db.iso(db.utcnow()), "flows": counts, "stuck": n_stuck}
+    body = {"status": "ok", "time": db.iso(db.utcnow()), "flows": counts, "stuck": n_stuck}
+    low = home_space(settings)
+    if low is not None:
+        return 503, {**body, "status": "paused", "reason": f"paused: {low.reason()}"}
+    return 200, body
 
 
 # --- the app ----------------------------------------------------------------------------------

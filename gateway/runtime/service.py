@@ -3,11 +3,18 @@
 The main process watches the inboxes and claims complete files; worker
 processes (spawned, so no thread or connection is inherited) evaluate and
 report. SIGTERM or Ctrl-C stops intake; workers finish the file in hand.
+
+A full or read-only disk never stops the service (runtime/space.py): intake
+pauses below `[intake] min_free_mb` and resumes by itself, a batch that cannot
+be written is handed back and tried again after a growing wait, and a
+`--once` run that cannot move for `once_stall_seconds` stops with the reason
+(RunSummary.stalled) after handing everything back.
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import queue
 import signal
 import threading
 import time
@@ -20,9 +27,12 @@ from gateway.channels.base import Channel
 from gateway.core.config import Settings
 from gateway.lifecycle.deadlines import apply_deadlines
 from gateway.lifecycle.notices import flush_notices
-from gateway.channels.folders import CLAIM_BATCH, Candidate, Claimer, FolderWatcher, StabilityTracker, in_order, scan
+from gateway.channels.folders import (CLAIM_BATCH, Candidate, ClaimFailed, Claimer, FolderWatcher, StabilityTracker,
+                                      in_order, scan)
+from gateway.core.space import fault_text, resource_fault
 from gateway.outputs.registry import check_formats
 from gateway.store.repository import Store, worker_name
+from gateway.runtime.space import Backoff, IntakeGate, StallWatch, batch_failed, processing_space
 from gateway.runtime.worker import work_once, worker_main
 
 log = logging.getLogger("gateway.service")
@@ -35,6 +45,7 @@ class RunSummary:
     processed: int = 0
     by_state: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    stalled: str | None = None  # why a --once run stopped before the end ("no progress for 60 s: disk low on ...")
 
 
 class Gateway:
@@ -51,6 +62,12 @@ class Gateway:
         self.received = 0
         self._backlog = 0
         self._channels: list[Channel] = []
+        self.gate = IntakeGate(settings, log)
+        self.work_backoff = Backoff()  # processing in this process (workers = 0)
+        self.watch = StallWatch(settings.once_stall_seconds)
+        self.stalled: str | None = None
+        self._recover_due = False  # a claim failed: its manifest is finished before the next one
+        self._faults = None  # the worker processes' failures, for the stall watch
 
     # --- signals ---------------------------------------------------------------
     def install_signals(self) -> None:
@@ -72,18 +89,63 @@ class Gateway:
         for i in range(0, len(ready), CLAIM_BATCH):
             if self.stop.is_set():
                 break
+            if not self._intake_open():
+                self._keep(ready[i:])
+                break
             batch = ready[i:i + CLAIM_BATCH]
-            got = len(self.claimer.claim(batch))
+            try:
+                got = len(self.claimer.claim(batch))
+            except ClaimFailed as exc:  # what was claimed is recorded; the rest waits in the inbox
+                got = len(exc.claimed)
+                self._claim_failed(exc)
+                self._keep(batch)
+            else:
+                self.gate.claimed()
+                for c in batch:
+                    self.tracker.forget(c.path)
             n += got
             self.received += got
-            for c in batch:
-                self.tracker.forget(c.path)
             if drain:
                 self._drain_inline()
         return n
 
     def _claim_ready(self) -> int:
+        if not self._intake_open():  # checked each turn, so a low disk is said even with nothing waiting
+            return 0
         return self._claim(self.tracker.ready())
+
+    def _keep(self, cands: list[Candidate]) -> None:
+        """Files not claimed now (intake paused) wait in the inbox, watched."""
+        for c in cands:
+            self.tracker.observe(c)
+
+    def _intake_open(self) -> bool:
+        if not self.gate.open():
+            return False
+        if self._recover_due:
+            return self._recover()
+        return True
+
+    def _claim_failed(self, exc: BaseException) -> None:
+        self.gate.failed(exc)
+        self.watch.failed(self.gate.fault or fault_text(exc))
+        self._recover_due = True
+
+    def _recover(self) -> bool:
+        """Claims a crash or a failed write interrupted, and flows whose worker
+        is gone. A resource fault (at start on a full disk) pauses intake."""
+        try:
+            recovered = self.claimer.recover()
+            reaped = self.store.reap_dead_holders() + self.store.reap_expired()
+        except Exception as exc:
+            if resource_fault(exc) is None:
+                raise
+            self._claim_failed(exc)
+            return False
+        self._recover_due = False
+        if recovered or reaped:
+            log.warning("recovered %d interrupted claim(s), re-queued %d flow(s)", recovered, reaped)
+        return True
 
     def _initial_scan(self) -> int:
         """Claim at once what is already old enough; the rest waits for stability."""
@@ -103,12 +165,17 @@ class Gateway:
     # --- workers -----------------------------------------------------------------
     def _drain_inline(self) -> None:
         """With workers = 0, process in this process between intake batches."""
-        if self.settings.workers == 0:
-            try:
-                while not self.stop.is_set() and work_once(self.settings, self.store, worker_name("main"), self.stop):
-                    self._report_progress()
-            except Exception:  # noqa: BLE001 - the batch went back to the queue; intake goes on
-                log.exception("processing failed; the flows are back in the queue")
+        if self.settings.workers != 0:
+            return
+        if self.work_backoff.remaining() > 0 or processing_space(self.settings) is not None:
+            return  # a wait after a failure, or the disk below its floor: the queue waits
+        try:
+            while not self.stop.is_set() and work_once(self.settings, self.store, worker_name("main"), self.stop):
+                self._report_progress()
+        except Exception as exc:  # noqa: BLE001 - the batch went back to the queue; intake goes on
+            self.watch.failed(batch_failed(log, "processing", exc, self.work_backoff))
+        else:
+            self.work_backoff.succeeded()
 
     def _start_workers(self, stop_ev, intake_done) -> list[mp.Process]:  # noqa: ANN001
         ctx = mp.get_context("spawn")
@@ -116,7 +183,7 @@ class Gateway:
         for i in range(self.settings.workers):
             # the settings themselves: a worker works with exactly this process's
             p = ctx.Process(target=worker_main, name=f"gateway-worker-{i}",
-                            args=(self.settings, f"w{i}", stop_ev, intake_done), daemon=False)
+                            args=(self.settings, f"w{i}", stop_ev, intake_done, self._faults), daemon=False)
             p.start()
             procs.append(p)
         return procs
@@ -126,30 +193,51 @@ class Gateway:
             total = self._backlog + self.received
             self.progress(max(0, total - self.store.pending()), total)
 
-    def _life_cycle(self) -> None:
-        """Deadlines run on the gateway's clock; pending status files are written."""
+    def _life_cycle(self, *, reap: bool = False) -> None:
+        """Deadlines run on the gateway's clock; pending status files are written;
+        with `reap`, flows whose lease ran out go back to the queue."""
         try:
+            if reap:
+                self.store.reap_expired()
             done = apply_deadlines(self.settings, self.store)
             if done:
                 log.info("applied %d deadline(s)", len(done))
             flush_notices(self.settings, self.store)
-        except Exception:  # noqa: BLE001 - the intake must go on
-            log.exception("life-cycle housekeeping failed")
+        except Exception as exc:  # noqa: BLE001 - the intake must go on
+            if resource_fault(exc) is None:
+                log.exception("life-cycle housekeeping failed")
+            else:  # a full disk: said in one line; done again at the next turn
+                log.warning("life-cycle housekeeping postponed: %s", fault_text(exc))
+
+    # --- a --once run ----------------------------------------------------------------
+    def _once_done(self) -> bool:
+        """Nothing left to claim, and (processing here) nothing left queued."""
+        return len(self.tracker) == 0 and (self.settings.workers > 0 or self.store.queued() == 0)
+
+    def _is_stalled(self) -> bool:
+        """A --once run that cannot move: the reason is kept in `stalled`."""
+        while self._faults is not None and not self._faults.empty():
+            try:
+                self.watch.failed(self._faults.get_nowait())
+            except queue.Empty:
+                break
+        self.gate.open()  # the disk as it is now, intake over or not
+        self.watch.moved((self.received, self.store.pending()))
+        self.stalled = self.watch.stalled(self.gate.reason())
+        return self.stalled is not None
 
     # --- the run -------------------------------------------------------------------
     def run(self) -> RunSummary:
         t0 = time.monotonic()
         self.settings.inbox.mkdir(parents=True, exist_ok=True)
-        recovered = self.claimer.recover()
-        reaped = self.store.reap_dead_holders() + self.store.reap_expired()
-        if recovered or reaped:
-            log.warning("recovered %d interrupted claim(s), re-queued %d flow(s)", recovered, reaped)
+        self._recover()  # a full disk here pauses intake; it is done again before the first claim
         self._life_cycle()  # status files a crash left unwritten, delays that ran out while stopped
         before = self.store.counts_by_state()
         self._backlog = self.store.pending()
 
         ctx = mp.get_context("spawn")
         stop_ev, intake_done = ctx.Event(), ctx.Event()
+        self._faults = ctx.Queue() if self.settings.workers > 0 and self.once else None
         procs = self._start_workers(stop_ev, intake_done) if self.settings.workers > 0 else []
         watcher = None
         if not self.once:
@@ -163,7 +251,7 @@ class Gateway:
             self._drain_inline()
             last_scan = last_reap = time.monotonic()
             while not self.stop.is_set():
-                if self.once and len(self.tracker) == 0:
+                if self.once and (self._once_done() or self._is_stalled()):
                     break
                 self.wake.wait(0.2 if self.once else 0.5)
                 self.wake.clear()
@@ -175,8 +263,7 @@ class Gateway:
                     self._rescan()
                     last_scan = now
                 if not self.once and now - last_reap >= 60:
-                    self.store.reap_expired()
-                    self._life_cycle()
+                    self._life_cycle(reap=True)
                     last_reap = now
         finally:
             intake_done.set()
@@ -187,13 +274,16 @@ class Gateway:
                     log.exception("stopping channel %s", ch.name)
             if watcher:
                 watcher.stop()
-            if self.stop.is_set():
-                stop_ev.set()
+            if self.stop.is_set() or self.stalled:
+                stop_ev.set()  # the workers hand back what they hold
             while any(p.is_alive() for p in procs):
                 self._report_progress()
+                if self.once and not stop_ev.is_set() and self._is_stalled():
+                    stop_ev.set()
                 for p in procs:
                     p.join(timeout=0.2)
-            self._drain_inline()
+            if not self.stalled:
+                self._drain_inline()
             self._report_progress()
         after = self.store.counts_by_state()
         # flows still waiting (a stop) are not this run's outcome: IN_RECU is left out
@@ -201,4 +291,4 @@ class Gateway:
                     if k != "IN_RECU" and after.get(k, 0) != before.get(k, 0)}
         processed = sum(by_state.values())
         db.dispose_all()
-        return RunSummary(self.received, processed, by_state, time.monotonic() - t0)
+        return RunSummary(self.received, processed, by_state, time.monotonic() - t0, self.stalled)

@@ -31,6 +31,8 @@ from gateway.outputs.reports import report_dict, write_flow_report
 from gateway.store.repository import ClaimedFlow, FlowResult, Store, worker_name
 from gateway.store.rows import EventRow
 from gateway.core.files import read_archived
+from gateway.core.space import resource_fault
+from gateway.runtime.space import Backoff, HandedBack, batch_failed, processing_space
 
 log = logging.getLogger("gateway.worker")
 
@@ -204,14 +206,18 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
         for w in writes:
             w()
         store.complete(results)
-    except Exception:
+    except Exception as exc:
         # A write or the store failed (disk full, rights, database gone): the
         # batch goes back to the queue at once, not after its lease; the same
-        # files are rewritten under the same names next time.
+        # files are rewritten under the same names next time. A full or
+        # read-only disk is not the flows' fault: no attempt is counted.
+        fault = resource_fault(exc)
         try:  # complete() is the last step: nothing of the batch is recorded as done
-            store.release([c.id for c in claimed], tried=True)
+            store.release([c.id for c in claimed], tried=fault is None)
         except Exception:  # noqa: BLE001 - the lease will expire
-            log.exception("could not hand the batch back; its lease will expire")
+            (log.warning if fault else log.exception)("could not hand the batch back; its lease will expire")
+        if fault is not None:
+            raise HandedBack([c.id for c in claimed], fault) from exc
         raise
     if any(r.format == Format.STATUS.value or r.changes for r in results):
         flush_notices(settings, store)  # status files of the changes just committed
@@ -228,8 +234,9 @@ def settle_for_work() -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
-def worker_main(settings: Settings, role: str, stop, intake_done) -> None:  # noqa: ANN001
-    """Entry point of a worker process, with its parent's settings."""
+def worker_main(settings: Settings, role: str, stop, intake_done, faults=None) -> None:  # noqa: ANN001
+    """Entry point of a worker process, with its parent's settings. `faults`:
+    a queue that tells the parent why a batch failed (a --once run's reason to stop)."""
     # Ctrl-C goes to the whole terminal group: the parent decides; SIGTERM
     # means finish the file in hand, then leave.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -245,13 +252,23 @@ def worker_main(settings: Settings, role: str, stop, intake_done) -> None:  # no
             return stop.is_set() or local_stop.is_set()
 
     either = _Either()
+    backoff = Backoff()
     while not either.is_set():
+        if processing_space(settings) is not None:
+            if intake_done.is_set() and store.queued() == 0:
+                break
+            stop.wait(1.0)  # below the floor: the parent says so once; the queue waits
+            continue
         try:
             n = work_once(settings, store, worker_id, either)
-        except Exception:  # noqa: BLE001 - a worker that dies leaves the service without hands
-            log.exception("worker %s: a batch failed; it is back in the queue", worker_id)
-            stop.wait(1.0)  # the cause (a full disk...) may last: do not spin
+        except Exception as exc:  # noqa: BLE001 - a worker that dies leaves the service without hands
+            # the cause (a full disk...) may last: do not spin, and say it once per wait
+            reason = batch_failed(log, f"worker {worker_id}", exc, backoff)
+            if faults is not None:
+                faults.put(reason)
+            stop.wait(backoff.delay)
             continue
+        backoff.succeeded()
         if n == 0:
             if intake_done.is_set() and store.queued() == 0:
                 break

@@ -62,7 +62,27 @@ def test_a_batch_whose_files_cannot_be_written_goes_back_to_the_queue_and_is_don
     store = Store(home)
     assert len(calls) == 2 and store.queued() == 0
     assert report_for(home, "ACME", "a.xml")["state"] == "IN_INTEGRE"
+    # a full disk is not the flow's fault (issue #14): handed back, not counted as a failed try
+    assert store.recent_flows()[0].attempts == 1
+
+
+def test_a_batch_that_fails_for_another_reason_counts_the_try_and_logs_its_traceback(home, monkeypatch, caplog):
+    drop(home, "ACME", "a.xml", ubl_invoice(number="W-2"))
+    real = reports.write_flow_report
+    calls = []
+
+    def refused(*args, **kwargs):  # noqa: ANN002, ANN003
+        calls.append(1)
+        if len(calls) == 1:
+            raise PermissionError(13, "Permission denied")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("gateway.runtime.worker.write_flow_report", refused)
+    Gateway(home, once=True).run()
+    store = Store(home)
+    assert len(calls) == 2 and store.queued() == 0
     assert store.recent_flows()[0].attempts == 2  # the failed try counts
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [PermissionError]
 
 
 def test_progress_counts_this_runs_flows_not_the_whole_history(home):

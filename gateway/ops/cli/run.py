@@ -13,6 +13,7 @@ from gateway.ops.demo import seed_demo
 from gateway.ops.options import HomeOpt, console
 
 app = typer.Typer()
+STALLED = 3  # exit code of a --once run that could not make progress ([intake] once_stall_seconds)
 
 
 @app.command()
@@ -23,7 +24,8 @@ def run(
     sftp_port: Optional[int] = typer.Option(None, "--sftp-port", help="Serve SFTP on this port (turns the server on)."),
     verbose: bool = typer.Option(False, "-v", "--verbose"),
 ) -> None:
-    """Run the gateway: watch the inboxes until SIGTERM/Ctrl-C, or with --once process what waits and exit."""
+    """Run the gateway: watch the inboxes until SIGTERM/Ctrl-C, or with --once process what waits and exit
+    (exit 3 when nothing can move for [intake] once_stall_seconds: a full or read-only disk)."""
     logging.basicConfig(level=logging.INFO if verbose or not once else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     overrides = {"workers": workers}
@@ -63,3 +65,6 @@ def run(
                   f"in {summary.seconds:.1f} s ({rate:.0f} flows/s)")
     for state, n in sorted(summary.by_state.items()):
         console.print(f"  {state}: {n}")
+    if summary.stalled:  # a batch job must not hang on a full disk: what waits is still waiting, nothing lost
+        print(f"stopped: {summary.stalled}", file=sys.stderr)
+        raise typer.Exit(STALLED)
