@@ -62,6 +62,8 @@ class Gateway:
         self.received = 0
         self._backlog = 0
         self._channels: list[Channel] = []
+        # built before anything starts: a malformed [sftp] or [[remote]] setting stops the start, not a worker
+        self._built: list[Channel] = [] if once else registry.channels_for(settings)
         self.gate = IntakeGate(settings, log)
         self.work_backoff = Backoff()  # processing in this process (workers = 0)
         self.watch = StallWatch(settings.once_stall_seconds)
@@ -243,7 +245,7 @@ class Gateway:
         if not self.once:
             watcher = FolderWatcher(self.settings, self.tracker, self.wake)
             watcher.start()  # before the scan, so nothing falls between the two
-            for ch in registry.channels_for(self.settings):
+            for ch in self._built:
                 ch.start()
                 self._channels.append(ch)
         try:

@@ -150,3 +150,15 @@ def test_validate_text_output_shows_warnings_and_the_guideline(tmp_path):
     assert "warning REJ_SEMAN: [CII-SR-002] - TestIndicator should not be present" in r.stdout
     assert f"check guideline: passed: guideline {xrechnung}: XRechnung, judged by EN 16931 core" in r.stdout
     assert "check controls: skipped: not in the en16931 validation profile" in r.stdout
+
+
+def test_run_refuses_settings_it_cannot_start_with_in_one_line(tmp_path):
+    """A malformed [sftp] limit or an unknown status-file format: exit 2, the reason, no traceback."""
+    from conftest import TEST_TOML, home_with
+
+    for extra, once in (('[sftp]\nenabled = true\nport = 0\nidle_timeout_seconds = "soon"\n', ()),
+                        ('[statuses]\nformats = ["cppstatut", "telex"]\n', ("--once",))):
+        home = home_with(tmp_path / str(len(extra)), TEST_TOML.replace("[sftp]\nenabled = false\n", "") + extra)
+        r = gateway_cli("run", *once, "--home", str(home.home), timeout=60)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.splitlines()[-1].startswith("error: ") and "Traceback" not in r.stderr, r.stderr

@@ -38,9 +38,6 @@ def run(
         box = seed_demo(s)
         if box is not None:
             console.print(f"new home {s.home}: demo directory loaded, sample invoices in {box}")
-    # the service (watchdog, the channels, worker processes) loads only for `gateway run`
-    from gateway.runtime.service import Gateway
-
     if s.workers == 0:
         from gateway.runtime.worker import settle_for_work
 
@@ -51,11 +48,11 @@ def run(
         with Progress(TextColumn("flows"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=console, transient=False) as bar:
             task = bar.add_task("flows", total=None)
-            gw = Gateway(s, once=True, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            gw = _gateway(s, once=True, progress=lambda done, total: bar.update(task, completed=done, total=total))
             gw.install_signals()
             summary = gw.run()
     else:
-        gw = Gateway(s, once=once)
+        gw = _gateway(s, once=once)
         gw.install_signals()
         if not once:
             logging.getLogger("gateway").info("gateway running in %s (Ctrl-C to stop)", s.home)
@@ -68,3 +65,15 @@ def run(
     if summary.stalled:  # a batch job must not hang on a full disk: what waits is still waiting, nothing lost
         print(f"stopped: {summary.stalled}", file=sys.stderr)
         raise typer.Exit(STALLED)
+
+
+def _gateway(s: config.Settings, **kw):  # noqa: ANN202
+    """The service, or a one-line refusal of settings it cannot start with (a status-file format no module
+    provides, a malformed [sftp] limit), before any worker or channel has started."""
+    from gateway.runtime.service import Gateway  # watchdog, the channels, workers: only for `gateway run`
+
+    try:
+        return Gateway(s, **kw)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
