@@ -31,6 +31,8 @@ max_lot_unpacked_mb = 1024   # total unpacked size of one lot
 stability_seconds = 1.0      # a file must keep the same size and mtime this long
 rescan_seconds = 180         # rescan every inbox this often, since events get lost
 workers = 2                  # validation processes (0 = in the main process)
+lease_seconds = 30           # a flow is leased to one worker this long, renewed every third of it while it works
+host_name = ""               # this host in leases ("" = the machine's name); hosts sharing a database need different ones
 
 [validation]
 # Folders searched before the packaged schemas: XSD trees and EN 16931 XSLT/schematron.
@@ -89,6 +91,10 @@ class Settings:
     stability_seconds: float = 1.0
     rescan_seconds: float = 180.0
     workers: int = 2
+    # A worker renews its leases every third of this; a flow whose worker
+    # stopped renewing is taken over by any host once it runs out.
+    lease_seconds: float = 30.0
+    host_name: str = ""  # "" = socket.gethostname(); see gateway.store.repository.holder_host
     schema_dirs: tuple[Path, ...] = ()
     schematron: bool = True
     untrusted_signature: str = "warn"
@@ -206,6 +212,21 @@ def _status_formats(section: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _lease_seconds(value: Any) -> float:
+    seconds = float(value)
+    if not seconds >= 1:  # NaN too
+        raise ValueError(f"[intake] lease_seconds: a number of seconds, 1 or more, not {value!r}")
+    return seconds
+
+
+def _host_name(value: Any) -> str:
+    """A lease holder is `host:pid:role`: the host may not hold the separator."""
+    name = str(value).strip()
+    if ":" in name or len(name) > 48:
+        raise ValueError(f"[intake] host_name: at most 48 characters, without ':', not {value!r}")
+    return name
+
+
 def load(home: str | os.PathLike | None = None, *, create: bool = True, **overrides: Any) -> Settings:
     """Load the settings of a home, creating its folders and config on first start."""
     root = resolve_home(home)
@@ -231,6 +252,8 @@ def load(home: str | os.PathLike | None = None, *, create: bool = True, **overri
         stability_seconds=float(it.get("stability_seconds", 1.0)),
         rescan_seconds=float(it.get("rescan_seconds", 180)),
         workers=int(it.get("workers", 2)),
+        lease_seconds=_lease_seconds(it.get("lease_seconds", 30)),
+        host_name=_host_name(it.get("host_name", "")),
         schema_dirs=dirs(va.get("schema_dirs", [])),
         schematron=bool(va.get("schematron", True)),
         untrusted_signature=str(va.get("untrusted_signature", "warn")),

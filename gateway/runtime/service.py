@@ -23,6 +23,8 @@ from gateway.lifecycle.notices import flush_notices
 from gateway.channels.folders import CLAIM_BATCH, Candidate, Claimer, FolderWatcher, StabilityTracker, in_order, scan
 from gateway.outputs.registry import check_formats
 from gateway.store.repository import Store, worker_name
+from gateway.runtime.flags import SharedFlag
+from gateway.runtime.heartbeat import Heartbeat
 from gateway.runtime.worker import work_once, worker_main
 
 log = logging.getLogger("gateway.service")
@@ -51,6 +53,7 @@ class Gateway:
         self.received = 0
         self._backlog = 0
         self._channels: list[Channel] = []
+        self._inline_holder = worker_name("main", settings.host_name)  # with workers = 0, this process's leases
 
     # --- signals ---------------------------------------------------------------
     def install_signals(self) -> None:
@@ -105,7 +108,7 @@ class Gateway:
         """With workers = 0, process in this process between intake batches."""
         if self.settings.workers == 0:
             try:
-                while not self.stop.is_set() and work_once(self.settings, self.store, worker_name("main"), self.stop):
+                while not self.stop.is_set() and work_once(self.settings, self.store, self._inline_holder, self.stop):
                     self._report_progress()
             except Exception:  # noqa: BLE001 - the batch went back to the queue; intake goes on
                 log.exception("processing failed; the flows are back in the queue")
@@ -126,6 +129,19 @@ class Gateway:
             total = self._backlog + self.received
             self.progress(max(0, total - self.store.pending()), total)
 
+    def _reap(self) -> int:
+        """Leases whose holder is gone go back to the queue: at once those of
+        this host's dead workers, any host's once their holder stopped renewing
+        them (so a host that died leaves its flows to the others within a lease)."""
+        try:
+            n = self.store.reap_dead_holders() + self.store.reap_expired()
+        except Exception:  # noqa: BLE001 - the intake must go on; the next reap tries again
+            log.exception("re-queueing the flows of dead workers failed")
+            return 0
+        if n:
+            log.warning("re-queued %d flow(s) whose worker stopped", n)
+        return n
+
     def _life_cycle(self) -> None:
         """Deadlines run on the gateway's clock; pending status files are written."""
         try:
@@ -141,16 +157,17 @@ class Gateway:
         t0 = time.monotonic()
         self.settings.inbox.mkdir(parents=True, exist_ok=True)
         recovered = self.claimer.recover()
-        reaped = self.store.reap_dead_holders() + self.store.reap_expired()
-        if recovered or reaped:
-            log.warning("recovered %d interrupted claim(s), re-queued %d flow(s)", recovered, reaped)
+        if recovered:
+            log.warning("recovered %d interrupted claim(s)", recovered)
+        self._reap()
         self._life_cycle()  # status files a crash left unwritten, delays that ran out while stopped
         before = self.store.counts_by_state()
         self._backlog = self.store.pending()
 
         ctx = mp.get_context("spawn")
-        stop_ev, intake_done = ctx.Event(), ctx.Event()
+        stop_ev, intake_done = SharedFlag(ctx), SharedFlag(ctx)  # not Events: a killed worker would jam their set()
         procs = self._start_workers(stop_ev, intake_done) if self.settings.workers > 0 else []
+        heartbeat = Heartbeat(self.store, self._inline_holder).start() if not procs else None
         watcher = None
         if not self.once:
             watcher = FolderWatcher(self.settings, self.tracker, self.wake)
@@ -161,7 +178,8 @@ class Gateway:
         try:
             self._initial_scan()
             self._drain_inline()
-            last_scan = last_reap = time.monotonic()
+            last_scan = last_reap = last_life = time.monotonic()
+            reap_every = self.settings.lease_seconds / 3  # a stopped worker's flows wait a lease at most, and this
             while not self.stop.is_set():
                 if self.once and len(self.tracker) == 0:
                     break
@@ -174,10 +192,12 @@ class Gateway:
                 if not self.once and now - last_scan >= self.settings.rescan_seconds:
                     self._rescan()
                     last_scan = now
-                if not self.once and now - last_reap >= 60:
-                    self.store.reap_expired()
-                    self._life_cycle()
+                if not self.once and now - last_reap >= reap_every:
+                    self._reap()
                     last_reap = now
+                if not self.once and now - last_life >= 60:
+                    self._life_cycle()
+                    last_life = now
         finally:
             intake_done.set()
             for ch in self._channels:
@@ -195,6 +215,8 @@ class Gateway:
                     p.join(timeout=0.2)
             self._drain_inline()
             self._report_progress()
+            if heartbeat is not None:
+                heartbeat.stop()
         after = self.store.counts_by_state()
         # flows still waiting (a stop) are not this run's outcome: IN_RECU is left out
         by_state = {k: after.get(k, 0) - before.get(k, 0) for k in after

@@ -30,6 +30,7 @@ from gateway.outputs.reports import report_dict, write_flow_report
 from gateway.store.repository import ClaimedFlow, FlowResult, Store, worker_name
 from gateway.store.rows import EventRow
 from gateway.core.files import read_archived
+from gateway.runtime.heartbeat import Heartbeat
 
 log = logging.getLogger("gateway.worker")
 
@@ -199,19 +200,19 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
     try:
         results, writes, left = prepare_flows(settings, store, claimed, stop)
         if left:
-            store.release(left)
+            store.release(left, holder=worker_id)
         # Record the outcome only once every file is on disk. One after the
         # other: a pool of writer threads spent more time passing the GIL
         # around (400 futex calls a flow) than the writes cost.
         for w in writes:
             w()
-        store.complete(results)
+        store.complete(results, holder=worker_id)  # a lease taken over meanwhile: its result is dropped
     except Exception:
         # A write or the store failed (disk full, rights, database gone): the
         # batch goes back to the queue at once, not after its lease; the same
         # files are rewritten under the same names next time.
         try:  # complete() is the last step: nothing of the batch is recorded as done
-            store.release([c.id for c in claimed], tried=True)
+            store.release([c.id for c in claimed], tried=True, holder=worker_id)
         except Exception:  # noqa: BLE001 - the lease will expire
             log.exception("could not hand the batch back; its lease will expire")
         raise
@@ -238,8 +239,9 @@ def worker_main(settings: Settings, role: str, stop, intake_done) -> None:  # no
     local_stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: local_stop.set())
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    worker_id = worker_name(role)  # this process's own pid, so a restart can tell it is gone
+    worker_id = worker_name(role, settings.host_name)  # this process's own pid, so a restart can tell it is gone
     store = Store(settings)
+    heartbeat = Heartbeat(store, worker_id).start()  # keeps the leases of the flows in hand
     settle_for_work()
 
     class _Either:
@@ -258,5 +260,6 @@ def worker_main(settings: Settings, role: str, stop, intake_done) -> None:  # no
             if intake_done.is_set() and store.queued() == 0:
                 break
             stop.wait(0.1)
+    heartbeat.stop()
     db.dispose_all()
 
