@@ -34,6 +34,8 @@ workers = 2                  # validation processes (0 = in the main process)
 min_free_mb = 200            # intake pauses while archive/, work/ or outbox/ has less free space than this
 min_free_percent = 0         # ... or less than this share of its file system (0 = only min_free_mb)
 once_stall_seconds = 60      # `gateway run --once` gives up (exit 3) after this long without progress
+lease_seconds = 30           # a flow is leased to one worker this long, renewed every third of it while it works
+host_name = ""               # this host in leases ("" = the machine's name); hosts sharing a database need different ones
 
 [validation]
 # The gateway judges by the artefacts it ships in schemas/ (UBL 2.1 and CII D16B XSDs, CEN EN 16931
@@ -104,6 +106,10 @@ class Settings:
     min_free_mb: float = 200.0  # [intake]: the free space archive/, work/ and outbox/ keep (gateway.core.space)
     min_free_percent: float = 0.0
     once_stall_seconds: float = 60.0  # a --once run without progress this long, while something blocks it, stops
+    # A worker renews its leases every third of this; a flow whose worker
+    # stopped renewing is taken over by any host once it runs out.
+    lease_seconds: float = 30.0
+    host_name: str = ""  # "" = socket.gethostname(); see gateway.store.repository.holder_host
     schema_dirs: tuple[Path, ...] = ()
     # [validation] artefacts_dir: another folder of artefacts with its own MANIFEST.toml
     # (None: the schemas/ shipped with the gateway; gateway.rules.manifest)
@@ -243,6 +249,21 @@ def _status_formats(section: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _lease_seconds(value: Any) -> float:
+    seconds = float(value)
+    if not seconds >= 1:  # NaN too
+        raise ValueError(f"[intake] lease_seconds: a number of seconds, 1 or more, not {value!r}")
+    return seconds
+
+
+def _host_name(value: Any) -> str:
+    """A lease holder is `host:pid:role`: the host may not hold the separator."""
+    name = str(value).strip()
+    if ":" in name or len(name) > 48:
+        raise ValueError(f"[intake] host_name: at most 48 characters, without ':', not {value!r}")
+    return name
+
+
 def load(home: str | os.PathLike | None = None, *, create: bool = True, **overrides: Any) -> Settings:
     """Load the settings of a home, creating its folders and config on first start."""
     root = resolve_home(home)
@@ -271,6 +292,8 @@ def load(home: str | os.PathLike | None = None, *, create: bool = True, **overri
         min_free_mb=float(it.get("min_free_mb", 200)),
         min_free_percent=float(it.get("min_free_percent", 0)),
         once_stall_seconds=float(it.get("once_stall_seconds", 60)),
+        lease_seconds=_lease_seconds(it.get("lease_seconds", 30)),
+        host_name=_host_name(it.get("host_name", "")),
         schema_dirs=dirs(va.get("schema_dirs", [])),
         artefacts_dir=dirs(va["artefacts_dir"])[0] if va.get("artefacts_dir") else None,
         schematron=bool(va.get("schematron", True)),

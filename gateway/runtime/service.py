@@ -33,6 +33,8 @@ from gateway.core.space import fault_text, resource_fault
 from gateway.outputs.registry import check_formats
 from gateway.store.repository import Store, worker_name
 from gateway.runtime.space import Backoff, IntakeGate, StallWatch, batch_failed, processing_space
+from gateway.runtime.flags import SharedFlag
+from gateway.runtime.heartbeat import Heartbeat
 from gateway.runtime.worker import work_once, worker_main
 
 log = logging.getLogger("gateway.service")
@@ -70,6 +72,7 @@ class Gateway:
         self.stalled: str | None = None
         self._recover_due = False  # a claim failed: its manifest is finished before the next one
         self._faults = None  # the worker processes' failures, for the stall watch
+        self._inline_holder = worker_name("main", settings.host_name)  # with workers = 0, this process's leases
 
     # --- signals ---------------------------------------------------------------
     def install_signals(self) -> None:
@@ -172,7 +175,7 @@ class Gateway:
         if self.work_backoff.remaining() > 0 or processing_space(self.settings) is not None:
             return  # a wait after a failure, or the disk below its floor: the queue waits
         try:
-            while not self.stop.is_set() and work_once(self.settings, self.store, worker_name("main"), self.stop):
+            while not self.stop.is_set() and work_once(self.settings, self.store, self._inline_holder, self.stop):
                 self._report_progress()
         except Exception as exc:  # noqa: BLE001 - the batch went back to the queue; intake goes on
             self.watch.failed(batch_failed(log, "processing", exc, self.work_backoff))
@@ -195,12 +198,22 @@ class Gateway:
             total = self._backlog + self.received
             self.progress(max(0, total - self.store.pending()), total)
 
-    def _life_cycle(self, *, reap: bool = False) -> None:
-        """Deadlines run on the gateway's clock; pending status files are written;
-        with `reap`, flows whose lease ran out go back to the queue."""
+    def _reap(self) -> int:
+        """Leases whose holder is gone go back to the queue: at once those of
+        this host's dead workers, any host's once their holder stopped renewing
+        them (so a host that died leaves its flows to the others within a lease)."""
         try:
-            if reap:
-                self.store.reap_expired()
+            n = self.store.reap_dead_holders() + self.store.reap_expired()
+        except Exception:  # noqa: BLE001 - the intake must go on; the next reap tries again
+            log.exception("re-queueing the flows of dead workers failed")
+            return 0
+        if n:
+            log.warning("re-queued %d flow(s) whose worker stopped", n)
+        return n
+
+    def _life_cycle(self) -> None:
+        """Deadlines run on the gateway's clock; pending status files are written."""
+        try:
             done = apply_deadlines(self.settings, self.store)
             if done:
                 log.info("applied %d deadline(s)", len(done))
@@ -233,14 +246,16 @@ class Gateway:
         t0 = time.monotonic()
         self.settings.inbox.mkdir(parents=True, exist_ok=True)
         self._recover()  # a full disk here pauses intake; it is done again before the first claim
+        self._reap()
         self._life_cycle()  # status files a crash left unwritten, delays that ran out while stopped
         before = self.store.counts_by_state()
         self._backlog = self.store.pending()
 
         ctx = mp.get_context("spawn")
-        stop_ev, intake_done = ctx.Event(), ctx.Event()
+        stop_ev, intake_done = SharedFlag(ctx), SharedFlag(ctx)  # not Events: a killed worker would jam their set()
         self._faults = ctx.Queue() if self.settings.workers > 0 and self.once else None
         procs = self._start_workers(stop_ev, intake_done) if self.settings.workers > 0 else []
+        heartbeat = Heartbeat(self.store, self._inline_holder).start() if not procs else None
         watcher = None
         if not self.once:
             watcher = FolderWatcher(self.settings, self.tracker, self.wake)
@@ -251,7 +266,8 @@ class Gateway:
         try:
             self._initial_scan()
             self._drain_inline()
-            last_scan = last_reap = time.monotonic()
+            last_scan = last_reap = last_life = time.monotonic()
+            reap_every = self.settings.lease_seconds / 3  # a stopped worker's flows wait a lease at most, and this
             while not self.stop.is_set():
                 if self.once and (self._once_done() or self._is_stalled()):
                     break
@@ -264,9 +280,12 @@ class Gateway:
                 if not self.once and now - last_scan >= self.settings.rescan_seconds:
                     self._rescan()
                     last_scan = now
-                if not self.once and now - last_reap >= 60:
-                    self._life_cycle(reap=True)
+                if not self.once and now - last_reap >= reap_every:
+                    self._reap()
                     last_reap = now
+                if not self.once and now - last_life >= 60:
+                    self._life_cycle()
+                    last_life = now
         finally:
             intake_done.set()
             for ch in self._channels:
@@ -287,6 +306,8 @@ class Gateway:
             if not self.stalled:
                 self._drain_inline()
             self._report_progress()
+            if heartbeat is not None:
+                heartbeat.stop()
         after = self.store.counts_by_state()
         # flows still waiting (a stop) are not this run's outcome: IN_RECU is left out
         by_state = {k: after.get(k, 0) - before.get(k, 0) for k in after

@@ -33,6 +33,7 @@ from gateway.store.rows import EventRow
 from gateway.core.files import read_archived
 from gateway.core.space import resource_fault
 from gateway.runtime.space import Backoff, HandedBack, batch_failed, processing_space
+from gateway.runtime.heartbeat import Heartbeat
 
 log = logging.getLogger("gateway.worker")
 
@@ -199,13 +200,13 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
     try:
         results, writes, left = prepare_flows(settings, store, claimed, stop)
         if left:
-            store.release(left)
+            store.release(left, holder=worker_id)
         # Record the outcome only once every file is on disk. One after the
         # other: a pool of writer threads spent more time passing the GIL
         # around (400 futex calls a flow) than the writes cost.
         for w in writes:
             w()
-        store.complete(results)
+        store.complete(results, holder=worker_id)  # a lease taken over meanwhile: its result is dropped
     except Exception as exc:
         # A write or the store failed (disk full, rights, database gone): the
         # batch goes back to the queue at once, not after its lease; the same
@@ -213,7 +214,7 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
         # read-only disk is not the flows' fault: no attempt is counted.
         fault = resource_fault(exc)
         try:  # complete() is the last step: nothing of the batch is recorded as done
-            store.release([c.id for c in claimed], tried=fault is None)
+            store.release([c.id for c in claimed], tried=fault is None, holder=worker_id)
         except Exception:  # noqa: BLE001 - the lease will expire
             (log.warning if fault else log.exception)("could not hand the batch back; its lease will expire")
         if fault is not None:
@@ -243,8 +244,9 @@ def worker_main(settings: Settings, role: str, stop, intake_done, faults=None) -
     local_stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: local_stop.set())
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    worker_id = worker_name(role)  # this process's own pid, so a restart can tell it is gone
+    worker_id = worker_name(role, settings.host_name)  # this process's own pid, so a restart can tell it is gone
     store = Store(settings)
+    heartbeat = Heartbeat(store, worker_id).start()  # keeps the leases of the flows in hand
     settle_for_work()
 
     class _Either:
@@ -273,5 +275,6 @@ def worker_main(settings: Settings, role: str, stop, intake_done, faults=None) -
             if intake_done.is_set() and store.queued() == 0:
                 break
             stop.wait(0.1)
+    heartbeat.stop()
     db.dispose_all()
 

@@ -6,6 +6,9 @@ store/migrations on first use (per URL and process).
 """
 from __future__ import annotations
 
+import sqlite3
+import time
+
 import logging
 import threading
 
@@ -61,7 +64,7 @@ def _make(url: str) -> Engine:
             # the write lock is taken up front and claims never deadlock.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -73,6 +76,20 @@ def _make(url: str) -> Engine:
 
         return eng
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _wal(cur) -> None:  # noqa: ANN001 - a sqlite3 cursor
+    """WAL mode. Switching a new database file to it needs a moment alone with
+    the file, and SQLite answers 'locked' at once, without its busy wait, when
+    another process is starting on the same new file: try again for a while."""
+    for attempt in range(100):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05 + 0.002 * attempt)
 
 
 class SchemaError(RuntimeError):

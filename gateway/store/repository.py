@@ -5,10 +5,17 @@ The `flow.queue` column doubles as the job queue: `queued` → `running`
 (leased to a worker) → `done`. Claims use one portable statement that is
 `FOR UPDATE SKIP LOCKED` on PostgreSQL and a single-writer `BEGIN IMMEDIATE`
 on SQLite, so several workers never take the same flow.
+
+A lease is short (`[intake] lease_seconds`) and renewed by its holder while
+it works (`renew`, one UPDATE for all its flows); a flow whose holder stopped
+renewing is re-queued by any host (`reap_expired`), at once by its own host
+when the holder's process is gone (`reap_dead_holders`). A holder records its
+outcome only while the lease is still its own (`complete(holder=...)`).
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import socket
@@ -25,10 +32,18 @@ from gateway.core.config import Settings
 from gateway.store.rows import EventRow, NoticeRow, PieceRow, StatusMove, values
 from gateway.store.tables import Event, Flow, Notice, Piece
 
+log = logging.getLogger("gateway.store")
 
-def worker_name(role: str) -> str:
+
+def holder_host(host: str = "") -> str:
+    """This host as lease holders name it: `[intake] host_name`, else the
+    machine's name (cut so `host:pid:role` fits flow.locked_by)."""
+    return host or socket.gethostname()[:48]
+
+
+def worker_name(role: str, host: str = "") -> str:
     """Who holds a lease: host, process id, role."""
-    return f"{socket.gethostname()}:{os.getpid()}:{role}"
+    return f"{holder_host(host)}:{os.getpid()}:{role}"
 
 
 def _alive(pid: str) -> bool:
@@ -138,7 +153,11 @@ class Store:
         return out
 
     # --- the queue -------------------------------------------------------------
-    def claim(self, worker: str, limit: int = 20, lease_seconds: float = 600) -> list[ClaimedFlow]:
+    def claim(self, worker: str, limit: int = 20, lease_seconds: float | None = None) -> list[ClaimedFlow]:
+        """Lease up to `limit` queued flows to `worker`, oldest first, for
+        `lease_seconds` (the settings' lease unless given)."""
+        if lease_seconds is None:
+            lease_seconds = self.settings.lease_seconds
         now = db.utcnow()
         sub = (select(Flow.id).where(Flow.queue == "queued").order_by(Flow.received_at, Flow.id).limit(limit)
                .with_for_update(skip_locked=True))
@@ -152,11 +171,22 @@ class Store:
             s.commit()
         return sorted((ClaimedFlow(*r) for r in rows), key=lambda c: (c.received_at, c.id))  # as received
 
+    def renew(self, worker: str) -> int:
+        """The heartbeat: every flow `worker` holds is leased to it for another
+        `lease_seconds`, in one UPDATE. Returns how many it still holds (a flow
+        reaped meanwhile is no longer its own and is not renewed)."""
+        now = db.utcnow()
+        with self.session() as s:
+            res = s.execute(update(Flow).where(Flow.queue == "running", Flow.locked_by == worker)
+                            .values(locked_until=now + timedelta(seconds=self.settings.lease_seconds)))
+            s.commit()
+            return res.rowcount or 0
+
     def reap_dead_holders(self) -> int:
         """Flows leased by a worker of this host whose process is gone go back
         to the queue at once (a crash must not leave them waiting for the lease
         to expire); other hosts' leases are left to expire."""
-        prefix = f"{socket.gethostname()}:"
+        prefix = f"{holder_host(self.settings.host_name)}:"
         with self.session() as s:
             holders = set(s.execute(select(Flow.locked_by).where(
                 Flow.queue == "running", Flow.locked_by.like(f"{prefix}%"))).scalars())
@@ -169,22 +199,29 @@ class Store:
             return res.rowcount or 0
 
     def reap_expired(self) -> int:
-        """Flows whose worker died go back to the queue."""
+        """Flows whose holder stopped renewing its lease (a dead worker, on any
+        host) go back to the queue. Rows another transaction holds are left
+        for the next reap (on PostgreSQL, a host that died mid-transaction
+        keeps its row locks until the server notices): the reap never waits."""
         now = db.utcnow()
+        expired = (select(Flow.id).where(Flow.queue == "running", Flow.locked_until < now)
+                   .with_for_update(skip_locked=True))
         with self.session() as s:
-            res = s.execute(update(Flow).where(Flow.queue == "running", Flow.locked_until < now)
+            res = s.execute(update(Flow).where(Flow.id.in_(expired.scalar_subquery()))
                             .values(queue="queued", locked_by=None, locked_until=None, updated_at=now))
             s.commit()
             return res.rowcount or 0
 
-    def release(self, ids: list[str], *, tried: bool = False) -> None:
+    def release(self, ids: list[str], *, tried: bool = False, holder: str | None = None) -> None:
         """Give claimed flows back to the queue: untried (a worker stopping
         early, a status file waiting its turn), which is not an attempt, or
-        `tried` and failed, which is."""
+        `tried` and failed, which is. With `holder`, only those still leased
+        to it (one taken over meanwhile is the new holder's)."""
         if not ids:
             return
+        mine = [Flow.locked_by == holder] if holder is not None else []
         with self.session() as s:
-            s.execute(update(Flow).where(Flow.id.in_(ids), Flow.queue == "running")
+            s.execute(update(Flow).where(Flow.id.in_(ids), Flow.queue == "running", *mine)
                       .values(queue="queued", locked_by=None, locked_until=None,
                               attempts=Flow.attempts - (0 if tried else 1)))
             s.commit()
@@ -211,13 +248,22 @@ class Store:
                 Flow.queue.in_(("queued", "running")))).scalar_one()
 
     # --- results ---------------------------------------------------------------
-    def complete(self, results: Iterable["FlowResult"]) -> None:
-        """Record outcomes (pieces, events, state) of processed flows in one transaction."""
+    def complete(self, results: Iterable["FlowResult"], *, holder: str | None = None) -> list[str]:
+        """Record outcomes (pieces, events, state) of processed flows in one
+        transaction. With `holder`, only the flows still leased to it: a worker
+        whose lease was taken over (paused past it, not dead) drops its result
+        and the new holder's stands (its files had the same names, written
+        atomically). Returns the ids recorded."""
         results = list(results)
         if not results:
-            return
+            return []
         now = db.utcnow()
         with self.session() as s:
+            if holder is not None:
+                results = self._still_held(s, results, holder, now)
+                if not results:
+                    s.commit()
+                    return []
             ids = [r.flow_id for r in results]
             # A flow re-run after a crash replaces its pieces (same ids), never duplicates them.
             s.execute(Piece.__table__.delete().where(Piece.flow_id.in_(ids)))
@@ -246,6 +292,23 @@ class Store:
                       b_valid=sum(1 for p in r.pieces if p.valid),
                       b_report=now) for r in results])  # complete() comes after the reports are written
             s.commit()
+        return ids
+
+    @staticmethod
+    def _still_held(s: Session, results: list["FlowResult"], holder: str, now: datetime) -> list["FlowResult"]:
+        """The results whose flow is still leased to `holder`, their rows now
+        locked by this transaction until it records them done: a reap cannot
+        take them meanwhile (PostgreSQL: it skips locked rows; SQLite: it
+        waits for the write lock)."""
+        t = Flow.__table__
+        held = set(s.execute(t.update().where(
+            t.c.id.in_([r.flow_id for r in results]), t.c.queue == "running", t.c.locked_by == holder)
+            .values(updated_at=now).returning(t.c.id)).scalars())
+        lost = [r.flow_id for r in results if r.flow_id not in held]
+        if lost:
+            log.warning("%s: lease of %d flow(s) taken over meanwhile (%s); their outcome is the new holder's",
+                        holder, len(lost), ", ".join(lost[:5]))
+        return [r for r in results if r.flow_id in held]
 
     @staticmethod
     def _apply_changes(s: Session, changes: list[StatusMove], now: datetime) -> dict[str, list[NoticeRow]]:
