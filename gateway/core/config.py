@@ -34,7 +34,7 @@ workers = 2                  # validation processes (0 = in the main process)
 min_free_mb = 200            # intake pauses while archive/, work/ or outbox/ has less free space than this
 min_free_percent = 0         # ... or less than this share of its file system (0 = only min_free_mb)
 once_stall_seconds = 60      # `gateway run --once` gives up (exit 3) after this long without progress
-lease_seconds = 30           # a flow is leased to one worker this long, renewed every third of it while it works
+lease_seconds = 20           # a flow is leased to one worker this long, renewed every third of it while it works
 host_name = ""               # this host in leases ("" = the machine's name); hosts sharing a database need different ones
 
 [validation]
@@ -108,7 +108,7 @@ class Settings:
     once_stall_seconds: float = 60.0  # a --once run without progress this long, while something blocks it, stops
     # A worker renews its leases every third of this; a flow whose worker
     # stopped renewing is taken over by any host once it runs out.
-    lease_seconds: float = 30.0
+    lease_seconds: float = 20.0
     host_name: str = ""  # "" = socket.gethostname(); see gateway.store.repository.holder_host
     schema_dirs: tuple[Path, ...] = ()
     # [validation] artefacts_dir: another folder of artefacts with its own MANIFEST.toml
@@ -292,7 +292,7 @@ def load(home: str | os.PathLike | None = None, *, create: bool = True, **overri
         min_free_mb=float(it.get("min_free_mb", 200)),
         min_free_percent=float(it.get("min_free_percent", 0)),
         once_stall_seconds=float(it.get("once_stall_seconds", 60)),
-        lease_seconds=_lease_seconds(it.get("lease_seconds", 30)),
+        lease_seconds=_lease_seconds(it.get("lease_seconds", 20)),
         host_name=_host_name(it.get("host_name", "")),
         schema_dirs=dirs(va.get("schema_dirs", [])),
         artefacts_dir=dirs(va["artefacts_dir"])[0] if va.get("artefacts_dir") else None,

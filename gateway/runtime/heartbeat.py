@@ -1,6 +1,6 @@
 """The lease heartbeat: a worker keeps the flows it holds while it works.
 
-A lease is short (`[intake] lease_seconds`, 30 s by default) so that the
+A lease is short (`[intake] lease_seconds`, 20 s by default) so that the
 flows of a worker that stopped (killed, its host gone) are taken over soon by
 any host; a worker that is only slow (a large lot, a long validation) keeps
 them by renewing, every third of a lease, from a small thread of its own: one

@@ -207,7 +207,7 @@ def test_lease_settings_come_from_the_config(tmp_path, monkeypatch):
     assert worker_name("w0", s.host_name).startswith("node-2:")
     assert Heartbeat(Store(s), "node-2:1:w0").every == 4.0
     d = home_with(tmp_path / "b", "")
-    assert (d.lease_seconds, d.host_name) == (30.0, "")
+    assert (d.lease_seconds, d.host_name) == (20.0, "")
     for bad in ('lease_seconds = 0', 'lease_seconds = "soon"', 'host_name = "a:b"'):
         with pytest.raises(ValueError):
             home_with(tmp_path / "c", f"[intake]\n{bad}\n")
