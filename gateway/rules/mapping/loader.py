@@ -102,10 +102,6 @@ class Mapping:
 
 # --- loading ------------------------------------------------------------------
 
-# Other data kept in mappings/ (the life-cycle state machine), not syntax mappings.
-NOT_MAPPINGS = frozenset({"lifecycle.toml"})
-
-
 @functools.cache
 def packaged_dir() -> Path:
     """mappings/ of the source tree, or gateway/mappings in an installed wheel."""
@@ -211,8 +207,6 @@ def load_mappings(dirs: tuple[Path, ...] = ()) -> tuple[Mapping, ...]:
     seen: dict[str, Mapping] = {}
     for d in (*dirs, packaged_dir()):
         for path in sorted(Path(d).glob("*.toml")):
-            if path.name in NOT_MAPPINGS:
-                continue
             m = load_mapping(path)
             seen.setdefault(m.syntax, m)
     return tuple(sorted(seen.values(), key=lambda m: -m.priority))
