@@ -27,7 +27,8 @@ from watchdog.observers import Observer
 
 from gateway.store import db
 from gateway.core.config import Settings
-from gateway.core.files import atomic_write
+from gateway.core.files import atomic_write, stale_temp
+from gateway.core.hosts import host_slug
 from gateway.store.partners import NAME_RE
 from gateway.store.repository import NewFlow, Store, new_flow_id
 
@@ -131,9 +132,13 @@ class Claimer:
     def __init__(self, settings: Settings, store: Store):
         self.settings = settings
         self.store = store
+        self.host = host_slug(settings.host_name)  # names its manifests: each host finishes its own
+
+    def _archive_path(self, now: datetime) -> Path:
+        return self.settings.archive / f"{now:%Y}" / f"{now:%m}" / f"{now:%d}"
 
     def _archive_dir(self, now: datetime) -> Path:
-        d = self.settings.archive / f"{now:%Y}" / f"{now:%m}" / f"{now:%d}"
+        d = self._archive_path(now)
         d.mkdir(parents=True, exist_ok=True)
         return d
 
@@ -154,7 +159,7 @@ class Claimer:
         planned = [(new_flow_id(now), c, now + timedelta(microseconds=i)) for i, c in enumerate(in_order(cands))]
         try:
             adir = self._archive_dir(now)
-            manifest = adir / f"{planned[0][0]}.claim"
+            manifest = adir / f"{planned[0][0]}@{self.host}.claim"
             atomic_write(manifest, json.dumps([
                 {"flow_id": fid, "partner": c.partner, "name": c.path.name, "channel": channel,
                  "received_at": at.isoformat()} for fid, c, at in planned]).encode("utf-8"))
@@ -188,24 +193,34 @@ class Claimer:
         manifest.unlink(missing_ok=True)
         return [f.id for f in flows]
 
-    def recover(self) -> int:
+    def recover(self, *, now: float | None = None, recent: bool = False) -> int:
         """Finish claims interrupted by a crash or a write failure: a manifest
         entry whose file is in the archive but has no flow row is recorded now;
         an entry without its file was never claimed (the file is still in the
-        inbox). A manifest's temporary file (a write that never finished) goes."""
+        inbox). A manifest's temporary file (a write that never finished) goes.
+
+        Hosts sharing the archive each finish their own manifests at once;
+        another host's only once it is older than any claim takes
+        (`stale_claim_seconds`): that host died in the middle of it, and a live
+        host's claim in flight is never touched. `recent` looks only in the
+        folders of today and yesterday (the periodic pass, which finds a dead
+        host's manifests without walking the whole archive)."""
+        now = time.time() if now is None else now
         done = 0
-        for manifest in self.settings.archive.rglob("*.claim*"):  # one walk of the archive for both
-            if manifest.name.endswith(".claim.tmp"):
-                manifest.unlink(missing_ok=True)
+        for manifest in self._manifests(recent):
+            name = manifest.name
+            if name.startswith(".") and name.endswith(".tmp"):
+                if stale_temp(manifest, now):
+                    manifest.unlink(missing_ok=True)
                 continue
-            if not manifest.name.endswith(".claim"):
+            if not name.endswith(".claim") or not self._ours_or_stale(manifest, now):
                 continue
             try:
                 entries = json.loads(manifest.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 entries = []
             for meta in entries if isinstance(entries, list) else [entries]:
-                fid = meta.get("flow_id") or manifest.stem  # a note for one file names it by the note's name
+                fid = meta.get("flow_id") or manifest.stem.split("@", 1)[0]  # a note for one file names it by the note's name
                 data_path = manifest.with_name(f"{fid}.bin")
                 if (data_path.exists() or data_path.is_symlink()) and self.store.flow(fid) is None:
                     sha, size = _hash(data_path)
@@ -216,6 +231,23 @@ class Claimer:
                     log.warning("flow %s recovered after an interrupted claim", fid)
             manifest.unlink(missing_ok=True)
         return done
+
+    def _manifests(self, recent: bool) -> Iterator[Path]:
+        if not recent:
+            yield from self.settings.archive.rglob("*.claim*")  # one walk of the archive for both kinds
+            return
+        today = db.utcnow()
+        for day in (today, today - timedelta(days=1)):
+            yield from self._archive_path(day).glob("*.claim*")
+
+    def _ours_or_stale(self, manifest: Path, now: float) -> bool:
+        owner = manifest.name[:-len(".claim")].partition("@")[2]
+        if owner in ("", self.host):  # ours, or written before manifests named their host
+            return True
+        try:
+            return now - manifest.stat().st_mtime > self.settings.stale_claim_seconds
+        except OSError:
+            return False
 
 
 def _hash(path: Path) -> tuple[str, int]:

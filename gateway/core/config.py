@@ -165,6 +165,12 @@ class Settings:
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'gateway.db'}"
 
+    @property
+    def stale_claim_seconds(self) -> float:
+        """Past this, another host's claim manifest is a dead host's: a live
+        one records its claim in well under a lease."""
+        return max(60.0, 3 * self.lease_seconds)
+
     def reports_dir(self, partner: str) -> Path:
         return self.outbox / partner / "reports"
 

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
+import re
+import time
 from pathlib import Path
 
 from gateway.core import codes
+from gateway.core.hosts import alive, host_slug
 from gateway.core.records import Finding
 
 
@@ -21,8 +24,11 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o
     `mode` is the file's from its creation (0o600 for secrets: never readable
     by others, not even for an instant); a file replaced keeps it too.
     A write that fails (a full disk...) removes its temporary file: the
-    folder is left as it was, the old file (if any) whole."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    folder is left as it was, the old file (if any) whole. The temporary
+    name is this process's own (`temp_name`), so two processes (two hosts
+    on a shared outbox) writing the same file never mix their bytes; a
+    crash's leftovers go with `sweep_temps`."""
+    tmp = path.with_name(temp_name(path.name))
     try:
         fd = os.open(tmp, _WRITE_FLAGS, mode)
     except FileNotFoundError:
@@ -48,6 +54,57 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o
     except BaseException:
         _discard(tmp)
         raise
+
+
+_HOST = host_slug()
+# `.<name>.<host>-<pid>.tmp`: whose it is, so only a dead writer's is swept
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.tmp$")
+_NAME_MAX = 255
+STALE_TEMP_SECONDS = 900.0  # no write of a return file takes that long: another host's temp that old is a crash's
+
+
+def temp_name(name: str) -> str:
+    """This process's temporary name for `name` (hidden: starts with a dot),
+    the name cut when needed so the whole fits a file system's 255 bytes."""
+    tail = f".{_HOST}-{os.getpid()}.tmp"
+    room = _NAME_MAX - len(tail.encode()) - 1
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) > room:
+        name = raw[:room].decode("utf-8", "ignore")
+    return f".{name}{tail}"
+
+
+def stale_temp(path: Path, now: float) -> bool:
+    """Whether a temporary file is a crashed writer's: this host's whose
+    process is gone, any host's older than STALE_TEMP_SECONDS, and the fixed
+    `.<name>.tmp` ones earlier versions wrote. A live writer's never is."""
+    m = _TEMP.match(path.name)
+    if m is None:
+        return True  # no writer names its temporary files so any more
+    if m["host"] == _HOST and not alive(m["pid"]):
+        return True
+    try:
+        return now - path.lstat().st_mtime > STALE_TEMP_SECONDS
+    except OSError:
+        return False
+
+
+def sweep_temps(folders: list[Path], *, now: float | None = None) -> int:
+    """Remove the temporary files crashed writers left under `folders`
+    (see `stale_temp`). Returns how many went."""
+    now = time.time() if now is None else now
+    gone = 0
+    for folder in folders:
+        for root, _dirs, names in os.walk(folder):
+            for name in names:
+                path = Path(root, name)
+                if name.startswith(".") and name.endswith(".tmp") and stale_temp(path, now):
+                    try:
+                        path.unlink()
+                        gone += 1
+                    except OSError:  # gone already, or unwritable: the next start tries again
+                        continue
+    return gone
 
 
 def _discard(tmp: Path) -> None:

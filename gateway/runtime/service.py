@@ -25,6 +25,7 @@ from gateway.store import db
 from gateway.channels import registry
 from gateway.channels.base import Channel
 from gateway.core.config import Settings
+from gateway.core.files import sweep_temps
 from gateway.lifecycle.deadlines import apply_deadlines
 from gateway.lifecycle.notices import flush_notices
 from gateway.channels.folders import (CLAIM_BATCH, Candidate, ClaimFailed, Claimer, FolderWatcher, StabilityTracker,
@@ -204,6 +205,7 @@ class Gateway:
         them (so a host that died leaves its flows to the others within a lease)."""
         try:
             n = self.store.reap_dead_holders() + self.store.reap_expired()
+            n += self.claimer.recover(recent=True)  # a dead host's claim in flight, once it is stale
         except Exception:  # noqa: BLE001 - the intake must go on; the next reap tries again
             log.exception("re-queueing the flows of dead workers failed")
             return 0
@@ -245,6 +247,9 @@ class Gateway:
     def run(self) -> RunSummary:
         t0 = time.monotonic()
         self.settings.inbox.mkdir(parents=True, exist_ok=True)
+        swept = sweep_temps([self.settings.outbox, self.settings.work])
+        if swept:
+            log.warning("removed %d temporary file(s) a stopped writer left", swept)
         self._recover()  # a full disk here pauses intake; it is done again before the first claim
         self._reap()
         self._life_cycle()  # status files a crash left unwritten, delays that ran out while stopped

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
@@ -29,6 +28,7 @@ from sqlmodel import Session
 
 from gateway.store import db
 from gateway.core.config import Settings
+from gateway.core.hosts import alive, this_host
 from gateway.store.rows import EventRow, NoticeRow, PieceRow, StatusMove, values
 from gateway.store.tables import Event, Flow, Notice, Piece
 
@@ -36,32 +36,13 @@ log = logging.getLogger("gateway.store")
 
 
 def holder_host(host: str = "") -> str:
-    """This host as lease holders name it: `[intake] host_name`, else the
-    machine's name (cut so `host:pid:role` fits flow.locked_by)."""
-    return host or socket.gethostname()[:48]
+    """This host as lease holders name it (see gateway.core.hosts)."""
+    return this_host(host)
 
 
 def worker_name(role: str, host: str = "") -> str:
     """Who holds a lease: host, process id, role."""
     return f"{holder_host(host)}:{os.getpid()}:{role}"
-
-
-def _alive(pid: str) -> bool:
-    """Whether a lease holder still runs. A zombie is dead: an orphaned
-    worker may never be reaped by an init that does not wait for orphans."""
-    try:
-        with open(f"/proc/{int(pid)}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (ValueError, FileNotFoundError):
-        return False
-    except OSError:  # no /proc (not Linux): ask the kernel
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
 
 
 def new_flow_id(now: datetime | None = None) -> str:
@@ -190,7 +171,7 @@ class Store:
         with self.session() as s:
             holders = set(s.execute(select(Flow.locked_by).where(
                 Flow.queue == "running", Flow.locked_by.like(f"{prefix}%"))).scalars())
-            dead = [h for h in holders if not _alive(h[len(prefix):].split(":", 1)[0])]
+            dead = [h for h in holders if not alive(h[len(prefix):].split(":", 1)[0])]
             if not dead:
                 return 0
             res = s.execute(update(Flow).where(Flow.queue == "running", Flow.locked_by.in_(dead))

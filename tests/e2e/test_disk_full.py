@@ -7,6 +7,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -15,6 +17,7 @@ import typer
 
 from conftest import drop, gateway_cli, home_with, report_for, reports
 from disk_support import MB, disk, fill_up, gateway_lines, tmpfs  # noqa: F401 - disk is a fixture
+from gateway.core.hosts import host_slug
 from gateway.ops import web
 from gateway.ops.cli.run import run as run_command
 from gateway.runtime.service import Gateway
@@ -166,7 +169,10 @@ def test_a_zero_byte_claim_and_a_manifest_temporary_left_by_an_old_crash_are_cle
     adir = home.archive / "2026" / "01" / "01"
     adir.mkdir(parents=True)
     (adir / "F20260101000000-0badc1a1.claim").write_bytes(b"")
-    (adir / ".F20260101000000-0badc1a2.claim.tmp").write_bytes(b"[{")
+    (adir / ".F20260101000000-0badc1a2.claim.tmp").write_bytes(b"[{")  # an earlier version's fixed name
+    gone = subprocess.run([sys.executable, "-c", "import os;print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    (adir / f".F20260101000000-0badc1a3@{host_slug()}.claim.{host_slug()}-{gone}.tmp").write_bytes(b"[")
     drop(home, "ACME", "a.xml", ubl_invoice(number="OLD-1"))
     summary = Gateway(home, once=True).run()
     assert summary.stalled is None and summary.processed == 1
