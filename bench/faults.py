@@ -66,6 +66,7 @@ TOML = """\
 [store]
 database_url = "{url}"
 [intake]
+open_partners = true
 stability_seconds = 0.1
 workers = 2
 lease_seconds = {lease}

@@ -17,7 +17,7 @@ from gateway.store import db
 REPO = Path(__file__).resolve().parents[1]
 AIFE_XSD = REPO / "schemas" / "aife"  # the platform's XSDs, shipped (schemas/MANIFEST.toml)
 # fast stability checks, no SFTP, work in-process
-TEST_TOML = "[intake]\nstability_seconds = 0.2\nworkers = 0\n[sftp]\nenabled = false\n"
+TEST_TOML = "[intake]\nstability_seconds = 0.2\nworkers = 0\nopen_partners = true\n[sftp]\nenabled = false\n"
 KEPT_ENV = ("GATEWAY_TEST_PG_URL",)  # says where the PostgreSQL tests run; sets nothing
 
 
@@ -78,7 +78,7 @@ def gateway_cli(*args: str, home=None, timeout: float = 120, env: dict | None = 
     """`gateway ARGS` run as a user would; `input` is written to its stdin."""
     e = dict(os.environ)
     if home is not None:
-        e["GATEWAY_HOME"] = str(home.home if hasattr(home, "home") else home)
+        e["GATEWAY_HOME"] = str(home if isinstance(home, (str, os.PathLike)) else home.home)  # Path.home is a method
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "gateway.ops.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=e, cwd=str(cwd or REPO), input=input)

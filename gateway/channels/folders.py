@@ -29,12 +29,11 @@ from gateway.store import db
 from gateway.core.config import Settings
 from gateway.core.files import atomic_write, stale_temp
 from gateway.core.hosts import host_slug
-from gateway.store.partners import NAME_RE
+from gateway.channels.quarantine import folder_refusal, set_aside
 from gateway.store.repository import NewFlow, Store, new_flow_id
 
 log = logging.getLogger("gateway.intake")
 
-PARTNER_RE = NAME_RE  # a partner folder is named by its partner code
 CLAIM_BATCH = 200
 
 
@@ -75,9 +74,7 @@ def scan(settings: Settings) -> Iterator[Candidate]:
             if not ignored(pdir.name):
                 log.warning("file %s lies directly in inbox/; put it in inbox/<partner>/", pdir.name)
             continue
-        if not PARTNER_RE.match(pdir.name):
-            log.warning("inbox folder %r is not a valid partner code; ignored", pdir.name)
-            continue
+        # a folder no partner may have still yields its files: claim() sets them aside with a reason
         try:
             it = os.scandir(pdir.path)
         except OSError:
@@ -104,7 +101,7 @@ def candidate_for(settings: Settings, path: Path) -> Candidate | None:
         rel = path.relative_to(settings.inbox)
     except ValueError:
         return None
-    if len(rel.parts) != 2 or ignored(rel.parts[1]) or not PARTNER_RE.match(rel.parts[0]):
+    if len(rel.parts) != 2 or ignored(rel.parts[1]) or ignored(rel.parts[0]):
         return None
     try:
         st = path.lstat()
@@ -134,6 +131,18 @@ class Claimer:
         self.store = store
         self.host = host_slug(settings.host_name)  # names its manifests: each host finishes its own
 
+    def _partners_only(self, cands: list[Candidate]) -> list[Candidate]:
+        """The candidates of partners' folders; the others go to quarantine/ with their reason."""
+        keep, why = [], {}
+        for c in cands:
+            if c.partner not in why:
+                why[c.partner] = folder_refusal(self.settings, c.partner)
+            if why[c.partner] is None:
+                keep.append(c)
+            else:
+                set_aside(self.settings, c.partner, c.path, why[c.partner])
+        return keep
+
     def _archive_path(self, now: datetime) -> Path:
         return self.settings.archive / f"{now:%Y}" / f"{now:%m}" / f"{now:%d}"
 
@@ -149,6 +158,7 @@ class Claimer:
         between is finished by `recover()` (one small write per batch, not per file).
         A write that fails raises ClaimFailed: no manifest is left half written
         (atomic_write), and one whose renames began stays for `recover()`."""
+        cands = self._partners_only(cands)
         if not cands:
             return []
         now = db.utcnow()

@@ -35,6 +35,9 @@ _TABLE = [
     Code("IRR_NOM_PJ", "technique", "Nom de pièce jointe invalide", "Invalid attachment name"),
     Code("IRR_VID_PJ", "technique", "Pièce jointe vide", "Empty attachment"),
     Code("IRR_EXT_DOC", "technique", "Extension de pièce jointe non autorisée", "Attachment extension not allowed"),
+    # drop folders (inbox/<partner>/): files set aside in quarantine/, for the operators
+    Code("IRR_PARTENAIRE", "technique", "Dossier de dépôt d'aucun partenaire connu", "Drop folder of no known partner"),
+    Code("IRR_NOM_DOSSIER", "technique", "Nom de dossier de dépôt inutilisable", "Unusable drop folder name"),
     # signatures
     Code("SIG_ALTEREE", "technique", "Signature altérée : le contenu signé a changé", "Signature broken: signed content changed"),
     Code("SIG_MODIFIEE", "technique", "Document modifié après signature", "Document modified after signing"),

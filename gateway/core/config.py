@@ -35,6 +35,7 @@ min_free_mb = 200            # intake pauses while archive/, work/ or outbox/ ha
 min_free_percent = 0         # ... or less than this share of its file system (0 = only min_free_mb)
 once_stall_seconds = 60      # `gateway run --once` gives up (exit 3) after this long without progress
 lease_seconds = 20           # a flow is leased to one worker this long, renewed every third of it while it works
+open_partners = false        # true: a folder of inbox/ no partner owns is taken as a new partner's (else set aside in quarantine/)
 host_name = ""               # this host in leases ("" = the machine's name); hosts sharing a database need different ones
 
 [validation]
@@ -109,6 +110,7 @@ class Settings:
     # A worker renews its leases every third of this; a flow whose worker
     # stopped renewing is taken over by any host once it runs out.
     lease_seconds: float = 20.0
+    open_partners: bool = False  # a folder of inbox/ no partner owns: a new partner's (else quarantine/)
     host_name: str = ""  # "" = socket.gethostname(); see gateway.store.repository.holder_host
     schema_dirs: tuple[Path, ...] = ()
     # [validation] artefacts_dir: another folder of artefacts with its own MANIFEST.toml
@@ -148,6 +150,10 @@ class Settings:
     @functools.cached_property
     def work(self) -> Path:
         return self.home / "work"
+
+    @functools.cached_property
+    def quarantine(self) -> Path:
+        return self.home / "quarantine"
 
     @functools.cached_property
     def keys(self) -> Path:
@@ -299,6 +305,7 @@ def load(home: str | os.PathLike | None = None, *, create: bool = True, **overri
         min_free_percent=float(it.get("min_free_percent", 0)),
         once_stall_seconds=float(it.get("once_stall_seconds", 60)),
         lease_seconds=_lease_seconds(it.get("lease_seconds", 20)),
+        open_partners=bool(it.get("open_partners", False)),
         host_name=_host_name(it.get("host_name", "")),
         schema_dirs=dirs(va.get("schema_dirs", [])),
         artefacts_dir=dirs(va["artefacts_dir"])[0] if va.get("artefacts_dir") else None,

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from gateway.core.config import Settings
+from gateway.store.partners import ensure_folders
 from gateway.rules.directory import DEMO_DIR, demo_files, directory_loaded, import_files
 
 
@@ -18,8 +19,7 @@ def seed_demo(s: Settings) -> Path | None:
         return None
     if not directory_loaded(s):
         import_files(s, demo_files())
-    box = s.inbox / "demo-fournisseur"
-    box.mkdir(parents=True, exist_ok=True)
+    box, _outbox = ensure_folders(s, "demo-fournisseur")  # its folders, as `gateway partner add` makes them
     for f in sorted((DEMO_DIR / "samples").glob("*.xml")):
         shutil.copyfile(f, box / f.name)
     return box

@@ -179,7 +179,7 @@ def test_a_zero_byte_claim_and_a_manifest_temporary_left_by_an_old_crash_are_cle
     assert not [p for p in home.archive.rglob("*") if "claim" in p.name]
 
 
-TMPFS_TOML = ("[intake]\nstability_seconds = 0.2\nworkers = 1\nmin_free_mb = 0\nonce_stall_seconds = 3\n"
+TMPFS_TOML = ("[intake]\nopen_partners = true\nstability_seconds = 0.2\nworkers = 1\nmin_free_mb = 0\nonce_stall_seconds = 3\n"
               "[sftp]\nenabled = false\n")
 
 

@@ -47,7 +47,7 @@ def _host(root: Path, name: str, shared: Path, url: str) -> config.Settings:
     config.init_home(root)
     (root / "gateway.toml").write_text(
         f'[store]\ndatabase_url = "{url}"\n'
-        f'[intake]\nstability_seconds = 0.2\nworkers = 1\nlease_seconds = {LEASE}\nhost_name = "{name}"\n'
+        f'[intake]\nstability_seconds = 0.2\nworkers = 1\nopen_partners = true\nlease_seconds = {LEASE}\nhost_name = "{name}"\n'
         "[demo]\nseed = false\n[sftp]\nenabled = false\n", encoding="utf-8")
     return config.load(root)
 

@@ -50,7 +50,7 @@ def fill_home(root: Path):
     OTHER  3 days ago: IRR_SYNTAX x1;  40 days ago: IRR_VIDE_F x1 (outside the default 30 days)."""
     config.init_home(root)
     (root / "gateway.toml").write_text(
-        "[intake]\nstability_seconds = 0.2\nworkers = 0\n[sftp]\nenabled = false\n", encoding="utf-8")
+        "[intake]\nstability_seconds = 0.2\nworkers = 0\nopen_partners = true\n[sftp]\nenabled = false\n", encoding="utf-8")
     s = config.load(root)
     drop(s, "ACME", "bad1.xml", BROKEN)
     drop(s, "ACME", HOSTILE_LOT, _zip({"ok-1.xml": ubl_invoice(number="L-1"), HOSTILE_MEMBER: BROKEN}))
