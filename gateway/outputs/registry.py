@@ -8,12 +8,14 @@ in this order: JSON last, as connectors poll for it.
 from __future__ import annotations
 
 from gateway.core.config import Settings
+from gateway.outputs.status_cdar import CdarOutput
 from gateway.outputs.status_cppstatut import CppStatutOutput
 from gateway.outputs.status_files import Output
 from gateway.outputs.status_json import JsonOutput
 
 OUTPUTS: dict[str, Output] = {
     "cppstatut": CppStatutOutput(),  # the platform's CPPStatut / CPPFactureStatuts (V1.19)
+    "cdar": CdarOutput(),  # the reform's CDAR D22B life-cycle messages (CDV), <name>.cdar.xml
     "json": JsonOutput(),  # {"statuses": [...]} with the reform's CDV codes
 }
 
