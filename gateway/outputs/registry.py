@@ -42,3 +42,8 @@ def outputs_for(settings: Settings, party: str) -> tuple[Output, ...]:
     if any(name not in OUTPUTS for name in wanted):
         check_formats(settings)  # says which, and where
     return tuple(output for name, output in OUTPUTS.items() if name in wanted)
+
+
+def receives(settings: Settings, party: str, name: str) -> bool:
+    """Whether `party` (an outbox folder) receives the format `name` (e.g. a flow report's CDAR)."""
+    return name in dict(settings.party_status_formats).get(party, settings.status_formats)
