@@ -46,7 +46,9 @@ def notices_for(settings: Settings, machine: Any, piece: PieceRow, steps: Sequen
         supplier_country=summary.get("supplier_country"), debtor_siret=piece.recipient_siret,
         debtor_name=summary.get("debtor_name") or recipient.get("name"), service_code=piece.service_code,
         status=st["status"], previous=st.get("previous"), reason=st.get("reason"), comment=st.get("comment"),
-        at=at, by_role=st.get("role", "platform")) for st in steps]
+        at=at, by_role=st.get("role", "platform"),
+        type_code=str(summary["type_code"]) if summary.get("type_code") else None,
+        by_id=(parties.get(st.get("role", "platform")) or {}).get("siret")) for st in steps]
     roles: list[str] = []
     for st in steps:
         for r in machine.notify(piece.cadre or "A1", st["status"]):

@@ -45,7 +45,7 @@ def evaluate_status_file(settings: Settings, store: Store | None, flow: ClaimedF
             roles = roles_of(settings, flow.partner, json.loads(piece.parties_json or "{}"))
             try:
                 outcome = change_status(settings, store, machine, piece.id, Request(
-                    req.status, req.reason, req.comment, req.correction, req.attachments),
+                    _chosen(machine, piece, req, roles), req.reason, req.comment, req.correction, req.attachments),
                     roles=_ordered(roles), origin_flow=flow.id, origin_index=req.index, location=req.location)
             except Exception as exc:  # noqa: BLE001 - one change must not take the others down
                 log.exception("flow %s: status change %d failed", flow.id, req.index)
@@ -58,6 +58,17 @@ def evaluate_status_file(settings: Settings, store: Store | None, flow: ClaimedF
     if problems:
         verdicts.append(Verdict(len(verdicts) + 1, "(file)", Format.STATUS, tuple(problems)))
     return tuple(verdicts)
+
+
+def _chosen(machine, piece, req, roles: Iterable[str]) -> str:  # noqa: ANN001
+    """A CDAR's CDV code may name several statuses (205: SERVICE_FAIT, VALIDEE_1...):
+    the first the sender may set on this piece now, else the first, refused with its reason."""
+    for status in (req.status, *req.alternatives):
+        for role in _ordered(roles):
+            if machine.check(cadre=piece.cadre or "A1", current=piece.status, new=status, role=role,
+                             reason=req.reason, correction=[k for k, _ in req.correction]) is None:
+                return status
+    return req.status
 
 
 def _ordered(roles: Iterable[str]) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any
 from gateway.core import codes
 from gateway.core.records import Finding
 from gateway.lifecycle.machine import Machine
+from gateway.lifecycle.status_in_cdar import cdar_xsd, cdv_rules, parse_cdar
 from gateway.lifecycle.status_in_json import parse_json
 from gateway.lifecycle.status_in_xml import parse_xml
 from gateway.lifecycle.status_in_base import MAX_BYTES, STAGE, StatusRequest
@@ -29,6 +30,9 @@ STATUS_XSD = "CPPStatutPivot_V1_19.xsd"
 SHIPPED_STATUS_XSD = f"aife/{STATUS_XSD}"  # in schemas/
 _SNIFF = 65536
 _ROOT = re.compile(rb"^(?:\s|<\?[^>]*\?>|<!--.*?-->)*<CPPStatut[\s>/]", re.S)
+_CDAR_ROOT = re.compile(
+    rb"^(?:\s|<\?[^>]*\?>|<!--.*?-->)*<(?:[A-Za-z_][\w.-]*:)?CrossDomainAcknowledgementAndResponse[\s>/]", re.S)
+_CDAR_NS = b"urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgementAndResponse:100"
 
 
 # --- sniffing ------------------------------------------------------------------
@@ -44,11 +48,14 @@ def _head(data: bytes) -> bytes:
 
 
 def is_status_file(data: bytes) -> bool:
-    """A CPPStatut root holding CPPFactureStatuts, or a JSON object with "statuses"
-    (looked for in the first 64 KB only)."""
+    """A CPPStatut root holding CPPFactureStatuts, a CDAR (the reform's
+    life-cycle message), or a JSON object with "statuses" (looked for in the
+    first 64 KB only)."""
     head = _head(data)
     if _ROOT.match(head):
         return b"<CPPFactureStatuts" in head
+    if _CDAR_ROOT.match(head):
+        return _CDAR_NS in head
     stripped = head.lstrip()
     return stripped.startswith(b"{") and re.search(rb'"statuses"\s*:', stripped) is not None
 
@@ -61,19 +68,24 @@ def read_status_file(settings: Any, data: bytes) -> tuple[Machine, list[StatusRe
     machine = Machine.load(settings)  # cached per file and modification time
     requests, problems = parse_status_file(data, machine, xsd=status_xsd(settings),
                                            limits=AttachmentLimits.from_settings(settings),
-                                           max_bytes=settings.max_file_bytes)
+                                           max_bytes=settings.max_file_bytes, cdar=cdar_xsd(settings),
+                                           cdar_rules=(lambda d: cdv_rules(settings, d)) if settings.schematron
+                                           else None)
     return machine, requests, problems
 
 
 def parse_status_file(data: bytes, machine: Machine, *, xsd: Path | None = None,
                       limits: AttachmentLimits | None = None,
-                      max_bytes: int | None = None) -> tuple[list[StatusRequest], list[Finding]]:
+                      max_bytes: int | None = None, cdar: Path | None = None,
+                      cdar_rules: Any = None) -> tuple[list[StatusRequest], list[Finding]]:
     """The status changes a file asks for, and why the others cannot be read.
 
     `xsd`: CPPStatutPivot_V1_19.xsd, to validate an XML file with it as well
     (see `status_xsd`); the built-in structure checks run in any case.
     `limits`: attachment rules for JSON attachments (default: the platform's).
     `max_bytes`: the largest file read (default MAX_BYTES).
+    `cdar`: the CDAR D22B XSD (cdar_xsd), `cdar_rules`: data -> the BR-FR-CDV
+    findings (cdv_rules), for a CDAR; None skips each.
     """
     most = MAX_BYTES if max_bytes is None else max_bytes
     if not data.strip():
@@ -84,12 +96,14 @@ def parse_status_file(data: bytes, machine: Machine, *, xsd: Path | None = None,
                                   stage=STAGE)]
     head = _head(data).lstrip()
     if head.startswith(b"<"):
+        if _CDAR_ROOT.match(head):
+            return parse_cdar(data, machine, cdar, cdar_rules)
         return parse_xml(data, machine, xsd)
     if head.startswith(b"{") or head.startswith(b"["):
         return parse_json(data, machine, limits or AttachmentLimits())
     return [], [codes.finding(
-        "IRR_TYPE_F", "Not a status file: expected a CPPStatut XML or a JSON object with \"statuses\"",
-        "Pas un fichier de statuts : attendu un XML CPPStatut ou un objet JSON avec « statuses »", stage=STAGE)]
+        "IRR_TYPE_F", "Not a status file: expected a CPPStatut XML, a CDAR or a JSON object with \"statuses\"",
+        "Pas un fichier de statuts : attendu un XML CPPStatut, un CDAR ou un objet JSON avec « statuses »", stage=STAGE)]
 
 
 def status_xsd(settings: Any) -> Path | None:

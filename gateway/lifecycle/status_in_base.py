@@ -43,6 +43,9 @@ class StatusRequest:
     attachments: tuple[Document, ...] = ()  # completing (COMPLETEE): files given base64 in JSON
     location: Location | None = None  # XPath + line in XML, JSON pointer ("/statuses/0") in JSON
     debtor_siret: str | None = None  # XML Debiteur/Identifiant, JSON debtor_siret: read back, not checked
+    # CDAR: the other statuses the same CDV code names (205, 210...); the first the
+    # sender may set on the piece applies (status_apply), else `status`, refused with its reason
+    alternatives: tuple[str, ...] = ()
 
 
 def syntax_problem(en: str, fr: str, xpath: str | None, line: int | None = None, value: str | None = None,

@@ -8,12 +8,14 @@ in this order: JSON last, as connectors poll for it.
 from __future__ import annotations
 
 from gateway.core.config import Settings
+from gateway.outputs.status_cdar import CdarOutput
 from gateway.outputs.status_cppstatut import CppStatutOutput
 from gateway.outputs.status_files import Output
 from gateway.outputs.status_json import JsonOutput
 
 OUTPUTS: dict[str, Output] = {
     "cppstatut": CppStatutOutput(),  # the platform's CPPStatut / CPPFactureStatuts (V1.19)
+    "cdar": CdarOutput(),  # the reform's CDAR D22B life-cycle messages (CDV), <name>.cdar.xml
     "json": JsonOutput(),  # {"statuses": [...]} with the reform's CDV codes
 }
 
@@ -40,3 +42,8 @@ def outputs_for(settings: Settings, party: str) -> tuple[Output, ...]:
     if any(name not in OUTPUTS for name in wanted):
         check_formats(settings)  # says which, and where
     return tuple(output for name, output in OUTPUTS.items() if name in wanted)
+
+
+def receives(settings: Settings, party: str, name: str) -> bool:
+    """Whether `party` (an outbox folder) receives the format `name` (e.g. a flow report's CDAR)."""
+    return name in dict(settings.party_status_formats).get(party, settings.status_formats)

@@ -19,6 +19,7 @@ from gateway.store.db import iso
 from gateway.core.files import atomic_write
 from gateway.core.records import Finding, FlowState, Verdict
 from gateway.outputs.cppstatut import CPPStatut
+from gateway.outputs.reports_cdar import report_cdar
 
 REPORT_VERSION = 1
 
@@ -108,12 +109,19 @@ def _describe(err: dict[str, Any], piece: dict[str, Any] | None) -> str:
     return " ; ".join(bits)
 
 
-def write_flow_report(reports_dir: Path, report: dict[str, Any], **xml_opts: Any) -> tuple[Path, Path]:
+def write_flow_report(reports_dir: Path, report: dict[str, Any], *, cdar: bool = False,
+                      **xml_opts: Any) -> tuple[Path, Path]:
     """Write <flow-id>.json and <flow-id>.xml; XML first so the JSON (which
-    connectors usually poll for) appears last."""
+    connectors usually poll for) appears last. `cdar`: the partner receives
+    the reform's CDAR too: <flow-id>.cdar.xml when the report has refusals
+    the reform names (reports_cdar.py)."""
     fid = report["flow_id"]
     xml_path = reports_dir / f"{fid}.xml"
     json_path = reports_dir / f"{fid}.json"
     atomic_write(xml_path, flux_status_xml(report, **xml_opts))
+    if cdar:
+        body = report_cdar(report, platform_id=xml_opts.get("platform_id", "GTW001"))
+        if body is not None:
+            atomic_write(reports_dir / f"{fid}.cdar.xml", body)
     atomic_write(json_path, json.dumps(report, ensure_ascii=False).encode("utf-8"))
     return json_path, xml_path

@@ -39,6 +39,10 @@ class StatusNotice:
     comment: str | None
     at: datetime
     by_role: str
+    # for the reform's CDAR (status_cdar.py): the invoice's type code (BT-3), and the
+    # SIRET of whoever set the status (the party of `by_role`), when known
+    type_code: str | None = None
+    by_id: str | None = None
 
 
 class StatusFacts(Protocol):

