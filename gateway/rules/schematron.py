@@ -59,7 +59,7 @@ class RuleResult:
         return tuple(f for f in self.findings if f.severity >= Severity.ERROR)
 
     def as_check(self) -> Check:
-        """The `en16931` check (or `facturx-rules` for a Factur-X profile's own rules)."""
+        """The `en16931` check (or the rule set's own: `facturx-rules`, `extended-ctc-fr`, `br-fr`)."""
         used = self.ruleset.source if self.ruleset else ""
         name = self.ruleset.role if self.ruleset else CORE
         if not self.ran:
@@ -205,7 +205,7 @@ def _finding(rule: str | None, flag: str | None, xpath: str | None, line: int | 
 
 
 def not_run(reason: str, rs: RuleSet | None) -> RuleResult:
-    what = "EN 16931" if rs is None or rs.role == CORE else "Factur-X profile"
+    what = "EN 16931" if rs is None else rs.label
     f = codes.finding(
         "ERR_VALIDATEUR", f"{what} rules could not be checked: {reason}",
         f"Les règles {what} n'ont pas pu être vérifiées : {reason}",
