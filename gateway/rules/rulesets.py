@@ -219,7 +219,7 @@ def _shipped(rel: str, role: str, schema_dirs: tuple[Path, ...], artefacts: Path
     try:
         found = manifest.locate(artefacts, rel)
     except manifest.ArtefactError as exc:
-        raise RuleSetNotFound(str(exc)) from exc
+        raise RuleSetNotFound(f"{LABELS[role]} rule set: {exc}") from exc
     return RuleSet(found.path.stem, found.path, found.source, role)
 
 
