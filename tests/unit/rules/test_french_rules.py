@@ -169,3 +169,12 @@ def test_the_default_verdict_of_other_invoices_is_unchanged(settings, build):
     assert ev.state is FlowState.IN_INTEGRE and "br-fr" not in checks(v)
     ev, v = judge(build(), settings, "fr-ctc")
     assert ev.state is FlowState.IN_REJETE and {"BR-FR-12_BT-49", "BR-FR-13_BT-34"} <= rule_ids(v)
+
+
+def test_a_message_quoting_the_whole_invoice_is_bounded(settings):
+    # BR-FR-08's UBL text quotes "." (the Invoice): every word of a 60-line invoice
+    many = tuple((f"Article {i}", 1, "2.50") for i in range(60))
+    _, v = judge(fr_ubl_invoice(billing_mode="A1", lines=many), settings)
+    (f,) = v.errors
+    assert f.rule == "BR-FR-08_BT-23" and f.message.startswith("[BR-FR-08/BT-23] : La valeur du cadre")
+    assert len(f.message) == 1001 and f.message.endswith("…")
