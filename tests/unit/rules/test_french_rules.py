@@ -178,3 +178,14 @@ def test_a_message_quoting_the_whole_invoice_is_bounded(settings):
     (f,) = v.errors
     assert f.rule == "BR-FR-08_BT-23" and f.message.startswith("[BR-FR-08/BT-23] : La valeur du cadre")
     assert len(f.message) == 1001 and f.message.endswith("…")
+
+
+def test_a_facturx_carrying_an_extended_ctc_fr_invoice_gets_the_profiles_rules(settings):
+    from pdf_support import make_facturx
+
+    pdf = make_facturx("extended", xml=fr_cii_invoice(guideline=EXTENDED_CTC_FR, notes=("PMT", "PMD")))
+    ev, v = judge(pdf, settings, "chorus")
+    assert v.format.value == "facturx"
+    assert not [f for f in v.findings if f.code == "FX_INCOHERENT"]  # its XMP says EXTENDED, as Factur-X names it
+    assert {c.name: c.outcome for c in v.checks}["extended-ctc-fr"] == "passed"
+    assert rule_ids(v) == {"BR-FR-05_BT-22_AAB"}
