@@ -39,7 +39,7 @@ def evaluate_file(data: bytes | None, name: str, settings: Settings, *, size: in
                   selection: str = DEFAULT_SELECTION) -> Evaluation:
     """Evaluate one deposited file. `data` may be None when the file is over
     the size limit (it is then never read). `selection` names the XML stages
-    that run (stages.SELECTIONS: "chorus", all, or "en16931")."""
+    that run (stages.SELECTIONS: "chorus", all, "en16931", or "fr-ctc")."""
     if selection not in SELECTIONS:
         raise ValueError(f"unknown validation profile {selection!r} (known: {', '.join(SELECTIONS)})")
     size = len(data) if data is not None else (size or 0)

@@ -53,7 +53,9 @@ def en16931_stage(work: PieceWork, settings: Settings) -> None:
     """The business rules the invoice's guideline (BT-24) calls for
     (rulesets.plan): EN 16931 core always, a Factur-X BASIC or EXTENDED
     profile's own rules added, MINIMUM and BASIC WL refused (REJ_CONT_B2G)
-    and judged by their own rules only. The `guideline` check says which.
+    and judged by their own rules only, EXTENDED-CTC-FR by its profile's
+    rules and BR-FR-Flux2; the fr-ctc selection adds BR-FR-Flux2 to any
+    plan. The `guideline` check says which.
     They run in the long-lived Saxon worker; if they cannot run, the piece is
     not accepted (ERR_VALIDATEUR), never passed silently."""
     fmt = work.xml_format or work.format
@@ -69,7 +71,8 @@ def en16931_stage(work: PieceWork, settings: Settings) -> None:
     if not settings.schematron:  # turned off in this home's settings
         return
     try:
-        plan = rulesets.plan(kind, gid, settings, xmp_profile=xmp)
+        plan = rulesets.plan(kind, gid, settings, xmp_profile=xmp,
+                             french=rulesets.BR_FR in SELECTIONS[work.selection])
     except rulesets.RuleSetNotFound as exc:
         res = schematron.not_run(str(exc), None)
         work.findings.extend(_with_member(f, work.part.name) for f in res.findings)
@@ -78,7 +81,7 @@ def en16931_stage(work: PieceWork, settings: Settings) -> None:
     refused = plan.poor and any(f.code == "REJ_CONT_B2G" and f.severity >= Severity.ERROR for f in work.findings)
     work.checks.append(Check("guideline", "failed" if refused else "passed", plan.note))
     if plan.core is None:
-        work.checks.append(Check("en16931", "skipped", f"{plan.profile} is not an EN 16931 invoice"))
+        work.checks.append(Check("en16931", "skipped", plan.without_core))
     engine = schematron.shared_engine(settings)
     for rs in plan.rulesets:
         res = engine.check(kind, work.xml or work.part.data, ruleset=rs)
@@ -174,9 +177,13 @@ PDF_STAGE = Stage("pdf", pdf_stage)
 # runs the format, XSD, EN 16931 and signature checks only (the PDF stage
 # always runs), what an editor abroad needs: not the platform's attachment
 # rules nor the French public-sector controls.
+# "fr-ctc" is "en16931" plus the French reform's BR-FR-Flux2 rules on any
+# UBL or CII (rulesets.BR_FR names no stage: the en16931 stage adds them to
+# its plan), what a supplier asks before sending to a French platform.
 SELECTIONS: dict[str, frozenset[str]] = {
     "chorus": frozenset(s.name for s in XML_STAGES),
     "en16931": frozenset({"en16931"}),
+    "fr-ctc": frozenset({"en16931", rulesets.BR_FR}),
 }
 DEFAULT_SELECTION = "chorus"
 

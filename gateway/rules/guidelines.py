@@ -18,18 +18,23 @@ MINIMUM, BASIC_WL, BASIC, EN16931, EXTENDED, XRECHNUNG = (
     "MINIMUM", "BASIC WL", "BASIC", "EN 16931", "EXTENDED", "XRECHNUNG")
 PROFILES = (MINIMUM, BASIC_WL, BASIC, EN16931, EXTENDED, XRECHNUNG)
 POOR_PROFILES = (MINIMUM, BASIC_WL)  # no invoice lines: not EN 16931 invoices
+# The French reform's extended profile (XP Z12-012). To Factur-X it is an
+# EXTENDED (profile_from_guideline says so, as the XMP does); its own rules
+# are the FNFE-MPE ones (rulesets.plan), found by `french_profile`.
+EXTENDED_CTC_FR = "EXTENDED-CTC-FR"
 
 # Guideline IDs of Factur-X 1.0, ZUGFeRD 2.x and 1.0, matched whole and
 # case-insensitively. ZUGFeRD 1 COMFORT is the ancestor of EN 16931.
 _FX = r"(?:urn:)?(?:factur-x\.eu|zugferd\.de):\dp\d"
 _EN = r"urn:cen\.eu:en16931:2017"
 _SEP = r"[#:](?:compliant|conformant)[#:]"
+_CTC_FR = r"urn\.cpro\.gouv\.fr:1p0:extended-ctc-fr"
 _GUIDELINES = [
     (rf"{_FX}:minimum", MINIMUM),
     (rf"{_FX}:basicwl", BASIC_WL),
     (rf"{_EN}{_SEP}{_FX}:basic", BASIC),
     (rf"{_EN}{_SEP}{_FX}:extended", EXTENDED),
-    (rf"{_EN}{_SEP}urn\.cpro\.gouv\.fr:1p0:extended-ctc-fr", EXTENDED),
+    (rf"{_EN}{_SEP}{_CTC_FR}", EXTENDED),
     (rf"{_EN}{_SEP}urn:xoev-de:kosit:standard:xrechnung_[\d.]+"
      rf"(?:{_SEP}urn:xoev-de:kosit:extension:xrechnung_[\d.]+)?", XRECHNUNG),
     # XRechnung 3.x (ZUGFeRD 2.3's XRECHNUNG profile)
@@ -54,6 +59,15 @@ def profile_from_guideline(gid: str | None) -> str | None:
         if rx.fullmatch(gid):
             return name
     return None
+
+
+_CTC_FR_RE = re.compile(rf"{_EN}{_SEP}{_CTC_FR}", re.IGNORECASE)
+
+
+def french_profile(gid: str | None) -> str | None:
+    """EXTENDED_CTC_FR if the guideline ID is the reform's extended profile
+    (`urn:cen.eu:en16931:2017#conformant#urn.cpro.gouv.fr:1p0:extended-ctc-fr`), else None."""
+    return EXTENDED_CTC_FR if _CTC_FR_RE.fullmatch((gid or "").strip()) else None
 
 
 def profile_from_xmp(level: str | None) -> str | None:

@@ -18,6 +18,17 @@ syntax and its guideline (BT-24, gateway.rules.guidelines).
   does not apply; their Factur-X rules alone run, and the pipeline refuses
   them with the poor-profile code (REJ_CONT_B2G, `[pdf] poor_profiles`).
 
+- The French reform (XP Z12-012, FNFE-MPE artefacts in schemas/fr-ctc):
+  an invoice whose guideline is EXTENDED-CTC-FR is judged by that profile's
+  rules as its artefacts folder holds them: EXTENDED-CTC-FR-{UBL,CII}, the
+  EN 16931 rules as the profile restates them (based on CEN 1.3.16, some
+  replaced to allow its extensions: sub-lines, more code values), instead of
+  the CEN core, which would refuse what the profile allows; then the
+  BR-FR-Flux2 rules. `french=True` (`gateway validate --profile fr-ctc`)
+  adds BR-FR-Flux2 to any other plan. Their FATAL files run: the _WARNING
+  variants shipped beside them were the transition mode, until 30 September
+  2026.
+
 Folders listed in `[validation] schema_dirs` are searched first, recursively,
 by file name (EN16931-UBL-validation.xslt, EN16931-CII-validation.xslt, the
 Factur-X file of a profile), so an operator can try a newer release.
@@ -37,6 +48,10 @@ from gateway.rules import manifest
 
 CORE = "en16931"  # the check the EN 16931 core rules give
 PROFILE_RULES = "facturx-rules"  # the check (and findings' stage) of a Factur-X profile's own rules
+BR_FR = "br-fr"  # the check (and stage) of the reform's BR-FR-Flux2 rules
+FR_PROFILE = "extended-ctc-fr"  # the check (and stage) of the EXTENDED-CTC-FR profile's rules
+LABELS = {CORE: "EN 16931", PROFILE_RULES: "Factur-X profile", BR_FR: "BR-FR (French reform)",
+          FR_PROFILE: "EXTENDED-CTC-FR profile"}
 CEN = {"ubl": "en16931/ubl/EN16931-UBL-validation.xslt", "cii": "en16931/cii/EN16931-CII-validation.xslt"}
 # profiles whose Factur-X rules run, and factur-x's level key for each
 _FX_LEVELS = {gl.BASIC: "basic", gl.EXTENDED: "extended", gl.MINIMUM: "minimum", gl.BASIC_WL: "basicwl",
@@ -56,6 +71,11 @@ class RuleSet:
     role: str = CORE  # the check it gives: CORE, or PROFILE_RULES
 
     @property
+    def label(self) -> str:
+        """What these rules are, for people: "EN 16931", "BR-FR (French reform)"..."""
+        return LABELS.get(self.role, self.role)
+
+    @property
     def stage(self) -> str:
         """The stage of its findings ("schematron" for the core, as before profiles had rules of their own)."""
         return "schematron" if self.role == CORE else self.role
@@ -67,7 +87,7 @@ class RulePlan:
 
     kind: str  # "ubl" or "cii"
     guideline: str | None  # BT-24 as written
-    profile: str | None  # the Factur-X / ZUGFeRD profile it names (guidelines.PROFILES), or None
+    profile: str | None  # the Factur-X / ZUGFeRD profile it names (guidelines.PROFILES), EXTENDED-CTC-FR, or None
     rulesets: tuple[RuleSet, ...]  # the core first, then the profile's own rules
     poor: bool  # MINIMUM or BASIC WL: not an EN 16931 invoice
     note: str  # for people: "guideline X: judged by EN 16931 core"
@@ -76,10 +96,36 @@ class RulePlan:
     def core(self) -> RuleSet | None:
         return next((r for r in self.rulesets if r.role == CORE), None)
 
+    @property
+    def without_core(self) -> str:
+        """Why the CEN core rules do not run ("" when they do)."""
+        if self.core is not None:
+            return ""
+        if self.profile == gl.EXTENDED_CTC_FR:
+            return "EXTENDED-CTC-FR restates the EN 16931 rules in its own rule set (extended-ctc-fr)"
+        return f"{self.profile} is not an EN 16931 invoice"
 
-def plan(kind: str, guideline: str | None, settings: Settings, *, xmp_profile: str | None = None) -> RulePlan:
+
+def plan(kind: str, guideline: str | None, settings: Settings, *, xmp_profile: str | None = None,
+         french: bool = False) -> RulePlan:
     """The rule sets for a UBL or CII whose BT-24 is `guideline` (a Factur-X's
-    XMP level stands in when the XML gives none). Raises RuleSetNotFound."""
+    XMP level stands in when the XML gives none); `french` adds the reform's
+    BR-FR-Flux2 rules where the guideline did not already call for them.
+    Raises RuleSetNotFound."""
+    if kind in CEN and gl.french_profile(guideline):
+        said = f"guideline {guideline}"
+        return RulePlan(kind, guideline, gl.EXTENDED_CTC_FR,
+                        (fr_profile_ruleset(kind, settings), br_fr_ruleset(kind, settings, in_profile=True)), False,
+                        f"{said}: EXTENDED-CTC-FR (French reform), judged by the profile's rules "
+                        f"(EN 16931 as the profile restates them) and the BR-FR-Flux2 rules")
+    found = _plan(kind, guideline, settings, xmp_profile)
+    if not french:
+        return found
+    return RulePlan(found.kind, found.guideline, found.profile, found.rulesets + (br_fr_ruleset(kind, settings),),
+                    found.poor, found.note + "; and the French reform's BR-FR-Flux2 rules (fr-ctc)")
+
+
+def _plan(kind: str, guideline: str | None, settings: Settings, xmp_profile: str | None) -> RulePlan:
     if kind not in CEN:
         raise RuleSetNotFound(f"no EN 16931 rule set for document kind {kind!r} (expected 'ubl' or 'cii')")
     profile = profile_of(guideline, xmp_profile)
@@ -135,17 +181,46 @@ def facturx_ruleset(profile: str, settings: Settings) -> RuleSet:
     return _profile(level, tuple(settings.schema_dirs))
 
 
-@functools.lru_cache(maxsize=16)
+def br_fr_ruleset(kind: str, settings: Settings, *, in_profile: bool = False) -> RuleSet:
+    """The reform's BR-FR-Flux2 rules for a UBL or CII: the copy in the
+    EXTENDED-CTC-FR folder for that profile (`in_profile`), else the one for
+    EN 16931 invoices (the two are byte-identical today). Raises RuleSetNotFound."""
+    return _shipped(fr_file(kind, BR_FR, in_profile=in_profile), BR_FR, tuple(settings.schema_dirs),
+                    manifest.root_of(settings))
+
+
+def fr_profile_ruleset(kind: str, settings: Settings) -> RuleSet:
+    """The EXTENDED-CTC-FR profile's own rules for a UBL or CII. Raises RuleSetNotFound."""
+    return _shipped(fr_file(kind, FR_PROFILE), FR_PROFILE, tuple(settings.schema_dirs), manifest.root_of(settings))
+
+
+def fr_file(kind: str, role: str, *, in_profile: bool = False) -> str:
+    """The path under schemas/ of a French rule set (BR_FR or FR_PROFILE) for "ubl" or "cii"."""
+    if kind not in CEN:
+        raise RuleSetNotFound(f"no French rule set for document kind {kind!r} (expected 'ubl' or 'cii')")
+    syntax = kind.upper()
+    if role == FR_PROFILE:
+        return f"fr-ctc/{syntax}/EXTENDED-CTC-FR/2xslt/EXTENDED-CTC-FR-{syntax}.xslt"
+    folder = "EXTENDED-CTC-FR" if in_profile else "EN16931"
+    return f"fr-ctc/{syntax}/{folder}/2xslt/BR-FR-Flux2-Schematron-{syntax}.xslt"
+
+
 def _core(kind: str, schema_dirs: tuple[Path, ...], artefacts: Path) -> RuleSet:
-    rel = CEN[kind]
+    return _shipped(CEN[kind], CORE, schema_dirs, artefacts)
+
+
+@functools.lru_cache(maxsize=32)
+def _shipped(rel: str, role: str, schema_dirs: tuple[Path, ...], artefacts: Path) -> RuleSet:
+    """A rule set of schemas/ (verified against the manifest), unless a
+    configured folder holds a file of its name."""
     hit = _configured(Path(rel).name, schema_dirs)
     if hit:
-        return RuleSet(hit.stem, hit, f"configured: {hit}")
+        return RuleSet(hit.stem, hit, f"configured: {hit}", role)
     try:
         found = manifest.locate(artefacts, rel)
     except manifest.ArtefactError as exc:
-        raise RuleSetNotFound(str(exc)) from exc
-    return RuleSet(found.path.stem, found.path, found.source)
+        raise RuleSetNotFound(f"{LABELS[role]} rule set: {exc}") from exc
+    return RuleSet(found.path.stem, found.path, found.source, role)
 
 
 @functools.lru_cache(maxsize=16)

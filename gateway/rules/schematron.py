@@ -59,7 +59,7 @@ class RuleResult:
         return tuple(f for f in self.findings if f.severity >= Severity.ERROR)
 
     def as_check(self) -> Check:
-        """The `en16931` check (or `facturx-rules` for a Factur-X profile's own rules)."""
+        """The `en16931` check (or the rule set's own: `facturx-rules`, `extended-ctc-fr`, `br-fr`)."""
         used = self.ruleset.source if self.ruleset else ""
         name = self.ruleset.role if self.ruleset else CORE
         if not self.ran:
@@ -205,10 +205,10 @@ def _finding(rule: str | None, flag: str | None, xpath: str | None, line: int | 
 
 
 def not_run(reason: str, rs: RuleSet | None) -> RuleResult:
-    what = "EN 16931" if rs is None or rs.role == CORE else "Factur-X profile"
+    # no rule set: a lookup failed, and its reason names the rules (rulesets.RuleSetNotFound)
+    en, fr = (f"{rs.label} rules", f"Les règles {rs.label}") if rs else ("The business rules", "Les règles métier")
     f = codes.finding(
-        "ERR_VALIDATEUR", f"{what} rules could not be checked: {reason}",
-        f"Les règles {what} n'ont pas pu être vérifiées : {reason}",
+        "ERR_VALIDATEUR", f"{en} could not be checked: {reason}", f"{fr} n'ont pas pu être vérifiées : {reason}",
         severity=Severity.ERROR, rule=rs.name if rs else None, stage=rs.stage if rs else STAGE)
     return RuleResult((f,), rs, False)
 

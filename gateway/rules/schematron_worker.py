@@ -44,6 +44,7 @@ _PREFIXES = {
     "urn:un:unece:uncefact:data:standard:QualifiedDataType:100": "qdt",
 }
 _VALUE_MAX = 200
+_TEXT_MAX = 1000
 
 
 class _Rules:
@@ -90,6 +91,8 @@ def _asserts(svrl: str, root: Any) -> Iterator[tuple[str | None, str | None, str
     for el in doc.iter(_SVRL + "failed-assert", _SVRL + "successful-report"):
         t = el.find(_SVRL + "text")
         text = " ".join("".join(t.itertext()).split()) if t is not None else ""
+        if len(text) > _TEXT_MAX:  # a message quoting a whole element's text (BR-FR-08 quotes the invoice's)
+            text = text[:_TEXT_MAX] + "…"
         m = _BRACKET_ID.match(text)
         rule = el.get("id") or (m.group(1) if m else None)
         xpath, line, value = locate(el.get("location") or "", root)

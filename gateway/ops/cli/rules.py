@@ -36,7 +36,7 @@ def require_artefacts(settings: config.Settings) -> None:
 @dataclass(frozen=True)
 class Row:
     what: str  # the syntax and profile judged
-    check: str  # xsd, en16931, facturx-rules, status-xsd, pivot-xsd
+    check: str  # xsd, en16931, facturx-rules, extended-ctc-fr, br-fr, status-xsd, pivot-xsd
     artefact: str  # title and version, or the package / configured file
     file: str
     sha256: str  # "ok", "ALTERED", "MISSING", or why it is not in the manifest
@@ -103,6 +103,7 @@ def rows(settings: config.Settings) -> list[Row]:
     for profile in gl.POOR_PROFILES:
         out.append(_row(settings, f"CII: Factur-X {profile} (refused: no lines)", rulesets.PROFILE_RULES,
                         own(profile), ""))
+    out.extend(_french_rows(settings))
     statut = status_xsd(settings)
     if statut is not None and not statut.is_file() and statut.parent == root / "aife":
         statut = root / SHIPPED_STATUS_XSD  # refused by status_xsd: show the shipped file's state
@@ -114,6 +115,22 @@ def rows(settings: config.Settings) -> list[Row]:
     for rel, check in ((cdar_codes.CDAR_XSD, "cdar-xsd"), (cdar_codes.CDV_RULES, "br-fr-cdv")):
         artefact, file, sha, upstream = _state(settings, root / rel)
         out.append(Row("CDAR life-cycle messages (CDV), in and out", check, artefact, file, sha, upstream))
+    return out
+
+
+def _french_rows(settings: config.Settings) -> list[Row]:
+    """The reform's rules: an EXTENDED-CTC-FR invoice's profile and BR-FR-Flux2
+    rules, and the BR-FR-Flux2 rules `gateway validate --profile fr-ctc` adds."""
+    out = []
+    for kind in ("ubl", "cii"):
+        what = f"{kind.upper()}: EXTENDED-CTC-FR (French reform)"
+        out.append(_row(settings, what, rulesets.FR_PROFILE, lambda k=kind: rulesets.fr_profile_ruleset(k, settings),
+                        rulesets.fr_file(kind, rulesets.FR_PROFILE)))
+        out.append(_row(settings, what, rulesets.BR_FR,
+                        lambda k=kind: rulesets.br_fr_ruleset(k, settings, in_profile=True),
+                        rulesets.fr_file(kind, rulesets.BR_FR, in_profile=True)))
+        out.append(_row(settings, f"{kind.upper()}, validate --profile fr-ctc (added to its rules)", rulesets.BR_FR,
+                        lambda k=kind: rulesets.br_fr_ruleset(k, settings), rulesets.fr_file(kind, rulesets.BR_FR)))
     return out
 
 

@@ -54,14 +54,15 @@ def validate(
     profile: str = typer.Option(
         DEFAULT_SELECTION, "--profile",
         help="en16931: format, XSD, EN 16931 rules and signatures only; "
-             "chorus: also the platform's attachment rules and the French public-sector controls."),
+             "chorus: also the platform's attachment rules and the French public-sector controls; "
+             "fr-ctc: en16931 plus the French reform's BR-FR-Flux2 rules (will a French platform take it?)."),
 ) -> None:
     """Validate files without depositing them. Exit 0 if all are valid, 1 if some are not.
 
     With --home, also the checks a deposit runs against that home's store, read-only: first addressee named,
     the piece it continues found, invoice number not taken, and with --partner the same bytes not received."""
     if profile not in SELECTIONS:
-        err_console.print(f"unknown --profile {profile!r}: {' or '.join(SELECTIONS)}", markup=False)
+        err_console.print(f"unknown --profile {profile!r}; valid: {', '.join(SELECTIONS)}", markup=False)
         raise typer.Exit(2)
     if home is not None:
         existing_home(home)  # a mistyped --home is an error: validate makes no home, and changes nothing in one
