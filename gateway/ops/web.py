@@ -114,8 +114,8 @@ def create_app(settings: Settings, *, require_login: bool = False,
                throttle: LoginThrottle | None = None) -> "FastAPI":
     """The pages. `require_login`: refuse everyone (but /healthz) while no
     operator exists, as when listening beyond the loopback address.
-    `throttle`: counts failed logins (by default from `[web]` in gateway.toml;
-    ValueError on a bad setting)."""
+    `throttle`: counts failed logins (by default from `[web]` in gateway.toml).
+    ValueError on a bad `[web]` or `[monitoring]` setting."""
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.concurrency import run_in_threadpool
@@ -133,6 +133,7 @@ def create_app(settings: Settings, *, require_login: bool = False,
                                                                                         'charset="UTF-8"'})
 
     open_metrics = monitoring.metrics_open(settings)
+    monitoring.HealthRules.from_settings(settings)  # a bad [monitoring] setting stops the start, not a page
 
     @app.middleware("http")
     async def login(request: Request, call_next):  # noqa: ANN001, ANN202

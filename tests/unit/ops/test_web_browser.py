@@ -27,7 +27,7 @@ def site(tmp_path_factory):
     db.dispose_all()
 
 
-def test_anyone_without_a_login_is_asked_for_one(site, browser):  # noqa: F811
+def test_anyone_without_a_login_is_asked_for_one(browser, site):  # noqa: F811 - the browser first: without one, nothing is filled
     url, _ = site
     # a headless browser has no login box to show: chromium ends the navigation with an auth error
     page = new_page(browser)
@@ -42,7 +42,7 @@ def test_anyone_without_a_login_is_asked_for_one(site, browser):  # noqa: F811
     assert new_page(browser, login=LOGIN).request.get(url + "/").status == 200
 
 
-def test_overview_charts_and_counts_lead_to_flows_and_searches(site, browser):  # noqa: F811
+def test_overview_charts_and_counts_lead_to_flows_and_searches(browser, site):  # noqa: F811 - the browser first: without one, nothing is filled
     url, f = site
     page = new_page(browser, login=LOGIN)
     assert page.goto(url + "/").status == 200
@@ -78,7 +78,7 @@ def test_overview_charts_and_counts_lead_to_flows_and_searches(site, browser):  
     assert page.locator("table.flows tbody tr").count() == 7
 
 
-def test_flow_page_shows_invoice_data_findings_and_history_in_words(site, browser):  # noqa: F811
+def test_flow_page_shows_invoice_data_findings_and_history_in_words(browser, site):  # noqa: F811 - the browser first: without one, nothing is filled
     url, f = site
     page = new_page(browser, login=LOGIN)
     page.goto(url + f"/flows/{f.lot_flow}")
@@ -105,7 +105,7 @@ def test_flow_page_shows_invoice_data_findings_and_history_in_words(site, browse
     assert "IRR_VIDE_F" in page.locator("table.errors").inner_text()
 
 
-def test_following_links_from_a_flow_to_its_pieces_and_their_billing_file(site, browser):  # noqa: F811
+def test_following_links_from_a_flow_to_its_pieces_and_their_billing_file(browser, site):  # noqa: F811 - the browser first: without one, nothing is filled
     url, f = site
     page = new_page(browser, login=LOGIN)
     page.goto(url + f"/pieces/{f.a15_piece}")
@@ -132,7 +132,7 @@ def test_following_links_from_a_flow_to_its_pieces_and_their_billing_file(site, 
     assert page.locator("h1").inner_text() == "no piece nope"
 
 
-def test_logged_in_operators_download_the_original_the_report_and_the_pivot(site, browser):  # noqa: F811
+def test_logged_in_operators_download_the_original_the_report_and_the_pivot(browser, site):  # noqa: F811 - the browser first: without one, nothing is filled
     url, f = site
     page = new_page(browser, login=LOGIN, downloads=True)
     page.goto(url + f"/flows/{f.lot_flow}")
