@@ -1,7 +1,8 @@
 """The operators' pages in a real headless chromium (Playwright, scripts
 off: the pages have none), served by uvicorn over a home filled by real
 flows: log in, load each page, follow links from the overview to a flow, a
-piece and back, check what is shown, download files."""
+piece and back, check what is shown, download files. (Each test asks for
+the browser before the site: without chromium nothing is filled.)"""
 from __future__ import annotations
 
 import json
@@ -27,7 +28,7 @@ def site(tmp_path_factory):
     db.dispose_all()
 
 
-def test_anyone_without_a_login_is_asked_for_one(browser, site):  # noqa: F811 - the browser first: without one, nothing is filled
+def test_anyone_without_a_login_is_asked_for_one(browser, site):  # noqa: F811
     url, _ = site
     # a headless browser has no login box to show: chromium ends the navigation with an auth error
     page = new_page(browser)
@@ -42,7 +43,7 @@ def test_anyone_without_a_login_is_asked_for_one(browser, site):  # noqa: F811 -
     assert new_page(browser, login=LOGIN).request.get(url + "/").status == 200
 
 
-def test_overview_charts_and_counts_lead_to_flows_and_searches(browser, site):  # noqa: F811 - the browser first: without one, nothing is filled
+def test_overview_charts_and_counts_lead_to_flows_and_searches(browser, site):  # noqa: F811
     url, f = site
     page = new_page(browser, login=LOGIN)
     assert page.goto(url + "/").status == 200
@@ -78,7 +79,7 @@ def test_overview_charts_and_counts_lead_to_flows_and_searches(browser, site):  
     assert page.locator("table.flows tbody tr").count() == 7
 
 
-def test_flow_page_shows_invoice_data_findings_and_history_in_words(browser, site):  # noqa: F811 - the browser first: without one, nothing is filled
+def test_flow_page_shows_invoice_data_findings_and_history_in_words(browser, site):  # noqa: F811
     url, f = site
     page = new_page(browser, login=LOGIN)
     page.goto(url + f"/flows/{f.lot_flow}")
@@ -105,7 +106,7 @@ def test_flow_page_shows_invoice_data_findings_and_history_in_words(browser, sit
     assert "IRR_VIDE_F" in page.locator("table.errors").inner_text()
 
 
-def test_following_links_from_a_flow_to_its_pieces_and_their_billing_file(browser, site):  # noqa: F811 - the browser first: without one, nothing is filled
+def test_following_links_from_a_flow_to_its_pieces_and_their_billing_file(browser, site):  # noqa: F811
     url, f = site
     page = new_page(browser, login=LOGIN)
     page.goto(url + f"/pieces/{f.a15_piece}")
@@ -132,7 +133,7 @@ def test_following_links_from_a_flow_to_its_pieces_and_their_billing_file(browse
     assert page.locator("h1").inner_text() == "no piece nope"
 
 
-def test_logged_in_operators_download_the_original_the_report_and_the_pivot(browser, site):  # noqa: F811 - the browser first: without one, nothing is filled
+def test_logged_in_operators_download_the_original_the_report_and_the_pivot(browser, site):  # noqa: F811
     url, f = site
     page = new_page(browser, login=LOGIN, downloads=True)
     page.goto(url + f"/flows/{f.lot_flow}")
