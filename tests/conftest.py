@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 AIFE_XSD = REPO / "schemas" / "aife"  # the platform's XSDs, shipped (schemas/MANIFEST.toml)
 # fast stability checks, no SFTP, work in-process
 TEST_TOML = "[intake]\nstability_seconds = 0.2\nworkers = 0\nopen_partners = true\n[sftp]\nenabled = false\n"
-KEPT_ENV = ("GATEWAY_TEST_PG_URL",)  # says where the PostgreSQL tests run; sets nothing
+# where the PostgreSQL tests run; whether a missing chromium fails the browser tests (CI), and which: set nothing
+KEPT_ENV = ("GATEWAY_TEST_PG_URL", "GATEWAY_REQUIRE_BROWSER", "GATEWAY_CHROMIUM")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -82,6 +82,15 @@ login_lockout_max_minutes = 15   # the longest wait
 login_global_failures = 50       # failed logins from all addresses and names within login_window_minutes ...
 login_global_pause_minutes = 5   # ... then addresses no operator logged in from wait this long
 
+[monitoring]
+# /healthz answers 503 "degraded" with its reasons past these; /metrics is read from the store at each scrape.
+# stuck_minutes = 15             # a flow queued longer than this is stuck ([web] stuck_minutes by default)
+stuck_flows_max = 0              # degraded when more flows than this are stuck
+# disk_warn_mb = 400             # degraded when a folder has less free space (twice [intake] min_free_mb by default)
+worker_failures = 3              # degraded when a process of `gateway run` fails this many batches in a row ...
+flow_attempts = 3                # ... or a flow was tried this many times without an outcome
+open_metrics = false             # true: /metrics without an operator's login (counts and partner names)
+
 [sftp]
 enabled = true
 host = "127.0.0.1"

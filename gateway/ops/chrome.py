@@ -7,6 +7,8 @@ from __future__ import annotations
 import html
 import math
 from collections import Counter
+from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from gateway.ops.rejections import RejectionReport, code_label
@@ -46,8 +48,9 @@ def html_page(title: str, body: str, *, refresh: int | None = None, nav: str = "
             f"<title>{esc(title)}</title><style>{_STYLE}</style></head>\n<body>{nav}\n{body}\n</body></html>\n")
 
 
-def chart_svg(report: RejectionReport) -> str:
-    """Rejections per day as stacked bars (one group per day, one rect per code)."""
+def chart_svg(report: RejectionReport, day_link: Callable[[date], str] | None = None) -> str:
+    """Rejections per day as stacked bars (one group per day, one rect per code);
+    with `day_link`, each day's bar is a link there."""
     days = report.days
     if not days:
         return ""
@@ -71,6 +74,8 @@ def chart_svg(report: RejectionReport) -> str:
             out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{esc(label)}</text>')
     for i, d in enumerate(days):
         x = left + i * step + 1
+        if day_link is not None:
+            out.append(f'<a href="{esc(day_link(d.day))}">')
         out.append(f'<g class="day" data-day="{d.day.isoformat()}" data-total="{d.total}">'
                    f"<title>{esc(d.day.isoformat())}: {d.total} rejection(s)</title>")
         y = top + plot_h
@@ -88,7 +93,7 @@ def chart_svg(report: RejectionReport) -> str:
             lx, ly = x + bar / 2, top + plot_h + 12
             out.append(f'<text x="{lx:.1f}" y="{ly}" font-size="10" text-anchor="end" '
                        f'transform="rotate(-45 {lx:.1f} {ly})">{d.day:%m-%d}</text>')
-        out.append("</g>")
+        out.append("</g></a>" if day_link is not None else "</g>")
     out.append("</svg>")
     return "".join(out)
 

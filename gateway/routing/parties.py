@@ -87,7 +87,10 @@ def new_piece(flow_id: str, partner: str, piece_id: str, verdict: Verdict, descr
     summary = {"supplier_name": inv.supplier.name, "supplier_country": inv.supplier.country,
                "debtor_name": inv.recipient.name, "total": str(inv.totals.payable or ""),
                "currency": inv.currency, "type_code": inv.type_code, "original_invoice": inv.original_invoice,
-               "levels": inv.validator_levels}
+               "levels": inv.validator_levels,
+               # the other amounts, for the operators' pages
+               **{k: "" if v is None else str(v) for k, v in
+                  (("net", inv.totals.net), ("tax", inv.totals.tax), ("gross", inv.totals.gross))}}
     # the key REJ_UNI registers, so status files find the piece by the same supplier id
     supplier = invoice_key(inv)[0][:64] or None
     return replace(row, cadre=inv.cadre, piece_type=inv.piece_type[:64],

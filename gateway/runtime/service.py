@@ -36,6 +36,7 @@ from gateway.store.repository import Store, worker_name
 from gateway.runtime.space import Backoff, IntakeGate, StallWatch, batch_failed, processing_space
 from gateway.runtime.flags import SharedFlag
 from gateway.runtime.heartbeat import Heartbeat
+from gateway.runtime.beacon import Beacon
 from gateway.runtime.worker import work_once, worker_main
 
 log = logging.getLogger("gateway.service")
@@ -74,6 +75,7 @@ class Gateway:
         self._recover_due = False  # a claim failed: its manifest is finished before the next one
         self._faults = None  # the worker processes' failures, for the stall watch
         self._inline_holder = worker_name("main", settings.host_name)  # with workers = 0, this process's leases
+        self.beacon = Beacon(settings, self._inline_holder)  # what /healthz reads of intake (runtime/beacon.py)
 
     # --- signals ---------------------------------------------------------------
     def install_signals(self) -> None:
@@ -189,7 +191,8 @@ class Gateway:
         for i in range(self.settings.workers):
             # the settings themselves: a worker works with exactly this process's
             p = ctx.Process(target=worker_main, name=f"gateway-worker-{i}",
-                            args=(self.settings, f"w{i}", stop_ev, intake_done, self._faults), daemon=False)
+                            args=(self.settings, f"w{i}", stop_ev, intake_done, self._faults,
+                                  logging.getLogger("gateway.flow").isEnabledFor(logging.INFO)), daemon=False)
             p.start()
             procs.append(p)
         return procs
@@ -225,6 +228,11 @@ class Gateway:
                 log.exception("life-cycle housekeeping failed")
             else:  # a full disk: said in one line; done again at the next turn
                 log.warning("life-cycle housekeeping postponed: %s", fault_text(exc))
+
+    def _tell_health(self) -> None:
+        """Intake paused (and why), batches processed here failing in a row."""
+        failures = max(self.gate.backoff.failures, self.work_backoff.failures)
+        self.beacon.update(paused=self.gate.reason(), failures=failures, last_error=self.watch.fault)
 
     # --- a --once run ----------------------------------------------------------------
     def _once_done(self) -> bool:
@@ -281,6 +289,7 @@ class Gateway:
                 self._claim_ready()
                 self._drain_inline()
                 self._report_progress()
+                self._tell_health()
                 now = time.monotonic()
                 if not self.once and now - last_scan >= self.settings.rescan_seconds:
                     self._rescan()
@@ -313,6 +322,7 @@ class Gateway:
             self._report_progress()
             if heartbeat is not None:
                 heartbeat.stop()
+            self.beacon.remove()
         after = self.store.counts_by_state()
         # flows still waiting (a stop) are not this run's outcome: IN_RECU is left out
         by_state = {k: after.get(k, 0) - before.get(k, 0) for k in after

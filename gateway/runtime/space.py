@@ -27,15 +27,18 @@ class Backoff:
         self.first, self.cap, self.clock = first, cap, clock
         self.delay = 0.0
         self.until = 0.0
+        self.failures = 0  # in a row, for the health beacon
 
     def failed(self) -> float:
         """One more failure: the wait before the next try."""
+        self.failures += 1
         self.delay = self.first if self.delay == 0 else min(self.cap, self.delay * 2)
         self.until = self.clock() + self.delay
         return self.delay
 
     def succeeded(self) -> None:
         self.delay = self.until = 0.0
+        self.failures = 0
 
     def remaining(self) -> float:
         return max(0.0, self.until - self.clock())

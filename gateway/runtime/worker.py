@@ -35,6 +35,8 @@ from gateway.core.files import read_archived
 from gateway.core.space import resource_fault
 from gateway.runtime.space import Backoff, HandedBack, batch_failed, processing_space
 from gateway.runtime.heartbeat import Heartbeat
+from gateway.runtime.beacon import Beacon
+from gateway.runtime.flowlog import log_outcomes
 
 log = logging.getLogger("gateway.worker")
 
@@ -207,7 +209,8 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
         # around (400 futex calls a flow) than the writes cost.
         for w in writes:
             w()
-        store.complete(results, holder=worker_id)  # a lease taken over meanwhile: its result is dropped
+        recorded = store.complete(results, holder=worker_id)  # a lease taken over meanwhile: its result is dropped
+        log_outcomes(claimed, results, recorded)
     except Exception as exc:
         # A write or the store failed (disk full, rights, database gone): the
         # batch goes back to the queue at once, not after its lease; the same
@@ -236,17 +239,22 @@ def settle_for_work() -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
-def worker_main(settings: Settings, role: str, stop, intake_done, faults=None) -> None:  # noqa: ANN001
+def worker_main(settings: Settings, role: str, stop, intake_done, faults=None,  # noqa: ANN001
+                flow_log: bool = False) -> None:
     """Entry point of a worker process, with its parent's settings. `faults`:
-    a queue that tells the parent why a batch failed (a --once run's reason to stop)."""
+    a queue that tells the parent why a batch failed (a --once run's reason to stop).
+    `flow_log`: one INFO line per flow (runtime/flowlog.py), as the parent logs."""
     # Ctrl-C goes to the whole terminal group: the parent decides; SIGTERM
     # means finish the file in hand, then leave.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     local_stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: local_stop.set())
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if flow_log:
+        logging.getLogger("gateway.flow").setLevel(logging.INFO)
     worker_id = worker_name(role, settings.host_name)  # this process's own pid, so a restart can tell it is gone
     store = Store(settings)
+    beacon = Beacon(settings, worker_id)  # what /healthz reads of this worker
     heartbeat = Heartbeat(store, worker_id).start()  # keeps the leases of the flows in hand
     settle_for_work()
 
@@ -257,7 +265,9 @@ def worker_main(settings: Settings, role: str, stop, intake_done, faults=None) -
     either = _Either()
     backoff = Backoff()
     while not either.is_set():
-        if processing_space(settings) is not None:
+        low = processing_space(settings)
+        if low is not None:
+            beacon.update(paused=low.reason())
             if intake_done.is_set() and store.queued() == 0:
                 break
             stop.wait(1.0)  # below the floor: the parent says so once; the queue waits
@@ -269,13 +279,16 @@ def worker_main(settings: Settings, role: str, stop, intake_done, faults=None) -
             reason = batch_failed(log, f"worker {worker_id}", exc, backoff)
             if faults is not None:
                 faults.put(reason)
+            beacon.update(failures=backoff.failures, last_error=reason)
             stop.wait(backoff.delay)
             continue
         backoff.succeeded()
+        beacon.update()
         if n == 0:
             if intake_done.is_set() and store.queued() == 0:
                 break
             stop.wait(0.1)
     heartbeat.stop()
+    beacon.remove()
     db.dispose_all()
 

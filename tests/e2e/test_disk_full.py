@@ -76,7 +76,7 @@ def test_a_full_disk_at_start_pauses_intake_says_so_once_and_resumes_when_space_
         assert _names(home.inbox / "ACME") == names  # the files wait in the inbox, untouched
         assert not list(home.archive.rglob("*.claim")) and not list(home.archive.rglob("*.bin"))
         status, body = web.health(home)
-        assert status == 503 and body["status"] == "paused"
+        assert status == 503 and body["status"] == "degraded"
         assert body["reason"] == f"paused: disk low on {home.outbox} (12 MB free, floor 200 MB)"
         paused = [r.getMessage() for r in gateway_lines(caplog) if "intake paused" in r.getMessage()]
         assert paused == [f"intake paused: disk low on {home.outbox} (12 MB free, floor 200 MB); "

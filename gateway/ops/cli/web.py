@@ -20,7 +20,7 @@ def web(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
     home: HomeOpt = None,
 ) -> None:
-    """Serve the operators' read-only web pages (flows, stuck flows, pieces by status, delays due, rejections)."""
+    """Serve the operators' read-only web pages (overview, flows, a flow, a piece, rejections), /healthz and /metrics."""
     # refused and locked logins (the pages' log) beside uvicorn's own lines
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = existing_home(home)

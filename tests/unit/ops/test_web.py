@@ -96,10 +96,15 @@ def _assert_safe(page: str) -> None:
 
 
 def test_healthz(server, filled):
+    _, expired, old = filled
     status, headers, body = get(server + "/healthz")
-    assert status == 200 and headers["content-type"].startswith("application/json")
+    # two flows stuck past [web] stuck_minutes: degraded, saying which
+    assert status == 503 and headers["content-type"].startswith("application/json")
     h = json.loads(body)
-    assert h["status"] == "ok" and h["stuck"] == 2
+    assert h["status"] == "degraded" and h["stuck"] == 2
+    assert [r["check"] for r in h["reasons"]] == ["stuck_flows"]
+    assert h["reasons"][0]["count"] == 2 and set(h["reasons"][0]["flows"]) == {expired, old}
+    assert h["reason"].startswith("2 flow(s) stuck")
     assert h["flows"] == {"IN_INTEGRE": 2, "IN_INTEGRE_PARTIEL": 1, "IN_REJETE": 5, "IN_RECU": 3}
 
 
@@ -109,7 +114,8 @@ def test_overview_shows_states_stuck_flows_and_latest_rejections(server, filled)
     assert status == 200 and "default-src 'none'" in headers["content-security-policy"]
     _assert_safe(page)
     states = re.search(r'<table class="states">(.*?)</table>', page, re.S).group(1)
-    assert re.search(r"<td>IN_REJETE</td><td class=\"n\">5</td>", states)
+    # each count is a link to the flows in that state
+    assert re.search(r'<td>IN_REJETE</td><td class="n"><a href="/flows\?state=IN_REJETE">5</a></td>', states)
     stuck = re.search(r'<table class="stuck">(.*?)</table>', page, re.S).group(1)
     assert expired in stuck and "lease expired" in stuck and "otherhost:1:w0" in stuck
     assert old in stuck and "queued more than 15 min" in stuck and "fresh.xml" not in stuck
@@ -149,7 +155,7 @@ def test_flow_page_shows_pieces_errors_and_history(server, filled):
     assert "IN_INTEGRE_PARTIEL" in page and "&lt;script&gt;alert(1)&lt;/script&gt;.xml" in page
     assert page.count("<h3>Piece ") == 2 and "REJECTED" in page and "IRR_SYNTAX" in page
     history = re.search(r'<table class="history">(.*?)</table>', page, re.S).group(1)
-    stages = re.findall(r"<tr><td>[^<]*</td><td>([a-z_]+)</td>", history)
+    stages = re.findall(r'<tr data-stage="[a-z_]+"><td>[^<]*</td><td>([a-z_]+)</td>', history)
     assert stages[0] == "reception" and "validation" in stages and stages[-1] == "report"
     # a flow refused whole: its file-level error, with the report's details
     dup = next(f for f in Store(settings).recent_flows(100, "ACME") if f.file_name == "again.xml")
@@ -185,7 +191,7 @@ def test_gateway_web_command_serves_until_sigterm(filled):
                 break
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.2)
-        assert body is not None and body["status"] == "ok"
+        assert body is not None and body["status"] == "degraded"  # the fixture's two stuck flows
     finally:
         p.send_signal(signal.SIGTERM)
         out, _ = p.communicate(timeout=30)

@@ -94,8 +94,9 @@ def test_healthz_is_503_and_says_why_while_intake_is_paused(home, disk):
     assert web.health(home)[0] == 200
     disk.fill(home.archive, free_mb=3)
     status, body = web.health(home)
-    assert status == 503 and body["status"] == "paused" and "flows" in body
+    assert status == 503 and body["status"] == "degraded" and "flows" in body
     assert body["reason"] == f"paused: disk low on {home.archive} (3 MB free, floor 200 MB)"
+    assert [(r["check"], r["folder"]) for r in body["reasons"]] == [("intake_paused", str(home.archive))]
 
 
 def test_the_wait_doubles_from_one_second_to_a_minute_and_starts_again_after_a_success():
