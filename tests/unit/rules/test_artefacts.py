@@ -35,7 +35,8 @@ def test_the_shipped_artefacts_match_their_manifest():
     for a in m.artefacts:
         assert (SHIPPED / a.notice).is_file(), a.id
         assert a.version and a.licence and "@" in a.upstream
-    assert {a.id for a in m.artefacts} == {"ubl-2.1", "cii-d16b", "en16931", "aife-statut", "aife-pivot"}
+    assert {a.id for a in m.artefacts} == {"ubl-2.1", "cii-d16b", "en16931", "aife-statut", "aife-pivot",
+                                               "france-rfe-api"}
     assert (SHIPPED / "en16931" / "LICENSE-EUPL-1.2.txt").is_file()
 
 
