@@ -48,3 +48,42 @@ def deposit(http, tok: str, name: str, data: bytes, syntax: str = "UBL", **info)
 
 def api_client(settings: config.Settings) -> TestClient:
     return TestClient(create_app(settings), client=("203.0.113.7", 50000))
+
+
+class Receiver:
+    """A small local HTTP server recording the webhook calls it gets (answers 500 to the first `fail` ones)."""
+
+    def __init__(self, fail: int = 0):
+        import http.server
+        import threading
+
+        self.calls: list[tuple[dict[str, str], bytes]] = []
+        self.refused = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802, ANN202
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if outer.refused < fail:
+                    outer.refused += 1
+                    self.send_response(500)
+                else:
+                    outer.calls.append((dict(self.headers), body))
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):  # noqa: ANN002, ANN202
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def bodies(self) -> list[dict]:
+        return [json.loads(b) for _, b in self.calls]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from gateway.core.clock import as_utc, utcnow
 from gateway.core.config import Settings
@@ -97,7 +98,15 @@ def changed_flows(settings: Settings, *, settle: timedelta, limit: int = 500) ->
     late with a smaller id is not passed over."""
     with Store(settings).session() as s:
         row = s.get(ApiMark, MARK)
-        mark = row.event_id if row is not None else _start_mark(s)
+        if row is None:  # the first turn ever: from now on, kept from the start
+            row = ApiMark(name=MARK, event_id=_start_mark(s))
+            s.add(row)
+            try:
+                s.commit()
+            except IntegrityError:  # another dispatcher made it first
+                s.rollback()
+                row = s.get(ApiMark, MARK)
+        mark = row.event_id
         rows = s.execute(select(Event.id, Event.flow_id, Event.piece_id).where(
             Event.id > mark, Event.at <= utcnow() - settle).order_by(Event.id).limit(limit)).all()
         if not rows:
