@@ -8,6 +8,7 @@ exception. A partner sees only its own flows and webhooks; another's are
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
@@ -55,7 +56,7 @@ def create_app(settings: Settings, tokens: Tokens | None = None) -> FastAPI:
                                          str(form.get("client_secret") or ""))
         return JSONResponse(answer, headers={**_HEADERS, "Pragma": "no-cache"})
 
-    api = APIRouter(prefix=SERVICE + "/v1")
+    api = APIRouter(prefix=SERVICE + "/v1", dependencies=[Depends(_request_id)])
 
     @api.get("/healthcheck")
     def health() -> Response:
@@ -113,7 +114,18 @@ def create_app(settings: Settings, tokens: Tokens | None = None) -> FastAPI:
         return Response(status_code=204)
 
     app.include_router(api)
+    app.state.routes = list(api.routes)  # for the Allow header of a 405
     return app
+
+
+def _request_id(request: Request, request_id: Optional[str] = Header(None)) -> None:
+    """`Request-Id`, when sent, is a UUID (the OpenAPI's format): it correlates logs. The healthcheck, whose
+    only answers are 200, 500 and 503, ignores it."""
+    if request_id is not None and not request.url.path.endswith("/healthcheck"):
+        try:
+            uuid.UUID(request_id)
+        except ValueError:
+            raise bad_request("Invalid Request-Id", "Request-Id: a UUID") from None
 
 
 async def _json(request: Request) -> Any:
@@ -136,9 +148,15 @@ def _errors(app: FastAPI) -> None:
                             status_code=400, headers=_HEADERS)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "MISSING_RESOURCE", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "INVALID_REQUEST")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=_HEADERS)
+        headers = {**_HEADERS, **(exc.headers or {})}
+        if exc.status_code == 405:  # every method of the path, not only those of the first route matched
+            found = [r for r in request.app.state.routes if r.path_regex.match(request.url.path)]
+            fixed = [r for r in found if not r.param_convertors]  # /flows/search before /flows/{flowId}
+            methods = {m for r in fixed or found for m in getattr(r, "methods", ())}
+            headers["Allow"] = ", ".join(sorted(methods))
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
