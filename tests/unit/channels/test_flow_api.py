@@ -10,6 +10,7 @@ import time
 import jwt
 import pytest
 
+from conftest import PgDatabase
 from flow_api_support import SERVICE, api_home, bearer, client_of, deposit, api_client, token
 from gateway.channels.flow_api.auth import signing_key
 from gateway.channels import deposit as dep_mod
@@ -20,12 +21,17 @@ from gateway.store.db import dispose_all
 from invoice_support import ubl_invoice
 
 
-@pytest.fixture()
-def api(tmp_path):
-    s = api_home(tmp_path / "home", '[parties]\nACME = ["21990001600011"]\n')
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def api(request, tmp_path):
+    """The app on a home on SQLite, and on PostgreSQL when the tests have a server."""
+    pg = PgDatabase() if request.param == "postgres" else None
+    store = f'[store]\ndatabase_url = "{pg.url}"\n' if pg else ""
+    s = api_home(tmp_path / "home", '[parties]\nACME = ["21990001600011"]\n' + store)
     with api_client(s) as http:
         yield s, http
     dispose_all()
+    if pg is not None:
+        pg.close()
 
 
 def test_a_token_for_good_credentials_only_and_short_lived(api):
@@ -45,7 +51,8 @@ def test_a_token_for_good_credentials_only_and_short_lived(api):
     assert grant.status_code == 400 and grant.json()["errorCode"] == "UNSUPPORTED_GRANT_TYPE"
     stored = {c.id for c in api_clients.list_clients(s)}
     assert cid in stored  # and the secret is nowhere in clear in the store
-    assert secret.encode() not in (s.home / "gateway.db").read_bytes()
+    for f in s.home.glob("gateway.db*"):  # the database and its WAL (SQLite)
+        assert secret.encode() not in f.read_bytes()
 
 
 def test_wrong_secrets_are_throttled_without_checking(api):
