@@ -29,9 +29,18 @@ def _sftp_poller(s: Settings) -> Channel | None:
     return PollerService(s)
 
 
+def _flow_api(s: Settings) -> Channel | None:
+    if not s.section("api").get("port"):
+        return None
+    from gateway.channels.flow_api.channel import FlowApiChannel  # FastAPI, uvicorn: only when the API runs
+
+    return FlowApiChannel(s)
+
+
 CHANNELS: tuple[Callable[[Settings], Channel | None], ...] = (
     _sftp_server,
     _sftp_poller,
+    _flow_api,
 )
 
 

@@ -100,6 +100,13 @@ max_sessions_per_partner = 8     # logged-in connections of one partner at once;
 max_global_failures = 50         # wrong passwords from all addresses and names within global_window_seconds ...
 global_window_seconds = 60
 global_pause_seconds = 60        # ... then every password check pauses this long (key logins go on)
+
+[api]
+# The Flow Service API (AFNOR XP Z12-013) for connectors, served under /flow-service; off without a port.
+# port = 8090                      # or `gateway run --api-port 8090`
+host = "127.0.0.1"
+token_seconds = 900              # lifetime of an access token
+# login_failures, login_window_minutes, ...: wrong client secrets are throttled like [web]'s logins
 """
 
 
@@ -295,6 +302,8 @@ def load(home: str | os.PathLike | None = None, *, create: bool = True, **overri
     if cfg.exists():
         raw = tomllib.loads(cfg.read_text(encoding="utf-8"))
     _env_overrides(raw)
+    if overrides.get("api_port") is not None:  # `gateway run --api-port`
+        raw.setdefault("api", {})["port"] = overrides["api_port"]
     st, it, va, ro, sf = (raw.get(k, {}) for k in ("store", "intake", "validation", "routing", "sftp"))
 
     def dirs(v: list[str] | str) -> tuple[Path, ...]:

@@ -180,3 +180,88 @@ class DirectoryService(SQLModel, table=True):
     active: bool = True
     engagement_required: bool = False
     updated_at: datetime | None = None
+
+
+
+class ApiClient(SQLModel, table=True):
+    """A partner's client of the Flow Service API (OAuth2 client credentials):
+    its secret kept only as a scrypt hash; revoked clients stay, refused."""
+
+    __tablename__ = "api_client"
+
+    id: str = Field(primary_key=True, max_length=64)
+    partner: str = Field(max_length=64, index=True)
+    secret_hash: str = Field(max_length=256)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+
+class ApiDeposit(SQLModel, table=True):
+    """A flow deposited through the API: its flowId, and the gateway's flow once
+    the folder watcher has claimed its file. One per partner and bytes."""
+
+    __tablename__ = "api_deposit"
+    __table_args__ = (Index("ux_api_deposit_bytes", "partner", "sha256", unique=True),)
+
+    id: str = Field(primary_key=True, max_length=64)  # the API's flowId
+    partner: str = Field(max_length=64)
+    sha256: str = Field(max_length=64)
+    size: int = 0
+    name: str = Field(max_length=255)
+    flow_syntax: str = Field(max_length=16)
+    flow_profile: str | None = Field(default=None, max_length=32)
+    processing_rule: str | None = Field(default=None, max_length=32)
+    tracking_id: str | None = Field(default=None, max_length=64)
+    organization_id: str | None = Field(default=None, max_length=64)
+    client_id: str = Field(max_length=64)
+    temp_name: str = Field(max_length=255)  # the hidden file in inbox/<partner>/ until committed
+    inbox_name: str | None = Field(default=None, max_length=255)
+    created_at: datetime
+    deposited_at: datetime | None = None  # renamed into the inbox: the folder watcher takes it from there
+    flow_id: str | None = Field(default=None, max_length=40, index=True)  # the gateway's flow, once claimed
+    failed: str | None = Field(default=None, max_length=255)  # why it never reached the inbox
+
+
+
+class ApiWebhook(SQLModel, table=True):
+    __tablename__ = "api_webhook"
+
+    id: str = Field(primary_key=True, max_length=64)
+    partner: str = Field(max_length=64, index=True)
+    callback_url: str = Field(max_length=2048)
+    flow_types: str = Field(default="[]", max_length=2048)  # JSON list; empty = every type
+    flow_direction: str | None = Field(default=None, max_length=8)
+    ack_status: str | None = Field(default=None, max_length=16)
+    signing_key: str = Field(max_length=128)  # base64; kept to sign every call (Afnor-Signature)
+    created_at: datetime
+    updated_at: datetime
+
+
+
+class ApiWebhookDelivery(SQLModel, table=True):
+    """One call of a webhook to make: retried with back-off until delivered or given up."""
+
+    __tablename__ = "api_webhook_delivery"
+    __table_args__ = (Index("ix_api_delivery_due", "state", "next_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_id: str = Field(max_length=64, index=True)
+    flow_id: str = Field(max_length=64)  # the API's flowId the call is about
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default="pending", max_length=16)  # pending | delivered | failed
+    attempts: int = 0
+    next_at: datetime
+    last_error: str | None = Field(default=None, max_length=512)
+    created_at: datetime
+    delivered_at: datetime | None = None
+
+
+
+class ApiMark(SQLModel, table=True):
+    """How far a reader of the event log has gone (the webhook dispatcher)."""
+
+    __tablename__ = "api_mark"
+
+    name: str = Field(primary_key=True, max_length=32)
+    event_id: int = 0

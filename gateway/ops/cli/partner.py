@@ -97,3 +97,8 @@ def hostkey(home: Home = None) -> None:
 
     for k in host_keys(_settings(home)):
         typer.echo(f"{k.get_name()} {k.get_base64()}  # {k.fingerprint}")
+
+
+from gateway.ops.cli import api_client  # noqa: E402 - the sub-group registers after this group's commands
+
+app.add_typer(api_client.app, name="api-client")

@@ -22,6 +22,7 @@ def run(
     once: bool = typer.Option(False, "--once", help="Process everything waiting, print a summary and exit."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Validation processes (0 = in this process)."),
     sftp_port: Optional[int] = typer.Option(None, "--sftp-port", help="Serve SFTP on this port (turns the server on)."),
+    api_port: Optional[int] = typer.Option(None, "--api-port", help="Serve the Flow Service API on this port."),
     verbose: bool = typer.Option(False, "-v", "--verbose"),
 ) -> None:
     """Run the gateway: watch the inboxes until SIGTERM/Ctrl-C, or with --once process what waits and exit
@@ -31,6 +32,8 @@ def run(
     overrides = {"workers": workers}
     if sftp_port is not None:
         overrides.update(sftp_port=sftp_port, sftp_enabled=True)
+    if api_port is not None:
+        overrides["api_port"] = api_port
     fresh = not (config.resolve_home(home) / "gateway.toml").exists()
     s = config.load(home, **overrides)
     require_artefacts(s)  # a missing or altered schema/rule file: refuse to start, naming it

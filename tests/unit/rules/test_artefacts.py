@@ -36,7 +36,7 @@ def test_the_shipped_artefacts_match_their_manifest():
         assert (SHIPPED / a.notice).is_file(), a.id
         assert a.version and a.licence and "@" in a.upstream
     assert {a.id for a in m.artefacts} == {"ubl-2.1", "cii-d16b", "en16931", "aife-statut", "aife-pivot", "cdar-d22b",
-                                           "br-fr-cdv", "br-fr-flux2", "extended-ctc-fr"}
+                                           "br-fr-cdv", "br-fr-flux2", "extended-ctc-fr", "france-rfe-api"}
     assert (SHIPPED / "en16931" / "LICENSE-EUPL-1.2.txt").is_file()
     for folder in ("cdar-d22b", "br-fr-cdv", "fr-ctc"):  # the reform's artefacts ship with their Apache-2.0 text
         assert (SHIPPED / folder / "LICENSE-Apache-2.0.txt").is_file()

@@ -1,0 +1,64 @@
+"""`gateway partner api-client add|list|revoke`: the partners' clients of the Flow Service API."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gateway.core import config
+from gateway.store import api_clients
+
+app = typer.Typer(help="OAuth2 clients of the Flow Service API (client credentials), one partner each.",
+                  no_args_is_help=True)
+Home = Annotated[Optional[Path], typer.Option("--home", help="The gateway's home (default: GATEWAY_HOME, else the current folder).")]
+
+
+def _settings(home: Optional[Path]) -> config.Settings:
+    s = config.load(home, create=False)
+    if not s.config_file.is_file():
+        _fail(f"no gateway home at {s.home} (no gateway.toml): check --home or GATEWAY_HOME")
+    return s
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command("add")
+def add(name: Annotated[str, typer.Argument(help="An existing partner (gateway partner add NAME).")],
+        as_json: Annotated[bool, typer.Option("--json", help="Print {\"client_id\": ..., \"client_secret\": ...}.")] = False,
+        home: Home = None) -> None:
+    """Create a client for a partner; its secret is printed once and kept only as a hash."""
+    try:
+        client, secret = api_clients.add_client(_settings(home), name)
+    except LookupError as exc:
+        _fail(str(exc.args[0]))
+    if as_json:
+        typer.echo(json.dumps({"client_id": client.id, "client_secret": secret}))
+    else:
+        typer.echo(f"client_id:     {client.id}\nclient_secret: {secret}\n"
+                   "(the secret is shown only now: keep it; `gateway partner api-client revoke ID` withdraws it)")
+
+
+@app.command("list")
+def list_(home: Home = None) -> None:
+    """List the clients: id, partner, created, revoked."""
+    rows = api_clients.list_clients(_settings(home))
+    if not rows:
+        typer.echo("no API clients")
+    for c in rows:
+        state = f"revoked {c.revoked_at:%Y-%m-%d %H:%M}" if c.revoked_at else "active"
+        typer.echo(f"{c.id}  {c.partner}  created={c.created_at:%Y-%m-%d %H:%M}  {state}")
+
+
+@app.command("revoke")
+def revoke(client_id: str, home: Home = None) -> None:
+    """Revoke a client: its tokens stop working at once."""
+    try:
+        c = api_clients.revoke_client(_settings(home), client_id)
+    except LookupError as exc:
+        _fail(str(exc.args[0]))
+    typer.echo(f"API client {c.id} of {c.partner} revoked")
