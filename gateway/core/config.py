@@ -90,6 +90,11 @@ max_sessions_per_partner = 8     # logged-in connections of one partner at once;
 max_global_failures = 50         # wrong passwords from all addresses and names within global_window_seconds ...
 global_window_seconds = 60
 global_pause_seconds = 60        # ... then every password check pauses this long (key logins go on)
+
+[housekeeping]
+# `gateway purge` deletes archived files and return files already sent to a partner's server older
+# than this many days, never one a piece still needs (not in a final status, a billing file still open).
+retention_days = 0               # 0 = keep everything (purge only with --older-than)
 """
 
 

@@ -116,7 +116,7 @@ class Store:
             originals = {
                 (p, h): i for p, h, i in s.execute(
                     select(Flow.partner, Flow.sha256, Flow.id).where(  # the (partner, sha256) index
-                        Flow.duplicate_of.is_(None), Flow.partner.in_({k[0] for k in keys}),
+                        Flow.duplicate_of.is_(None), Flow.replay_of.is_(None), Flow.partner.in_({k[0] for k in keys}),
                         Flow.sha256.in_([k[1] for k in keys])))
                 if (p, h) in keys
             }
