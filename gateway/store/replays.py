@@ -113,3 +113,9 @@ def record_replays(store: Store, flow_ids: Sequence[str], *, by: str = "", query
             s.execute(Event.__table__.insert(), events)
         s.commit()
     return made
+
+
+def replay_of_flow(store: Store, flow_id: str) -> str | None:
+    """The flow that replays this one, if any."""
+    with store.session() as s:
+        return s.execute(select(Flow.id).where(Flow.replay_of == flow_id)).scalar()
