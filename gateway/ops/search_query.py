@@ -143,3 +143,21 @@ def export_row(p: FoundPiece) -> dict[str, object]:
             "recipient": p.recipient_siret, "service": p.service_code, "valid": p.valid, "status": p.status,
             "error_codes": list(p.error_codes), "status_at": db.iso(p.status_at) if p.status_at else None,
             "due_at": db.iso(p.due_at) if p.due_at else None, "link_id": p.link_id}
+
+
+def csv_cells(p: FoundPiece) -> list[object]:
+    """A found piece as one CSV row of EXPORT_COLUMNS. A text a partner chose
+    (file name, invoice number) that a spreadsheet would run as a formula is
+    quoted with a leading apostrophe."""
+    row = export_row(p)
+    out: list[object] = []
+    for c in EXPORT_COLUMNS:
+        v = row[c]
+        if v is None:
+            v = ""
+        elif isinstance(v, list):
+            v = " ".join(v)
+        if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+            v = "'" + v
+        out.append(v)
+    return out

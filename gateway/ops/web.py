@@ -331,6 +331,10 @@ def create_app(settings: Settings, *, require_login: bool = False,
         text = flow_page(settings, flow_id)
         return error(404, f"no flow {flow_id}") if text is None else page(text)
 
+    from gateway.ops import web_search  # /search, /search.csv, /search/replay
+
+    web_search.register(app, settings, checker)
+
     @app.get("/healthz")
     def healthz():  # noqa: ANN202
         status, body = health(settings)

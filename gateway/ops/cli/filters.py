@@ -15,7 +15,7 @@ from rich.table import Table
 
 from gateway.core.config import Settings
 from gateway.ops.options import console, err_console
-from gateway.ops.search_query import EXPORT_COLUMNS, FILTERS, QueryError, build_query, export_row
+from gateway.ops.search_query import EXPORT_COLUMNS, FILTERS, QueryError, build_query, csv_cells, export_row
 from gateway.store import db
 from gateway.store.search import FoundPiece, PieceQuery
 
@@ -65,9 +65,7 @@ def print_csv(pieces: Iterable[FoundPiece]) -> None:
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(EXPORT_COLUMNS)
     for p in pieces:
-        row = export_row(p)
-        out.writerow("" if row[c] is None else (" ".join(row[c]) if c == "error_codes" else row[c])
-                     for c in EXPORT_COLUMNS)
+        out.writerow(csv_cells(p))
 
 
 def id_column(t: Table, header: str, width: int) -> None:
