@@ -78,6 +78,8 @@ def build(settings: config.Settings, n_pieces: int, seed: int = 7) -> float:
 
 
 def _flush(conn, flows: list, pieces: list) -> None:  # noqa: ANN001
+    if not flows:
+        return
     conn.exec_driver_sql(
         "INSERT INTO flow (id, partner, channel, file_name, sha256, size, received_at, archive_path, format, state, "
         "queue, attempts, pieces_total, pieces_valid, report_written_at, updated_at) "
@@ -102,7 +104,7 @@ def timed(label: str, fn) -> tuple[str, float, int]:  # noqa: ANN001
 def queries(store: Store) -> list[tuple[str, float, int]]:
     day = lambda s: datetime.fromisoformat(s).replace(tzinfo=timezone.utc)  # noqa: E731
     nov = dict(since=day("2026-11-01"), until=day("2026-12-01"))
-    some = search_pieces(store, PieceQuery(), limit=1)[0]
+    some = search_pieces(store, PieceQuery(), offset=60_000, limit=1)[0]  # one of November
     cases = [
         ("newest 50, no filter", PieceQuery()),
         ("--cadre A4 --status MISE_A_DISPOSITION_MOE --since 2026-11-01 --until 2026-11-30",
@@ -114,7 +116,8 @@ def queries(store: Store) -> list[tuple[str, float, int]]:
         ("--supplier SIRET --issued-since 2026-06-01", PieceQuery(supplier=some.supplier_id,
                                                                    issued_since="2026-06-01")),
         ("--partner P --status SUSPENDUE", PieceQuery(partners=(some.partner,), statuses=("SUSPENDUE",))),
-        ("--file 'FA-2026-11-*'", PieceQuery(file_name="FA-2026-11-*")),
+        ("--file NAME (exact)", PieceQuery(file_name=some.file_name)),
+        ("--file PREFIX* (a prefix of 100 files)", PieceQuery(file_name=some.file_name[:-6] + "*")),
         ("--billing-file PDM-5", PieceQuery(billing_file=some.invoice_number)),
     ]
     out = [timed(label, lambda q=q: len(search_pieces(store, q, limit=50))) for label, q in cases]

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.sql import Select
+from sqlmodel import Session
 
 from gateway.store import db
 from gateway.store.repository import Store
@@ -90,52 +91,56 @@ class FoundPiece:
     link_id: str | None = None
 
 
-def _pattern(value: str) -> tuple[bool, str]:
-    """(is a pattern, its LIKE form): `*` is the wildcard; LIKE's own are escaped."""
+def _match(column, value: str, *, sqlite: bool):  # noqa: ANN001, ANN202
+    """`value` exactly, or with `*` as a wildcard, case-sensitive on both
+    databases: SQLite's GLOB (its LIKE ignores case; a prefix GLOB is a
+    range of the column's index), PostgreSQL's LIKE."""
     if "*" not in value:
-        return False, value
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return True, escaped.replace("*", "%")
+        return column == value
+    if sqlite:
+        return column.op("GLOB")(value.replace("[", "[[]").replace("?", "[?]"))
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
+    return column.like(escaped, escape="\\")
 
 
-def _match(column, value: str):  # noqa: ANN001, ANN202
-    wild, text = _pattern(value)
-    return column.like(text, escape="\\") if wild else column == text
-
-
-def _billing_file(number: str):  # noqa: ANN202
+def _billing_file(s: Session, number: str) -> list[str]:
     """The ids of the pieces of the billing file opened by the piece numbered
-    `number` (no earlier piece), found along link_id (ix_piece_link)."""
+    `number` (no earlier piece), found along link_id (ix_piece_link); read
+    first, so the search looks them up by id rather than scanning for them."""
     p = Piece.__table__
     dossier = select(p.c.id).where(p.c.invoice_number == number, p.c.link_id.is_(None)).cte("dossier", recursive=True)
     dossier = dossier.union(select(p.c.id).join(dossier, p.c.link_id == dossier.c.id))
-    return select(dossier.c.id)
+    return list(s.execute(select(dossier.c.id)).scalars())
 
 
-def _where(q: PieceQuery) -> list:
+def _where(s: Session, q: PieceQuery) -> list:
     p, f = Piece.__table__, Flow.__table__
     cond = []
     for column, values in ((p.c.cadre, q.cadres), (p.c.piece_type, q.piece_types), (p.c.status, q.statuses),
                            (p.c.partner, q.partners)):
         if values:
             cond.append(column.in_(list(values)) if len(values) > 1 else column == values[0])
+    refused = False
     if q.codes:
         # error_codes is a comma list: compare whole codes, not parts of them
         padded = literal(",") + p.c.error_codes + literal(",")
-        cond.append(p.c.valid.is_(False))
+        cond.append(p.c.valid == refused)  # ix_piece_valid_created
         cond.append(or_(*(padded.like(f"%,{c},%") for c in q.codes)))
+    sqlite = s.get_bind().dialect.name == "sqlite"
     if q.number:
-        cond.append(_match(p.c.invoice_number, q.number))
+        cond.append(_match(p.c.invoice_number, q.number, sqlite=sqlite))
     if q.billing_file:
-        cond.append(p.c.id.in_(_billing_file(q.billing_file)))
+        cond.append(p.c.id.in_(_billing_file(s, q.billing_file)))
     for column, value in ((p.c.supplier_id, q.supplier), (p.c.recipient_siret, q.recipient),
                           (p.c.service_code, q.service), (p.c.flow_id, q.flow_id)):
         if value:
             cond.append(column == value)
     if q.file_name:
-        cond.append(_match(f.c.file_name, q.file_name))
+        cond.append(_match(f.c.file_name, q.file_name, sqlite=sqlite))
     if q.since is not None:
-        cond.append(f.c.received_at >= q.since)
+        # a piece is recorded after its flow arrived: the same bound on the piece's own time lets
+        # the search walk the piece indexes from `since` on
+        cond += [f.c.received_at >= q.since, p.c.created_at >= q.since]
     if q.until is not None:
         cond.append(f.c.received_at < q.until)
     if q.issued_since:
@@ -143,15 +148,18 @@ def _where(q: PieceQuery) -> list:
     if q.issued_until:
         cond.append(p.c.issue_date <= q.issued_until)
     if q.valid is not None:
-        cond.append(p.c.valid.is_(q.valid))
+        cond.append(p.c.valid == q.valid)
     if q.due:
         cond.append(p.c.due_at.is_not(None))
     return cond
 
 
-def _select(q: PieceQuery, *columns) -> Select:  # noqa: ANN001
+def _select(s: Session, q: PieceQuery, *columns, flows: bool = True) -> Select:  # noqa: ANN001
+    """`flows`: the columns read the flow's; else it is joined only when a filter needs it."""
     p, f = Piece.__table__, Flow.__table__
-    return select(*columns).select_from(p.join(f, f.c.id == p.c.flow_id)).where(and_(True, *_where(q)))
+    joined = flows or q.file_name or q.since is not None or q.until is not None
+    source = p.join(f, f.c.id == p.c.flow_id) if joined else p
+    return select(*columns).select_from(source).where(and_(True, *_where(s, q)))
 
 
 def _columns():  # noqa: ANN202
@@ -173,8 +181,8 @@ def search_pieces(store: Store, q: PieceQuery, *, limit: int = 50, offset: int =
     """The pieces `q` matches, newest first (with `q.due`, soonest due first)."""
     p = Piece.__table__
     order = (p.c.due_at, p.c.id) if q.due else (p.c.created_at.desc(), p.c.id.desc())
-    stmt = _select(q, *_columns()).order_by(*order).limit(limit).offset(offset)
     with store.session() as s:
+        stmt = _select(s, q, *_columns()).order_by(*order).limit(limit).offset(offset)
         return [_found(r) for r in s.execute(stmt)]
 
 
@@ -184,10 +192,11 @@ def iter_pieces(store: Store, q: PieceQuery, *, batch: int = 1000) -> Iterator[F
     p = Piece.__table__
     after: tuple[datetime, str] | None = None
     while True:
-        stmt = _select(q, *_columns(), p.c.created_at).order_by(p.c.created_at, p.c.id).limit(batch)
-        if after is not None:
-            stmt = stmt.where(or_(p.c.created_at > after[0], and_(p.c.created_at == after[0], p.c.id > after[1])))
         with store.session() as s:
+            stmt = _select(s, q, *_columns(), p.c.created_at).order_by(p.c.created_at, p.c.id).limit(batch)
+            if after is not None:
+                stmt = stmt.where(or_(p.c.created_at > after[0],
+                                      and_(p.c.created_at == after[0], p.c.id > after[1])))
             rows = s.execute(stmt).all()
         for r in rows:
             yield _found(r[:-1])
@@ -198,12 +207,12 @@ def iter_pieces(store: Store, q: PieceQuery, *, batch: int = 1000) -> Iterator[F
 
 def count_pieces(store: Store, q: PieceQuery) -> int:
     with store.session() as s:
-        return s.execute(_select(q, func.count())).scalar_one()
+        return s.execute(_select(s, q, func.count(), flows=False)).scalar_one()
 
 
 def matching_flows(store: Store, q: PieceQuery) -> list[str]:
     """The flows holding a piece `q` matches, in the order received."""
     f = Flow.__table__
-    stmt = _select(q, f.c.id, f.c.received_at).distinct().order_by(f.c.received_at, f.c.id)
     with store.session() as s:
+        stmt = _select(s, q, f.c.id, f.c.received_at).distinct().order_by(f.c.received_at, f.c.id)
         return [fid for fid, _ in s.execute(stmt)]

@@ -67,9 +67,13 @@ class Piece(SQLModel, table=True):
         Index("ix_piece_status_created", "status", "created_at"),
         Index("ix_piece_cadre_created", "cadre", "created_at"),
         Index("ix_piece_partner_created", "partner", "created_at"),
+        Index("ix_piece_valid_created", "valid", "created_at"),  # refused pieces, newest first (--code)
         Index("ix_piece_supplier", "supplier_id"),
         Index("ix_piece_issue_date", "issue_date"),
-        Index("ix_piece_link", "link_id"),  # a billing file's later pieces
+        # a billing file's later pieces; partial: most pieces continue none, and an index of a million
+        # NULLs looks useless to SQLite's planner, which then scans instead
+        Index("ix_piece_link", "link_id", sqlite_where=text("link_id IS NOT NULL"),
+              postgresql_where=text("link_id IS NOT NULL")),
     )
 
     id: str = Field(primary_key=True, max_length=48)

@@ -70,7 +70,7 @@ def print_csv(pieces: Iterable[FoundPiece]) -> None:
 
 def id_column(t: Table, header: str, width: int) -> None:
     """A column that is never wrapped nor cut: ids and SIRETs are copied from it."""
-    t.add_column(header, no_wrap=True, min_width=width, overflow="fold")
+    t.add_column(header, min_width=width, overflow="fold")
 
 
 def pieces_table(pieces: list[FoundPiece], *, due: bool = False) -> Table:

@@ -7,6 +7,7 @@ import json
 import sys
 
 import typer
+from rich import box
 from rich.table import Table
 
 from gateway.ops.cli import filters as F
@@ -47,16 +48,17 @@ def replay(
                                              c.flow_id, c.replayed_by), "reason": c.reason or None,
                                          "dry_run": dry_run}, ensure_ascii=False) + "\n")
         return
-    t = Table()
-    F.id_column(t, "flow", max([len(c.flow_id) for c in out.choices] + [4]))
-    t.add_column("partner", overflow="fold")
-    t.add_column("file", overflow="fold")
-    t.add_column("state")
-    t.add_column("replay", overflow="fold")
+    width = max([len(c.flow_id) for c in out.choices] + [4])
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    F.id_column(t, "flow", width)
+    t.add_column("partner / file / state", overflow="fold")
+    F.id_column(t, "replay", width + 2)  # the new flow's id whole, the reasons wrapped around it
     for c in out.choices:
-        what = (("would be replayed" if dry_run else f"replayed as {out.queued[c.flow_id]}") if c.replay
-                else f"left: {c.reason}")
-        t.add_row(c.flow_id, c.partner, c.file_name, c.state, what)
+        if c.replay:
+            what = "would be replayed" if dry_run else f"→ {out.queued[c.flow_id]}"
+        else:
+            what = "left: " + c.reason.replace(" F", "\nF").replace(", and", ",\nand")
+        t.add_row(c.flow_id, f"{c.partner}\n{c.file_name}\n{c.state}", what)
     if out.choices:
         console.print(t)
     n = len(out.to_replay)

@@ -64,6 +64,8 @@ def test_each_filter_narrows_to_the_pieces_it_names(store):
     assert ids(store, number="PDM-5") == set(a) and ids(store, number="PDM-") == set()
     assert ids(store, number="PDM*") == set(a)
     assert ids(store, number="N_F2*") == set()  # "_" is a character, not LIKE's wildcard
+    assert ids(store, number="pdm*") == set() and ids(store, number="*DM-?") == set()  # case, and only * is wild
+    assert ids(store, number="*-F2-*") == set(b) and ids(store, file_name="*2026*") == set(a)
     assert ids(store, supplier="11111111111111") == {b[0]}
     assert ids(store, recipient="28990008600017") == {b[0]}
     assert ids(store, service="X") == {b[0]}

@@ -28,10 +28,11 @@ PIECE_INDEXES = (
     ("ix_piece_status_created", ["status", "created_at"]),
     ("ix_piece_cadre_created", ["cadre", "created_at"]),
     ("ix_piece_partner_created", ["partner", "created_at"]),
+    ("ix_piece_valid_created", ["valid", "created_at"]),
     ("ix_piece_supplier", ["supplier_id"]),
     ("ix_piece_issue_date", ["issue_date"]),
-    ("ix_piece_link", ["link_id"]),
 )
+LINKED = "link_id IS NOT NULL"  # ix_piece_link: only the pieces that continue another
 
 
 def _original(where: str) -> None:
@@ -48,9 +49,12 @@ def upgrade() -> None:
     op.create_index("ux_flow_replay_of", "flow", ["replay_of"], unique=True)
     for name, columns in PIECE_INDEXES:
         op.create_index(name, "piece", columns)
+    op.create_index("ix_piece_link", "piece", ["link_id"], sqlite_where=sa.text(LINKED),
+                    postgresql_where=sa.text(LINKED))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_piece_link", table_name="piece")
     for name, _ in PIECE_INDEXES:
         op.drop_index(name, table_name="piece")
     op.drop_index("ux_flow_replay_of", table_name="flow")
