@@ -91,6 +91,7 @@ class ClaimedFlow:
     received_at: datetime
     archive_path: str
     duplicate_of: str | None
+    replay_of: str | None = None  # the flow whose archived bytes this one evaluates again (gateway replay)
 
 
 class Store:
@@ -165,7 +166,7 @@ class Store:
                 .values(queue="running", locked_by=worker, locked_until=now + timedelta(seconds=lease_seconds),
                         attempts=Flow.attempts + 1, updated_at=now)
                 .returning(Flow.id, Flow.partner, Flow.file_name, Flow.sha256, Flow.size,
-                           Flow.received_at, Flow.archive_path, Flow.duplicate_of))
+                           Flow.received_at, Flow.archive_path, Flow.duplicate_of, Flow.replay_of))
         with self.session() as s:
             rows = s.execute(stmt).all()
             s.commit()

@@ -94,6 +94,7 @@ def test_replay_after_the_directory_is_fixed(gw, tmp_path):
     [again] = [x for x in (json.loads(p.read_text()) for p in gw.reports_dir("acme").glob("*.json"))
                if x["flow_id"] != old and x["file"] == "nouveau.xml"]
     assert again["state"] == "IN_INTEGRE" and again["pieces"][0]["status"] == "MISE_A_DISPOSITION"
+    assert again["replay_of"] == old  # the partner's report says which earlier flow it answers again
     new = json.loads(cli("flow", again["flow_id"], "--json", home=gw).stdout)
     assert new["flow"]["replay_of"] == old and new["flow"]["channel"] == "replay"
     assert json.loads(cli("flow", old, "--json", home=gw).stdout)["flow"]["replayed_by"] == again["flow_id"]
