@@ -107,6 +107,11 @@ global_pause_seconds = 60        # ... then every password check pauses this lon
 host = "127.0.0.1"
 token_seconds = 900              # lifetime of an access token
 # login_failures, login_window_minutes, ...: wrong client secrets are throttled like [web]'s logins
+
+[housekeeping]
+# `gateway purge` deletes archived files and return files already sent to a partner's server older
+# than this many days, never one a piece still needs (not in a final status, a billing file still open).
+retention_days = 0               # 0 = keep everything (purge only with --older-than)
 """
 
 

@@ -200,6 +200,10 @@ def create_app(settings: Settings, *, require_login: bool = False,
         except ValueError as exc:
             return error(400, str(exc).replace("--since", "since"))
 
+    from gateway.ops import web_search  # /search, /search.csv, /search/replay
+
+    web_search.register(app, settings, checker)
+
     @app.get("/healthz")
     def healthz():  # noqa: ANN202
         status, body = health(settings)

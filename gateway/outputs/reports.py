@@ -34,8 +34,9 @@ FLUX_STATUS = {
 def report_dict(*, flow_id: str, partner: str, file_name: str, sha256: str, size: int, received_at: datetime,
                 fmt: str, state: FlowState, verdicts: tuple[Verdict, ...], file_findings: tuple[Finding, ...],
                 duplicate_of: str | None, processed_at: datetime,
-                described: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """`described`: the verdicts' as_dict(), when the caller made them already."""
+                described: list[dict[str, Any]] | None = None, replay_of: str | None = None) -> dict[str, Any]:
+    """`described`: the verdicts' as_dict(), when the caller made them already.
+    `replay_of`: the earlier flow of the same file this one evaluates again."""
     return {
         "report_version": REPORT_VERSION,
         "flow_id": flow_id,
@@ -49,6 +50,7 @@ def report_dict(*, flow_id: str, partner: str, file_name: str, sha256: str, size
         "state": state.value,
         "flux_status": FLUX_STATUS[state],
         "duplicate_of": duplicate_of,
+        "replay_of": replay_of,
         "errors": [f.as_dict() for f in file_findings],
         "pieces": described if described is not None else [v.as_dict() for v in verdicts],
     }

@@ -180,7 +180,7 @@ def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
     report = report_dict(flow_id=c.id, partner=c.partner, file_name=c.file_name, sha256=c.sha256, size=c.size,
                          received_at=c.received_at, fmt=ev.format.value, state=state, verdicts=ev.verdicts,
                          file_findings=ev.file_findings, duplicate_of=c.duplicate_of, processed_at=db.utcnow(),
-                         described=described)
+                         described=described, replay_of=c.replay_of)
     if pieces:
         report["pieces"] = [dict(r, status=p.status, piece_id=p.id) for r, p in zip(report["pieces"], pieces)]
     events.append(EventRow(c.id, None, "report", "written", json.dumps({"dir": str(settings.reports_dir(c.partner))})))

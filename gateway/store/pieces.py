@@ -65,7 +65,7 @@ def original_flow(store: Store, partner: str, sha256: str) -> str | None:
     """The flow that first brought these bytes from this partner, if any (a deposit of them is a DOUBLON)."""
     with store.session() as s:
         return s.execute(select(Flow.id).where(Flow.partner == partner, Flow.sha256 == sha256,
-                                               Flow.duplicate_of.is_(None))).scalar()
+                                               Flow.duplicate_of.is_(None), Flow.replay_of.is_(None))).scalar()
 
 
 def release_numbers(store: Store, piece_ids: Sequence[str]) -> None:

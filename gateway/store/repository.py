@@ -72,6 +72,7 @@ class ClaimedFlow:
     received_at: datetime
     archive_path: str
     duplicate_of: str | None
+    replay_of: str | None = None  # the flow whose archived bytes this one evaluates again (gateway replay)
 
 
 class Store:
@@ -97,7 +98,7 @@ class Store:
             originals = {
                 (p, h): i for p, h, i in s.execute(
                     select(Flow.partner, Flow.sha256, Flow.id).where(  # the (partner, sha256) index
-                        Flow.duplicate_of.is_(None), Flow.partner.in_({k[0] for k in keys}),
+                        Flow.duplicate_of.is_(None), Flow.replay_of.is_(None), Flow.partner.in_({k[0] for k in keys}),
                         Flow.sha256.in_([k[1] for k in keys])))
                 if (p, h) in keys
             }
@@ -146,7 +147,7 @@ class Store:
                 .values(queue="running", locked_by=worker, locked_until=now + timedelta(seconds=lease_seconds),
                         attempts=Flow.attempts + 1, updated_at=now)
                 .returning(Flow.id, Flow.partner, Flow.file_name, Flow.sha256, Flow.size,
-                           Flow.received_at, Flow.archive_path, Flow.duplicate_of))
+                           Flow.received_at, Flow.archive_path, Flow.duplicate_of, Flow.replay_of))
         with self.session() as s:
             rows = s.execute(stmt).all()
             s.commit()

@@ -14,16 +14,22 @@ from sqlmodel import Field, SQLModel
 
 from gateway.core.clock import utcnow
 
+# One original per partner and bytes; duplicates point at it, replays at the flow they replay.
+UNIQUE_ORIGINAL = "duplicate_of IS NULL AND replay_of IS NULL"
+
 
 class Flow(SQLModel, table=True):
     __tablename__ = "flow"
     __table_args__ = (
         # The same bytes from the same partner make one flow; repeats are
         # recorded as duplicates pointing at it (duplicate_of set).
+        # A replay (replay_of set) evaluates the same bytes again as a new flow.
         Index("ux_flow_original", "partner", "sha256", unique=True,
-              sqlite_where=text("duplicate_of IS NULL"), postgresql_where=text("duplicate_of IS NULL")),
+              sqlite_where=text(UNIQUE_ORIGINAL), postgresql_where=text(UNIQUE_ORIGINAL)),
         Index("ix_flow_queue_received", "queue", "received_at", "id"),  # leases in the order received
         Index("ix_flow_received", "received_at"),
+        Index("ix_flow_file_name", "file_name"),  # search (revision 0005)
+        Index("ux_flow_replay_of", "replay_of", unique=True),  # one replay per flow, however many ask at once
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -45,6 +51,7 @@ class Flow(SQLModel, table=True):
     pieces_valid: int = 0
     report_written_at: datetime | None = None
     updated_at: datetime | None = None
+    replay_of: str | None = Field(default=None, max_length=40)  # the flow whose archived bytes this one replays
 
 
 
@@ -55,6 +62,18 @@ class Piece(SQLModel, table=True):
     __table_args__ = (
         Index("ix_piece_number", "invoice_number", "supplier_id"),
         Index("ix_piece_due", "due_at"),
+        # search (revision 0005): newest first, alone or after one equality filter
+        Index("ix_piece_created", "created_at", "id"),
+        Index("ix_piece_status_created", "status", "created_at"),
+        Index("ix_piece_cadre_created", "cadre", "created_at"),
+        Index("ix_piece_partner_created", "partner", "created_at"),
+        Index("ix_piece_valid_created", "valid", "created_at"),  # refused pieces, newest first (--code)
+        Index("ix_piece_supplier", "supplier_id"),
+        Index("ix_piece_issue_date", "issue_date"),
+        # a billing file's later pieces; partial: most pieces continue none, and an index of a million
+        # NULLs looks useless to SQLite's planner, which then scans instead
+        Index("ix_piece_link", "link_id", sqlite_where=text("link_id IS NOT NULL"),
+              postgresql_where=text("link_id IS NOT NULL")),
     )
 
     id: str = Field(primary_key=True, max_length=48)

@@ -185,7 +185,7 @@ def test_subcontractor_invoice_validated_refused_and_timed_out(gw):
     no = only_piece(deposit(gw, "soustraitant", "A9-2.xml", _a9("ST-2")))
     late = only_piece(deposit(gw, "soustraitant", "A9-3.xml", _a9("ST-3")))
     out = gateway_cli("pieces", "--due", "--json", home=gw)
-    assert [json.loads(line)["id"] for line in out.stdout.splitlines()] == [ok, no, late]  # soonest delay first
+    assert [json.loads(line)["piece_id"] for line in out.stdout.splitlines()] == [ok, no, late]  # soonest delay first
     for pid in (ok, no, late):
         assert status_of(gw, pid) == "A_VALIDER_1"
         assert (gw.outbox / TITULAIRE_SIRET / "_" / f"{pid}.pivot.xml").exists()
@@ -212,7 +212,7 @@ def test_subcontractor_invoice_validated_refused_and_timed_out(gw):
     # what an operator lists: the refused one, the two now with the recipient
     out = gateway_cli("pieces", "--recipient", COMMUNE_SIRET, "--status", "MISE_A_DISPOSITION", "--json", home=gw)
     assert out.returncode == 0, out.stderr
-    assert sorted(json.loads(line)["id"] for line in out.stdout.splitlines()) == sorted([ok, late])
+    assert sorted(json.loads(line)["piece_id"] for line in out.stdout.splitlines()) == sorted([ok, late])
     _valid(STATUT_XSD, sorted(gw.outbox.glob("*/statuses/*.xml")))
 
 

@@ -13,6 +13,15 @@ app = typer.Typer()
 @app.command("conformance", help="Compare `gateway validate` with a corpus's EXPECTED.tsv.")
 def conformance(corpus: Path = typer.Argument(..., help="The corpus folder holding EXPECTED.tsv"),
                 verbose: bool = typer.Option(False, "-v")) -> None:
+    expected = corpus / "EXPECTED.tsv"
+    if not corpus.is_dir():
+        typer.echo(f"error: {corpus} is not a folder; give a corpus folder holding EXPECTED.tsv", err=True)
+        raise typer.Exit(2)
+    if not expected.is_file():
+        typer.echo(f"error: {corpus} has no EXPECTED.tsv: conformance compares `gateway validate` with the "
+                   "verdicts a corpus expects, one row per file (file, kind, expected, source_says, observed, "
+                   "tab-separated). To validate files without expectations: gateway validate FILE...", err=True)
+        raise typer.Exit(2)
     run = check_corpus(corpus)
     t = run.tally
     typer.echo(f"conformance over {run.files} files of {run.corpus}")

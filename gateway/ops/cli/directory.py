@@ -10,6 +10,7 @@ from rich.table import Table
 
 from gateway.core import config
 from gateway.rules import directory
+from gateway.ops.options import existing_home
 
 app = typer.Typer(help="Directory of public structures (annuaire des destinataires).", no_args_is_help=True)
 
@@ -49,7 +50,7 @@ def import_cmd(
 @app.command("show")
 def show(siret: Annotated[str, typer.Argument(help="SIRET of the structure.")], home: Home = None) -> None:
     """Show a structure, its routing obligations and its services."""
-    settings = config.load(home)
+    settings = existing_home(home)  # read-only: never makes a home
     console = Console()
     s = directory.find_structure(settings, siret.strip())
     if s is None:

@@ -18,9 +18,11 @@ from gateway.lifecycle.deadlines import apply_deadlines
 from gateway.lifecycle.machine import Machine
 from gateway.lifecycle.notices import flush_notices
 from gateway.ops.options import HomeOpt, JsonOpt, LimitOpt, console, err_console, existing_home
-from gateway.store import db, reporting
+from gateway.ops.cli import filters as F
+from gateway.store import db
 from gateway.store.pieces import piece_history
 from gateway.store.repository import Store
+from gateway.store.search import search_pieces
 
 
 class _PieceGroup(TyperGroup):
@@ -131,28 +133,29 @@ def deadlines(
     console.print(f"{sum(1 for o in outcomes if o.ok)} deadline(s) applied")
 
 
-@app.command("pieces", help="Accepted pieces and where they stand (filters: status, recipient, partner, due).")
+@app.command("pieces", help="Accepted pieces and where they stand, newest first (or by deadline with --due); the "
+                            "filters of gateway search (--cadre, --status, --since, --recipient...).")
 def pieces(
-    status: Optional[str] = typer.Option(None, "--status", help="Only pieces in this status (e.g. A_VALIDER_1)."),
-    recipient: Optional[str] = typer.Option(None, "--recipient", help="Only pieces addressed to this SIRET."),
-    partner: Optional[str] = typer.Option(None, "--partner", help="Only pieces deposited by this partner."),
+    cadre: F.CadreOpt = None, piece_type: F.TypeOpt = None, status: F.StatusOpt = None, since: F.SinceOpt = None,
+    until: F.UntilOpt = None, issued_since: F.IssuedSinceOpt = None, issued_until: F.IssuedUntilOpt = None,
+    number: F.NumberOpt = None, billing_file: F.BillingFileOpt = None, supplier: F.SupplierOpt = None,
+    recipient: F.RecipientOpt = None, service: F.ServiceOpt = None, partner: F.PartnerOpt = None,
+    file: F.FileOpt = None, flow: F.FlowOpt = None,
     due: bool = typer.Option(False, "--due", help="Only pieces waiting on a delay, soonest first."),
     limit: LimitOpt = 50,
-    as_json: JsonOpt = False,
+    as_json: JsonOpt = False, as_csv: F.CsvOpt = False,
     home: HomeOpt = None,
 ) -> None:
     """Accepted pieces and where they stand (newest first, or by deadline with --due)."""
-    rows = reporting.accepted_pieces(existing_home(home), status=status.upper() if status else None,
-                                     recipient=recipient, partner=partner, due=due, limit=limit)
+    settings = existing_home(home)
+    q = F.query_or_exit(settings, dict(
+        cadre=cadre, type=piece_type, status=status, since=since, until=until, issued_since=issued_since,
+        issued_until=issued_until, number=number, billing_file=billing_file, supplier=supplier,
+        recipient=recipient, service=service, partner=partner, file=file, flow=flow), accepted=True, due=due)
+    rows = search_pieces(Store(settings), q, limit=limit)
     if as_json:
-        for p in rows:
-            typer.echo(json.dumps(p.model_dump(mode="json", exclude={"verdict_json", "parties_json", "summary_json"}),
-                                  ensure_ascii=False))
-        return
-    t = Table("piece", "cadre", "number", "supplier", "recipient / service", "status", "since (UTC)", "due (UTC)")
-    for p in rows:
-        t.add_row(p.id, p.cadre, p.invoice_number or "", p.supplier_id or "",
-                  f"{p.recipient_siret or ''} / {p.service_code or '_'}", p.status,
-                  db.iso(p.status_at) if p.status_at else "", db.iso(p.due_at) if p.due_at else "")
-    console.print(t)
-    console.print(f"{len(rows)} piece(s)" + (" (limit reached: --limit)" if len(rows) == limit else ""))
+        F.print_json(rows)
+    elif as_csv:
+        F.print_csv(rows)
+    else:
+        F.print_table(rows, limit, due=due)

@@ -80,7 +80,7 @@ def test_flows_and_flow_commands_show_history(home):
     assert gateway_cli("run", "--once", home=home).returncode == 0
     fid = reports(home, "ACME")[0]["flow_id"]
     r = gateway_cli("flows", "--json", home=home)
-    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[0])["id"] == fid
+    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[0])["flow_id"] == fid
     r = gateway_cli("flow", fid, "--json", home=home)
     detail = json.loads(r.stdout)
     stages = [e["stage"] for e in detail["history"]]
