@@ -46,7 +46,8 @@ def notices_for(settings: Settings, machine: Any, piece: PieceRow, steps: Sequen
         supplier_country=summary.get("supplier_country"), debtor_siret=piece.recipient_siret,
         debtor_name=summary.get("debtor_name") or recipient.get("name"), service_code=piece.service_code,
         status=st["status"], previous=st.get("previous"), reason=st.get("reason"), comment=st.get("comment"),
-        at=at, by_role=st.get("role", "platform")) for st in steps]
+        at=at, by_role=st.get("role", "platform"), deposited_by=piece.partner if piece.deposited_for else None,
+        deposited_as=piece.deposited_as, deposited_for=piece.deposited_for) for st in steps]
     roles: list[str] = []
     for st in steps:
         for r in machine.notify(piece.cadre or "A1", st["status"]):

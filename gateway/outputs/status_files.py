@@ -39,6 +39,10 @@ class StatusNotice:
     comment: str | None
     at: datetime
     by_role: str
+    # a piece deposited for another actor (#16): who deposited it, in which role, for which
+    deposited_by: str | None = None
+    deposited_as: str | None = None
+    deposited_for: str | None = None
 
 
 class StatusFacts(Protocol):
