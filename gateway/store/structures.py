@@ -264,3 +264,9 @@ def forget_snapshot() -> None:
     """After a change made in this process (the CLI, tests): read again next time."""
     with _snap_lock:
         _snapshots.clear()
+
+
+def partners_by_siret_now(store: Store) -> dict[str, tuple[ActsFor, ...]]:
+    """The same, read now (the CLI)."""
+    forget_snapshot()
+    return partners_by_siret(store)

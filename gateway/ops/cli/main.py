@@ -7,6 +7,7 @@ from __future__ import annotations
 import typer
 
 from gateway.ops.cli import conformance, directory, flows, operator, partner, pieces, report, rules, run, validate, web
+from gateway.ops.cli import structure
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="E-invoicing exchange gateway: intake, validation, routing and status files.")
@@ -24,6 +25,8 @@ app.add_typer(pieces.piece_app, name="piece",
 app.add_typer(report.app, name="report", help="Operators' reports (rejections by partner and code).")
 app.add_typer(operator.app, name="operator", help="Operators who log in to the web pages.")
 app.add_typer(rules.app, name="rules", help="The artefacts (XSD, EN 16931 rules) that judge each syntax and profile.")
+app.add_typer(structure.app, name="structure",
+              help="Structures, their roles in contracts (marchés) and who may deposit for whom.")
 
 
 def main() -> None:
