@@ -6,6 +6,7 @@ co-contracting with the mandataire validating. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -201,3 +202,29 @@ def test_the_documented_example_file_imports(home):
     bad.write_text('[[contract]]\nnumber = "X"\nactor = [{ siret = "49990010800014", role = "chef" }]\n')
     out = gateway_cli("structure", "import", str(bad), home=home)
     assert out.returncode == 2 and "contract X, actor #1: unknown role 'chef'" in out.stderr
+
+
+def test_parties_in_gateway_toml_are_the_simple_case(tmp_path):
+    """No contract declared: a partner `[parties]` declares deposits only as its SIRETs."""
+    from conftest import TEST_TOML, home_with
+
+    s = home_with(tmp_path / "h", TEST_TOML + f'[parties]\nfournisseur = ["{SUPPLIER_SIRET}"]\n')
+    directory.import_files(s, directory.demo_files())
+    accepted(deposit(s, "fournisseur", "ok.xml", ubl_invoice(number="FA-P-1", supplier_siret=SUPPLIER_SIRET)))
+    err = refused(deposit(s, "fournisseur", "other.xml", ubl_invoice(number="FA-P-2", supplier_siret=TITULAIRE_SIRET)),
+                  "REJ_ROLE")
+    assert TITULAIRE_SIRET in err["message"] and SUPPLIER_SIRET in err["message"]
+
+
+def test_the_deposit_rights_file_is_checked_when_loaded(tmp_path):
+    from gateway.lifecycle.compiler import LifecycleError
+    from gateway.lifecycle.machine import Machine
+    from gateway.lifecycle.rights import compile_rights
+
+    cadres = frozenset(Machine.load(None).cadres())
+    for text, said in (('[cadres]\nA15 = ["chef"]\n', "A15: unknown role(s) chef"),
+                       ('[cadres]\nA99 = ["titulaire"]\n', "A99: no such cadre"),
+                       ('[droits]\n', "unknown section(s) droits")):
+        with pytest.raises(LifecycleError, match=re.escape(said)):
+            compile_rights(text, cadres=cadres)
+    assert Machine.load(None).rights.roles("A19") == ("maitrise_ouvrage",)

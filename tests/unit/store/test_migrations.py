@@ -140,7 +140,7 @@ def test_status_files_waiting_in_the_outbox_survive_the_move_to_one_row_per_file
     with eng.begin() as conn:
         conn.execute(text("INSERT INTO notice (piece_id, party, name, xml, json_body, created_at, written_at) "
                           "VALUES (:piece_id, :party, :name, :xml, :json_body, :created_at, :written_at)"), rows)
-        assert migrations.upgrade(conn) == ["0002"]
+        assert migrations.upgrade(conn) == _revisions()[1:]  # 0002, then any later revision
     with eng.connect() as conn:
         files = [(r.party, r.name + r.suffix, bytes(r.body), r.written_at is None) for r in conn.execute(
             text("SELECT party, name, suffix, body, written_at FROM notice ORDER BY id"))]
