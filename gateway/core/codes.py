@@ -67,6 +67,8 @@ _TABLE = [
     Code("STATUT_MOTIF", "metier", "Motif obligatoire pour ce statut", "A reason is mandatory for this status"),
     Code("STATUT_INCONNU", "metier", "Statut inconnu", "Unknown status"),
     Code("PIECE_INCONNUE", "metier", "Pièce introuvable", "Piece not found"),
+    # who may deposit what (structures and roles in a contract, gateway/lifecycle/deposit_rights.toml)
+    Code("REJ_ROLE", "metier", "Le déposant n'agit pour aucune structure ayant le rôle requis pour ce cadre dans ce marché", "The depositor acts for no structure holding the role this cadre needs in this contract"),
 ]
 
 CODES: dict[str, Code] = {c.code: c for c in _TABLE}

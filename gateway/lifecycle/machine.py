@@ -11,6 +11,7 @@ does on its own.
 """
 from __future__ import annotations
 
+import copy
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Iterable, Mapping
 from gateway.core import codes
 from gateway.core.records import Finding
 from gateway.lifecycle.compiler import LifecycleError, compile_text, delay_overrides
+from gateway.lifecycle.rights import DepositRights, load_rights, rights_file
 from gateway.lifecycle.terms import PARTIES, ROLE_FR, ROLES, ByLevels, CadreRules, LinkRule, StatusInfo
 
 FILE_NAME = "lifecycle.toml"
@@ -44,6 +46,7 @@ class Machine:
         self._cadres = cadres
         self._delays = delays
         self._by_pivot = {s.pivot_id: s.name for s in statuses.values()}
+        self.rights = DepositRights()  # who deposits each cadre: empty until `load` reads deposit_rights.toml
 
     # --- loading ---------------------------------------------------------------
     @classmethod
@@ -59,7 +62,18 @@ class Machine:
             if not path.is_file():
                 raise LifecycleError(f"[lifecycle] file: {path} does not exist")
         overrides = delay_overrides(section.get("delays"))
-        return cls.from_path(path, delays=overrides)
+        machine = cls.from_path(path, delays=overrides)
+        rights = load_rights(rights_file(settings), frozenset(machine._cadres))
+        if machine.rights is not rights:  # one immutable machine per (life cycle, rights) pair, shared
+            with _cache_lock:
+                key = (id(machine), id(rights))
+                hit = _with_rights.get(key)
+                if hit is None:
+                    hit = copy.copy(machine)
+                    hit.rights = rights
+                    _with_rights[key] = hit
+            machine = hit
+        return machine
 
     @classmethod
     def from_path(cls, path: Path, *, delays: Mapping[str, float] | None = None) -> "Machine":
@@ -244,6 +258,7 @@ class Machine:
 
 
 _cache: dict[tuple, Machine] = {}
+_with_rights: dict[tuple[int, int], Machine] = {}
 _cache_lock = threading.Lock()
 
 

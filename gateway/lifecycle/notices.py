@@ -48,7 +48,9 @@ def notices_for(settings: Settings, machine: Any, piece: PieceRow, steps: Sequen
         status=st["status"], previous=st.get("previous"), reason=st.get("reason"), comment=st.get("comment"),
         at=at, by_role=st.get("role", "platform"),
         type_code=str(summary["type_code"]) if summary.get("type_code") else None,
-        by_id=(parties.get(st.get("role", "platform")) or {}).get("siret")) for st in steps]
+        by_id=(parties.get(st.get("role", "platform")) or {}).get("siret"),
+        deposited_by=piece.partner if piece.deposited_for else None,
+        deposited_as=piece.deposited_as, deposited_for=piece.deposited_for) for st in steps]
     roles: list[str] = []
     for st in steps:
         for r in machine.notify(piece.cadre or "A1", st["status"]):

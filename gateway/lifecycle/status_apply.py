@@ -42,7 +42,7 @@ def evaluate_status_file(settings: Settings, store: Store | None, flow: ClaimedF
             findings: tuple[Finding, ...] = (unknown_piece(name, req.location),)
             outcome = Outcome(None, (), findings)
         else:
-            roles = roles_of(settings, flow.partner, json.loads(piece.parties_json or "{}"))
+            roles = roles_of(settings, flow.partner, json.loads(piece.parties_json or "{}"), store)
             try:
                 outcome = change_status(settings, store, machine, piece.id, Request(
                     _chosen(machine, piece, req, roles), req.reason, req.comment, req.correction, req.attachments),

@@ -24,6 +24,8 @@ def _xml_text(n: StatusNotice, needs_reason: bool) -> str | None:
     """The XML carries one text: the motif first, then the comment."""
     first, second = (n.reason, n.comment) if needs_reason or n.reason else (n.comment, None)
     parts = [t.strip() for t in (first, second) if t and t.strip()]
+    if n.deposited_for and n.status == "DEPOSEE":  # Commentaire is the one free text: say who deposited it for whom
+        parts.append(f"déposée par {n.deposited_by} ({n.deposited_as}) pour le rôle {n.deposited_for}")
     return " / ".join(dict.fromkeys(parts)) or None
 
 

@@ -43,6 +43,10 @@ class StatusNotice:
     # SIRET of whoever set the status (the party of `by_role`), when known
     type_code: str | None = None
     by_id: str | None = None
+    # a piece deposited for another actor (#16): who deposited it, in which role, for which
+    deposited_by: str | None = None
+    deposited_as: str | None = None
+    deposited_for: str | None = None
 
 
 class StatusFacts(Protocol):

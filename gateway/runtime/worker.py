@@ -22,6 +22,7 @@ from gateway.routing.checks import duplicate
 from gateway.routing.links import resolve_links
 from gateway.routing.numbers import enforce_uniqueness, numbers_wanted
 from gateway.routing.parties import new_piece
+from gateway.routing.rights import check_deposits
 from gateway.store.pieces import register_numbers, release_numbers
 from gateway.lifecycle.notices import flush_notices
 from gateway.core.config import Settings
@@ -79,6 +80,7 @@ class _Flow:
     ev: Evaluation
     ids: list[str] = field(default_factory=list)
     links: list = field(default_factory=list)
+    deposits: dict = field(default_factory=dict)  # piece id -> routing.rights.Deposit
     wanted: dict = field(default_factory=dict)
     failed: bool = False
 
@@ -93,8 +95,8 @@ def _internal_error(c: ClaimedFlow, exc: Exception) -> Evaluation:
 
 def _evaluate(settings: Settings, store: Store, machine, c: ClaimedFlow,  # noqa: ANN001
               archived: _Archived) -> _Flow:
-    """Validate, then the checks that read the store: the piece's addressee
-    and the piece it continues. (Its number's uniqueness comes last, for the
+    """Validate, then the checks that read the store: the piece's addressee,
+    its depositor's right to deposit it, and the piece it continues. (Its number's uniqueness comes last, for the
     whole batch at once, so a refused piece never holds a number.)"""
     try:
         ev = evaluate_flow(settings, c, store, archived)
@@ -102,7 +104,8 @@ def _evaluate(settings: Settings, store: Store, machine, c: ClaimedFlow,  # noqa
         if ev.format is not Format.STATUS and ev.verdicts:
             f.ids = [f"{c.id}-{v.index:03d}" for v in ev.verdicts]
             verdicts = require_addressee(ev.verdicts, machine)
-            verdicts, f.links = resolve_links(settings, store, verdicts, f.ids, machine)
+            verdicts, f.deposits = check_deposits(settings, store, verdicts, f.ids, c.partner, machine)
+            verdicts, f.links = resolve_links(settings, store, verdicts, f.ids, machine, f.deposits)
             f.ev = replace(ev, verdicts=tuple(verdicts))
             f.wanted = numbers_wanted(f.ev.verdicts, f.ids)
         return f
@@ -160,7 +163,8 @@ def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
             ev = replace(ev, verdicts=tuple(enforce_uniqueness(ev.verdicts, f.ids, f.wanted, holders)))
             described = [v.as_dict() for v in ev.verdicts]
             pieces = [new_piece(c.id, c.partner, pid, v, d,
-                                machine.depositor(v.invoice.cadre) if v.invoice is not None else "supplier")
+                                machine.depositor(v.invoice.cadre) if v.invoice is not None else "supplier",
+                                f.deposits.get(pid))
                       for pid, v, d in zip(f.ids, ev.verdicts, described)]
             routed = new_pieces.route_new_pieces(settings, c, ev.verdicts, pieces, f.links, machine)
     except Exception as exc:  # noqa: BLE001

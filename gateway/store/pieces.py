@@ -208,3 +208,12 @@ def piece_history(store: Store, piece_id: str) -> PieceHistory | None:
             todo += list(s.execute(select(Piece.id).where(Piece.link_id == pid)).scalars())
         flow = s.get(Flow, piece.flow_id)
     return PieceHistory(piece, flow, events, sorted(dossier, key=lambda p: p.created_at))
+
+
+def earlier_pieces(store: Store, invoice_number: str, cadres: Sequence[str], limit: int = 50) -> list[Piece]:
+    """Every accepted piece of one of `cadres` with this number, latest first:
+    those a new piece may continue (routing keeps the one of its supplier and contract)."""
+    with store.session() as s:
+        return list(s.execute(select(Piece).where(Piece.invoice_number == invoice_number,
+                                                  Piece.cadre.in_(list(cadres)), Piece.valid.is_(True))
+                              .order_by(Piece.created_at.desc()).limit(limit)).scalars())

@@ -40,6 +40,9 @@ class PieceRow:
     due_at: datetime | None = None
     seq: int = 0
     link_id: str | None = None
+    contract_number: str | None = None
+    deposited_as: str | None = None  # the depositor's contract role, when it deposited for another
+    deposited_for: str | None = None  # the contract role it deposited for
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,11 @@ class Piece(SQLModel, table=True):
     due_at: datetime | None = None  # when the current status's delay runs out
     seq: int = 0  # status changes so far (names status files in order)
     link_id: str | None = Field(default=None, max_length=48)  # the earlier piece of the same billing file
+    # Who may deposit what (#16): the piece's contract (BT-12), and when its
+    # depositor acted for another actor of the contract, in which role, for which
+    contract_number: str | None = Field(default=None, max_length=50)
+    deposited_as: str | None = Field(default=None, max_length=32)  # the depositor's contract role
+    deposited_for: str | None = Field(default=None, max_length=32)  # the role it deposited for
 
 
 
@@ -284,3 +289,46 @@ class ApiMark(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=32)
     event_id: int = 0
+class Structure(SQLModel, table=True):
+    """A company or public body (by SIRET) that partners act for and contracts name."""
+
+    __tablename__ = "structure"
+
+    siret: str = Field(primary_key=True, max_length=14)
+    name: str = Field(default="", max_length=512)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+
+class PartnerStructure(SQLModel, table=True):
+    """A partner account acts for a structure, in all its services or only in some."""
+
+    __tablename__ = "partner_structure"
+
+    partner: str = Field(primary_key=True, max_length=64)
+    siret: str = Field(primary_key=True, max_length=14, index=True)
+    services: str = Field(default="", max_length=1024)  # comma list; empty: every service
+
+
+
+class ContractActor(SQLModel, table=True):
+    """A structure takes part in a contract (numéro de marché, BT-12) with a role."""
+
+    __tablename__ = "contract_actor"
+
+    contract: str = Field(primary_key=True, max_length=50)
+    siret: str = Field(primary_key=True, max_length=14)
+    role: str = Field(primary_key=True, max_length=32)  # gateway.core.roles.CONTRACT_ROLES
+    service: str = Field(default="", max_length=100)
+
+
+
+class DepositAgreement(SQLModel, table=True):
+    """The actors of a contract ("*": of every contract) agreed that `by_role`
+    deposits the pieces `for_role` would (the titulaire the MOE's état d'acompte)."""
+
+    __tablename__ = "deposit_agreement"
+
+    contract: str = Field(primary_key=True, max_length=50)
+    by_role: str = Field(primary_key=True, max_length=32)
+    for_role: str = Field(primary_key=True, max_length=32)

@@ -72,7 +72,7 @@ def test_without_a_home_the_deposit_checks_are_listed_as_skipped(tmp_path):
     good.write_bytes(ubl_invoice())
     r = gateway_cli("validate", "--json", str(good), home=tmp_path)
     obj = json.loads(r.stdout)
-    assert {s["check"] for s in obj["skipped"]} == {"addressee", "link", "uniqueness", "duplicate"}
+    assert {s["check"] for s in obj["skipped"]} == {"addressee", "deposit_right", "link", "uniqueness", "duplicate"}
     assert all("no --home" in s["why"] for s in obj["skipped"])
     r = gateway_cli("validate", str(good), home=tmp_path)
     assert "check uniqueness: skipped (no --home: no store to ask)" in r.stdout

@@ -8,6 +8,7 @@ import typer
 
 from gateway.ops.cli import conformance, directory, flows, operator, partner, pieces, report, rules, run, validate, web
 from gateway.ops.cli import housekeeping, replay, search
+from gateway.ops.cli import structure
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="E-invoicing exchange gateway: intake, validation, routing and status files.")
@@ -28,6 +29,8 @@ app.add_typer(rules.app, name="rules", help="The artefacts (XSD, EN 16931 rules)
 app.add_typer(search.app)  # search
 app.add_typer(replay.app)  # replay
 app.add_typer(housekeeping.app)  # purge
+app.add_typer(structure.app, name="structure",
+              help="Structures, their roles in contracts (marchés) and who may deposit for whom.")
 
 
 def main() -> None:

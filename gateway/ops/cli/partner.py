@@ -102,3 +102,39 @@ def hostkey(home: Home = None) -> None:
 from gateway.ops.cli import api_client  # noqa: E402 - the sub-group registers after this group's commands
 
 app.add_typer(api_client.app, name="api-client")
+@app.command("acts-for")
+def acts_for(
+    name: Annotated[str, typer.Argument(help="The partner (sender code).")],
+    siret: Annotated[Optional[str], typer.Argument(help="A structure it acts for; none: list them.")] = None,
+    service: Annotated[Optional[list[str]], typer.Option("--service", help="Only in this service; repeatable. "
+                                                         "None: every service.")] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="It no longer acts for that structure.")] = False,
+    home: Home = None,
+) -> None:
+    """Say which structures (SIRET) a partner deposits and receives for, optionally only in some services."""
+    from gateway.store import structures  # noqa: PLC0415 - only this command needs it
+    from gateway.store.repository import Store  # noqa: PLC0415
+
+    try:
+        partners.validate_name(name)
+    except ValueError as exc:
+        _fail(str(exc))
+    store = Store(_settings(home, create=False))
+    if siret is None:
+        rows = structures.acts_for(store, name)
+        for a in rows:
+            typer.echo(f"{a.siret}  " + (", ".join(a.services) if a.services else "every service"))
+        if not rows:
+            typer.echo(f"partner {name} acts for no structure (see [parties] in gateway.toml for the simple case)")
+        return
+    if remove:
+        if not structures.drop_acts_for(store, name, siret):
+            _fail(f"partner {name} does not act for {siret}")
+        typer.echo(f"partner {name} no longer acts for {siret}")
+        return
+    try:
+        a = structures.set_acts_for(store, name, siret, service or ())
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"partner {a.partner} acts for {a.siret}, " + (f"services {', '.join(a.services)}" if a.services
+                                                              else "every service"))

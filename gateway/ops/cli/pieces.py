@@ -60,6 +60,9 @@ def show(piece_id: str, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     console.print(f"[bold]{p.id}[/] {p.piece_type or p.format} {p.invoice_number or ''} cadre {p.cadre or '-'}: "
                   f"[bold]{p.status}[/]" + (f" (due {db.iso(p.due_at)})" if p.due_at else ""))
     console.print(f"flow {p.flow_id} from {p.partner} ({h.flow.file_name if h.flow else '?'})", markup=False)
+    if p.deposited_for:
+        console.print(f"deposited by {p.partner} ({p.deposited_as}) for the {p.deposited_for}"
+                      + (f" of contract {p.contract_number}" if p.contract_number else ""), markup=False)
     for role, party in parties.items():
         console.print(f"  {role}: " + ", ".join(f"{k}={v}" for k, v in party.items()), markup=False)
     t = Table("when (UTC)", "stage", "outcome", "detail")

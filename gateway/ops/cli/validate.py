@@ -32,7 +32,7 @@ def _check_status_file(s: config.Settings, data: bytes) -> Evaluation:
 
 
 # what a deposit checks against the store, beyond the file itself
-DEPOSIT_CHECKS = ("addressee", "link", "uniqueness", "duplicate")
+DEPOSIT_CHECKS = ("addressee", "deposit_right", "link", "uniqueness", "duplicate")
 
 
 def _deposit_checks(s: config.Settings, store: Store | None, machine: Machine | None, ev: Evaluation,
@@ -49,8 +49,9 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file and line."),
     home: HomeOpt = None,
     at: Optional[str] = typer.Option(None, "--at", help="Validate signatures at this ISO datetime."),
-    partner: Optional[str] = typer.Option(None, "--partner", help="With --home: whose deposits to compare with "
-                                          "(same bytes already received)."),
+    partner: Optional[str] = typer.Option(None, "--partner", help="With --home: who deposits: its right to "
+                                          "deposit each piece, the billing file it may continue, and the same "
+                                          "bytes already received."),
     profile: str = typer.Option(
         DEFAULT_SELECTION, "--profile",
         help="en16931: format, XSD, EN 16931 rules and signatures only; "
@@ -60,7 +61,8 @@ def validate(
     """Validate files without depositing them. Exit 0 if all are valid, 1 if some are not.
 
     With --home, also the checks a deposit runs against that home's store, read-only: first addressee named,
-    the piece it continues found, invoice number not taken, and with --partner the same bytes not received."""
+    the piece it continues found, invoice number not taken, and with --partner its right to deposit the piece
+    (structures and roles), the billing file it may continue and the same bytes not received."""
     if profile not in SELECTIONS:
         err_console.print(f"unknown --profile {profile!r}; valid: {', '.join(SELECTIONS)}", markup=False)
         raise typer.Exit(2)

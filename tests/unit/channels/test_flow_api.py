@@ -153,6 +153,14 @@ def test_organization_id_only_where_the_partner_acts_for_it(api):
     r = http.post(f"{SERVICE}/flows/search", json={"where": {}},
                   headers=bearer(tok, **{"Organization-Id": "19990004400017"}))
     assert r.status_code == 403 and r.json()["errorCode"] == "FORBIDDEN_ACCESS"
+    # once `gateway partner acts-for ACME 19990004400017` says so, the same header is honoured
+    from gateway.store import structures
+    from gateway.store.repository import Store
+
+    structures.set_acts_for(Store(s), "ACME", "19990004400017", ())
+    ok = http.post(f"{SERVICE}/flows/search", json={"where": {}},
+                   headers=bearer(tok, **{"Organization-Id": "19990004400017"}))
+    assert ok.status_code == 200
 
 
 def test_search_pages_with_a_cursor_and_filters(api):

@@ -7,7 +7,7 @@ may evaluate the archived bytes of an earlier one again (flow.replay_of), so
 the one-original-per-partner-and-bytes index leaves replays out.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-07
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
