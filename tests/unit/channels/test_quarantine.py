@@ -10,7 +10,7 @@ from conftest import drop, gateway_cli, home_with, report_for
 from gateway.runtime.service import Gateway
 from invoice_support import ubl_invoice
 
-CLOSED = "[intake]\nstability_seconds = 0.2\nworkers = 0\n[sftp]\nenabled = false\n[parties]\nediteur-x = [\"21990001600011\"]\n"
+CLOSED = "[intake]\nstability_seconds = 0.2\nworkers = 0\n[sftp]\nenabled = false\n[parties]\nediteur-x = [\"79990011300017\"]\n"
 
 
 def _notes(home):

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from conftest import REPO, PgDatabase, gateway_cli
+from conftest import KEPT_ENV, REPO, PgDatabase, gateway_cli
 from gateway.store import db, migrations
 from gateway.store.repository import NewFlow, Store, new_flow_id, worker_name
 
@@ -130,7 +130,7 @@ def test_a_database_of_an_earlier_version_is_brought_up_to_date(store, caplog):
 # --- the caller's settings stay out of the tests --------------------------------------
 
 def test_tests_store_in_their_own_home(home):
-    leaked = [k for k in os.environ if k.startswith("GATEWAY_") and k != "GATEWAY_TEST_PG_URL"]
+    leaked = [k for k in os.environ if k.startswith("GATEWAY_") and k not in KEPT_ENV]  # KEPT_ENV sets nothing
     assert leaked == []
     assert home.db_url == f"sqlite:///{home.home / 'gateway.db'}" and home.workers == 0
     r = gateway_cli("flows", "--json", home=home)  # the CLI inherits this process's environment
