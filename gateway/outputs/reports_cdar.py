@@ -54,7 +54,7 @@ def _refusals(report: dict[str, Any], codes: cc.CdarCodes) -> list[dict[str, Any
         elif inv.get("number") and inv.get("date"):
             out.append({"code": 213, "error": first, "id": inv["number"], "date": inv["date"],
                         "seller": inv.get("supplier")})
-        # else: refused by the rules before its number and date were read; a 213 must name both
+        # else: its number or date could not be read at all; a 213 must name both
         # (MDT-87, MDG-35): the report alone says why
     return out
 

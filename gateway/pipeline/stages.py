@@ -103,16 +103,31 @@ def controls_stage(work: PieceWork, settings: Settings) -> None:
     work.findings.extend(_with_member(f, work.part.name) for f in report.findings)
     work.checks.extend(report.checks)
     work.invoice = invoice
-    work.extra["invoice"] = {
+    work.extra["invoice"] = _summary(invoice)
+    if report.structure is not None:
+        work.extra["recipient"] = {"name": report.structure.raison_sociale,
+                                   "service": report.service.name if report.service else None}
+
+
+def _summary(invoice) -> dict:  # noqa: ANN001 - a core.invoice.Invoice
+    return {
         "number": invoice.invoice_number, "date": invoice.issue_date.isoformat() if invoice.issue_date else None,
         "cadre": invoice.cadre, "piece_type": invoice.piece_type, "supplier": invoice.supplier.siret,
         "recipient": invoice.recipient.siret, "service": invoice.service_code,
         "engagement": invoice.engagement_number,
         "total": str(invoice.totals.payable) if invoice.totals.payable is not None else None,
         "currency": invoice.currency}
-    if report.structure is not None:
-        work.extra["recipient"] = {"name": report.structure.raison_sociale,
-                                   "service": report.service.name if report.service else None}
+
+
+def _summary_of_refused(work: PieceWork, settings: Settings) -> None:
+    """A piece the rules refused still says which invoice it was (number,
+    date, parties) in its report: its sender finds it, and a CDAR 213 names
+    it. Read through the mappings, no control run, nothing added to its findings."""
+    if "invoice" in work.extra or work.tree is None:
+        return
+    invoice, _found = map_piece(work.tree, settings)
+    if invoice is not None:
+        work.extra["invoice"] = _summary(invoice)
 
 
 def pdf_stage(work: PieceWork, settings: Settings) -> None:
@@ -209,6 +224,8 @@ def run_xml_checks(work: PieceWork, settings: Settings, *, force: bool = False) 
             work.checks.append(Check(stage.name, "skipped", "an earlier control failed"))
             continue
         stage.run(work, settings)
+    if "controls" in wanted and _blocking(work):
+        _summary_of_refused(work, settings)
 
 
 def _blocking(work: PieceWork) -> bool:

@@ -154,10 +154,13 @@ def test_an_intake_refusal_told_as_cdar(gw):
     root = assert_cdv((gw.reports_dir("fournisseur_cdar") / f"{r['flow_id']}.cdar.xml").read_bytes())
     assert codes_in(root) == ["501"]
     assert root.xpath("//ram:ReasonCode/text()", namespaces=NS) == ["IRR_TYPE_F"]
-    # refused by the EN 16931 rules before its number and date were read: the report alone tells it
+    # refused by the EN 16931 rules: still read for its number and date, so a 213 names it
     r = send(gw, "fournisseur_cdar", "sum.xml", ubl_invoice(number="FA-CDAR-6", payable="999.99"))
     assert r["state"] == "IN_REJETE" and r["pieces"][0]["errors"][0]["code"] == "REJ_SEMAN", r
-    assert not (gw.reports_dir("fournisseur_cdar") / f"{r['flow_id']}.cdar.xml").exists()
+    assert r["pieces"][0]["invoice"]["number"] == "FA-CDAR-6"  # the report says which invoice too
+    root = assert_cdv((gw.reports_dir("fournisseur_cdar") / f"{r['flow_id']}.cdar.xml").read_bytes())
+    assert codes_in(root) == ["213"] and root.xpath("//ram:ReasonCode/text()", namespaces=NS) == ["REJ_SEMAN"]
+    assert root.xpath("//ram:IssuerAssignedID/text()", namespaces=NS) == ["FA-CDAR-6"]
     # the default partner gets no CDAR report
     r = send(gw, "fournisseur", "bad2.xml", ubl_invoice(number="FA-CDAR-5", recipient_siret=UNKNOWN_SIRET))
     assert r["state"] == "IN_REJETE", r
