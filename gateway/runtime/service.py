@@ -272,7 +272,7 @@ class Gateway:
             while not self.stop.is_set():
                 if self.once and (self._once_done() or self._is_stalled()):
                     break
-                self.wake.wait(0.2 if self.once else 0.5)
+                self.wake.wait(self.tracker.next_ready_in(0.2 if self.once else 0.5))
                 self.wake.clear()
                 self._claim_ready()
                 self._drain_inline()
