@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from multiprocessing.context import BaseContext
 
-PRELOAD = ["gateway.runtime.worker"]  # what a worker runs: its imports are done once, in the fork server
+PRELOAD = ["gateway.runtime.worker", "gateway.runtime.forkready"]  # imports done once, in the fork server
 
 
 def worker_context() -> BaseContext:
