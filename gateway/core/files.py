@@ -11,7 +11,7 @@ from gateway.core.records import Finding
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
-def atomic_write(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o644) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, fsync: bool = False, mode: int = 0o644) -> None:
     """Write under a hidden temporary name in the same folder, then rename, so
     a reader never sees half a file.
 
@@ -22,11 +22,13 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o
     by others, not even for an instant); a file replaced keeps it too.
     A write that fails (a full disk...) removes its temporary file: the
     folder is left as it was, the old file (if any) whole."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    target = os.fspath(path)
+    folder, name = os.path.split(target)  # string work: a Path's with_name parses the whole path again
+    tmp = os.path.join(folder, f".{name}.tmp")
     try:
         fd = os.open(tmp, _WRITE_FLAGS, mode)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
         fd = os.open(tmp, _WRITE_FLAGS, mode)
     try:
         try:
@@ -39,18 +41,18 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o
                 os.fsync(fd)
         finally:
             os.close(fd)  # on NFS a full disk may only show here
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except OSError as exc:
         _discard(tmp)
         if exc.filename is None:  # os.write and os.fsync name no file: say which one, for the log
-            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
+            raise OSError(exc.errno, exc.strerror, target) from exc
         raise
     except BaseException:
         _discard(tmp)
         raise
 
 
-def _discard(tmp: Path) -> None:
+def _discard(tmp: str) -> None:
     try:
         os.unlink(tmp)
     except OSError:  # gone already, or the device refuses even that: a later write reuses the name
