@@ -187,15 +187,16 @@ def children(pid: int) -> list[int]:
 
 
 def workers_of(proc: subprocess.Popen) -> list[int]:
-    """The service's worker processes (spawned: their command line says so)."""
+    """The service's worker processes: the children of its fork server
+    (runtime/procs.py), whose command line says so."""
     out = []
     for pid in children(proc.pid):
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"multiprocessing" in cmd and b"resource_tracker" not in cmd:
-            out.append(pid)
+        if b"multiprocessing.forkserver" in cmd:
+            out.extend(children(pid))
     return out
 
 

@@ -28,14 +28,15 @@ from gateway.runtime import worker
 class StageClock:
     """Exclusive wall time and calls per stage, with a stack so nested stages pause their caller."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock  # wall time by default; time.process_time for CPU
         self.spent: dict[str, float] = defaultdict(float)
         self.calls: Counter[str] = Counter()
         self._stack: list[list[Any]] = []  # [name, started]
 
     def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
-            now = time.perf_counter()
+            now = self.clock()
             self.calls[name] += 1
             if self._stack:
                 outer = self._stack[-1]
@@ -44,7 +45,7 @@ class StageClock:
             try:
                 return fn(*args, **kwargs)
             finally:
-                end = time.perf_counter()
+                end = self.clock()
                 self.spent[name] += end - self._stack.pop()[1]
                 if self._stack:
                     self._stack[-1][1] = end

@@ -318,6 +318,17 @@ class StabilityTracker:
         with self._lock:
             self._seen.pop(path, None)
 
+    def next_ready_in(self, default: float) -> float:
+        """Seconds until the first file watched has been stable for the delay
+        (`default` if none is watched): the service sleeps no longer, so a
+        file is claimed as soon as it is ready, not up to a loop turn later."""
+        now = time.monotonic()
+        with self._lock:  # files already ready but kept (intake paused) do not make it spin
+            first = min((since for _, _, since, _ in self._seen.values() if since + self.delay > now), default=None)
+        if first is None:
+            return default
+        return min(default, max(0.01, first + self.delay - now))
+
     def __len__(self) -> int:
         return len(self._seen)
 

@@ -14,7 +14,7 @@ from gateway.core.records import Finding
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
-def atomic_write(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o644) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, fsync: bool = False, mode: int = 0o644) -> None:
     """Write under a hidden temporary name in the same folder, then rename, so
     a reader never sees half a file.
 
@@ -28,11 +28,13 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o
     name is this process's own (`temp_name`), so two processes (two hosts
     on a shared outbox) writing the same file never mix their bytes; a
     crash's leftovers go with `sweep_temps`."""
-    tmp = path.with_name(temp_name(path.name))
+    target = os.fspath(path)
+    folder, name = os.path.split(target)  # string work: a Path's with_name parses the whole path again
+    tmp = os.path.join(folder, temp_name(name))
     try:
         fd = os.open(tmp, _WRITE_FLAGS, mode)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
         fd = os.open(tmp, _WRITE_FLAGS, mode)
     try:
         try:
@@ -45,11 +47,11 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o
                 os.fsync(fd)
         finally:
             os.close(fd)  # on NFS a full disk may only show here
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except OSError as exc:
         _discard(tmp)
         if exc.filename is None:  # os.write and os.fsync name no file: say which one, for the log
-            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
+            raise OSError(exc.errno, exc.strerror, target) from exc
         raise
     except BaseException:
         _discard(tmp)
@@ -107,7 +109,7 @@ def sweep_temps(folders: list[Path], *, now: float | None = None) -> int:
     return gone
 
 
-def _discard(tmp: Path) -> None:
+def _discard(tmp: str) -> None:
     try:
         os.unlink(tmp)
     except OSError:  # gone already, or the device refuses even that: a later write reuses the name

@@ -9,10 +9,13 @@ never makes a second file.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 from collections.abc import Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from gateway.core.config import Settings
@@ -81,7 +84,13 @@ def notices_for(settings: Settings, machine: Any, piece: PieceRow, steps: Sequen
 
 
 def write_notice(settings: Settings, party: str, name: str, suffix: str, body: bytes) -> None:
-    atomic_write(settings.outbox / party / "statuses" / f"{name}{suffix}", body)
+    atomic_write(os.path.join(_statuses(settings.outbox, party), f"{name}{suffix}"), body)
+
+
+@functools.lru_cache(maxsize=4096)
+def _statuses(outbox: Path, party: str) -> str:
+    # a party's folder, worked out once: four status files a flow, each was three path parses
+    return os.path.join(outbox, party, "statuses")
 
 
 def flush_notices(settings: Settings, store: Store, limit: int = 1000) -> int:

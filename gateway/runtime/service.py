@@ -1,7 +1,7 @@
 """`gateway run`: intake, workers and channels, as a service or as a batch.
 
 The main process watches the inboxes and claims complete files; worker
-processes (spawned, so no thread or connection is inherited) evaluate and
+processes (forked from a fork server, so no thread or connection is inherited) evaluate and
 report. SIGTERM or Ctrl-C stops intake; workers finish the file in hand.
 
 A full or read-only disk never stops the service (runtime/space.py): intake
@@ -37,6 +37,7 @@ from gateway.runtime.space import Backoff, IntakeGate, StallWatch, batch_failed,
 from gateway.runtime.flags import SharedFlag
 from gateway.runtime.heartbeat import Heartbeat
 from gateway.runtime.beacon import Beacon
+from gateway.runtime.procs import worker_context
 from gateway.runtime.worker import work_once, worker_main
 
 log = logging.getLogger("gateway.service")
@@ -186,7 +187,7 @@ class Gateway:
             self.work_backoff.succeeded()
 
     def _start_workers(self, stop_ev, intake_done) -> list[mp.Process]:  # noqa: ANN001
-        ctx = mp.get_context("spawn")
+        ctx = worker_context()
         procs = []
         for i in range(self.settings.workers):
             # the settings themselves: a worker works with exactly this process's
@@ -264,7 +265,7 @@ class Gateway:
         before = self.store.counts_by_state()
         self._backlog = self.store.pending()
 
-        ctx = mp.get_context("spawn")
+        ctx = worker_context()
         stop_ev, intake_done = SharedFlag(ctx), SharedFlag(ctx)  # not Events: a killed worker would jam their set()
         self._faults = ctx.Queue() if self.settings.workers > 0 and self.once else None
         procs = self._start_workers(stop_ev, intake_done) if self.settings.workers > 0 else []
@@ -284,7 +285,7 @@ class Gateway:
             while not self.stop.is_set():
                 if self.once and (self._once_done() or self._is_stalled()):
                     break
-                self.wake.wait(0.2 if self.once else 0.5)
+                self.wake.wait(self.tracker.next_ready_in(0.2 if self.once else 0.5))
                 self.wake.clear()
                 self._claim_ready()
                 self._drain_inline()
