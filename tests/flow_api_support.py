@@ -87,3 +87,31 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class LiveApi:
+    """The API channel of `settings` served on its configured port (uvicorn in a
+    thread, as `gateway run --api-port` does), until the block ends."""
+
+    def __init__(self, settings: config.Settings):
+        from gateway.channels.flow_api.channel import FlowApiChannel
+        from sftp_support import wait_until
+
+        self.settings = config.load(settings.home)
+        self.base = f"http://127.0.0.1:{self.settings.section('api')['port']}"
+        self.channel = FlowApiChannel(self.settings)
+        self._wait = wait_until
+
+    def up(self) -> bool:
+        try:
+            return httpx.get(f"{self.base}/flow-service/v1/healthcheck", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def __enter__(self) -> "LiveApi":
+        self.channel.start()
+        assert self._wait(self.up, timeout=20)
+        return self
+
+    def __exit__(self, *exc) -> None:  # noqa: ANN002
+        self.channel.stop()

@@ -9,38 +9,24 @@ import pytest
 from lxml import etree
 
 from cdar_support import assert_cdv, party_cdar
-from flow_api_support import SERVICE, api_home, bearer, client_of, deposit, token
-from gateway.channels.flow_api.channel import FlowApiChannel
-from gateway.core import config
+from flow_api_support import SERVICE, LiveApi, api_home, bearer, client_of, deposit, token
 from gateway.rules import directory
 from gateway.runtime.service import Gateway
 from gateway.store.db import dispose_all
 from gateway.store.repository import Store
 from invoice_support import COMMUNE_SIRET, SUPPLIER_SIRET, ubl_invoice
-from sftp_support import free_port, wait_until
+from sftp_support import free_port
 
 CDV = "{urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100}ProcessConditionCode"
 
 
 @pytest.fixture()
 def live(tmp_path):
-    port = free_port()
-    s = api_home(tmp_path / "home", f"port = {port}\n[statuses.parties]\nfournisseur = [\"cppstatut\", \"json\", \"cdar\"]\n")
+    s = api_home(tmp_path / "home", f"port = {free_port()}\n[statuses.parties]\nfournisseur = [\"cppstatut\", \"json\", \"cdar\"]\n")
     directory.import_files(s, directory.demo_files())
-    channel = FlowApiChannel(config.load(s.home))
-    channel.start()
-    assert wait_until(lambda: _up(port), timeout=20)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+    with LiveApi(s) as api, httpx.Client(base_url=api.base, timeout=30) as http:
         yield s, http
-    channel.stop()
     dispose_all()
-
-
-def _up(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}{SERVICE}/healthcheck", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _cdar_codes(http: httpx.Client, tok: str, fid: str) -> list[str]:

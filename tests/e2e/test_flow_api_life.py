@@ -13,9 +13,7 @@ import json
 import httpx
 import pytest
 
-from flow_api_support import SERVICE, Receiver, api_home, bearer, client_of, deposit, token
-from gateway.channels.flow_api.channel import FlowApiChannel
-from gateway.core import config
+from flow_api_support import SERVICE, LiveApi, Receiver, api_home, bearer, client_of, deposit, token
 from gateway.rules import directory
 from gateway.runtime.service import Gateway
 from gateway.store import api_clients, api_hooks
@@ -27,25 +25,13 @@ from sftp_support import free_port, wait_until
 
 @pytest.fixture()
 def live(tmp_path):
-    port = free_port()
-    s = api_home(tmp_path / "home", f"port = {port}\nwebhook_poll_seconds = 0.1\n")
+    s = api_home(tmp_path / "home", f"port = {free_port()}\nwebhook_poll_seconds = 0.1\n")
     directory.import_files(s, directory.demo_files())
     receiver = Receiver(fail=1)  # the first call is refused: it must come again
-    channel = FlowApiChannel(config.load(s.home))
-    channel.start()
-    assert wait_until(lambda: _up(port), timeout=20)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+    with LiveApi(s) as api, httpx.Client(base_url=api.base, timeout=30) as http:
         yield s, http, receiver
-    channel.stop()
     receiver.close()
     dispose_all()
-
-
-def _up(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}{SERVICE}/healthcheck", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def run(settings) -> None:

@@ -10,13 +10,12 @@ import hypothesis
 import pytest
 import schemathesis
 
-from flow_api_support import api_home, client_of, token
-from gateway.channels.flow_api.channel import FlowApiChannel
+from flow_api_support import LiveApi, api_home, client_of, token
 from gateway.core import config
 from gateway.rules import manifest
 from gateway.runtime.service import Gateway
 from gateway.store.db import dispose_all
-from sftp_support import free_port, wait_until
+from sftp_support import free_port
 
 import httpx
 
@@ -40,25 +39,13 @@ def live_home(base_url: str):  # noqa: ANN201
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    port = free_port()
-    s = api_home(tmp_path_factory.mktemp("openapi") / "home", f"port = {port}\nlogin_failures = 1000\n")
-    channel = FlowApiChannel(config.load(s.home))
-    channel.start()
-    base = f"http://127.0.0.1:{port}"
-    assert wait_until(lambda: _up(base), timeout=20)
-    with httpx.Client(base_url=base) as http:
-        tok = token(http, *client_of(s, "ACME"))
-    HOMES[f"{base}/flow-service"] = s.home
-    yield f"{base}/flow-service", {"Authorization": f"Bearer {tok}"}
-    channel.stop()
+    s = api_home(tmp_path_factory.mktemp("openapi") / "home", f"port = {free_port()}\nlogin_failures = 1000\n")
+    with LiveApi(s) as api:
+        with httpx.Client(base_url=api.base) as http:
+            tok = token(http, *client_of(s, "ACME"))
+        HOMES[f"{api.base}/flow-service"] = s.home
+        yield f"{api.base}/flow-service", {"Authorization": f"Bearer {tok}"}
     dispose_all()
-
-
-def _up(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/flow-service/v1/healthcheck", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @schema.parametrize()

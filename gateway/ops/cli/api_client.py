@@ -7,19 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from gateway.core import config
+from gateway.ops.options import existing_home
 from gateway.store import api_clients
 
 app = typer.Typer(help="OAuth2 clients of the Flow Service API (client credentials), one partner each.",
                   no_args_is_help=True)
 Home = Annotated[Optional[Path], typer.Option("--home", help="The gateway's home (default: GATEWAY_HOME, else the current folder).")]
-
-
-def _settings(home: Optional[Path]) -> config.Settings:
-    s = config.load(home, create=False)
-    if not s.config_file.is_file():
-        _fail(f"no gateway home at {s.home} (no gateway.toml): check --home or GATEWAY_HOME")
-    return s
 
 
 def _fail(message: str) -> None:
@@ -33,7 +26,7 @@ def add(name: Annotated[str, typer.Argument(help="An existing partner (gateway p
         home: Home = None) -> None:
     """Create a client for a partner; its secret is printed once and kept only as a hash."""
     try:
-        client, secret = api_clients.add_client(_settings(home), name)
+        client, secret = api_clients.add_client(existing_home(home), name)
     except LookupError as exc:
         _fail(str(exc.args[0]))
     if as_json:
@@ -46,7 +39,7 @@ def add(name: Annotated[str, typer.Argument(help="An existing partner (gateway p
 @app.command("list")
 def list_(home: Home = None) -> None:
     """List the clients: id, partner, created, revoked."""
-    rows = api_clients.list_clients(_settings(home))
+    rows = api_clients.list_clients(existing_home(home))
     if not rows:
         typer.echo("no API clients")
     for c in rows:
@@ -58,7 +51,7 @@ def list_(home: Home = None) -> None:
 def revoke(client_id: str, home: Home = None) -> None:
     """Revoke a client: its tokens stop working at once."""
     try:
-        c = api_clients.revoke_client(_settings(home), client_id)
+        c = api_clients.revoke_client(existing_home(home), client_id)
     except LookupError as exc:
         _fail(str(exc.args[0]))
     typer.echo(f"API client {c.id} of {c.partner} revoked")
