@@ -29,3 +29,11 @@ def test_a_command_still_imports_what_it_needs() -> None:
     loaded = _modules("import gateway.ops.cli.main\nfrom gateway.ops.cli import filters\n"
                       "filters.print_json([])")
     assert "gateway.ops.search_query" in loaded and "sqlalchemy" in loaded
+
+
+def test_the_service_main_process_imports_no_pipeline() -> None:
+    # `gateway run`: its workers evaluate (the fork server imported the pipeline for them), not the main process
+    loaded = _modules("import gateway.ops.cli.main, gateway.runtime.service")
+    assert {"gateway.runtime.worker", "gateway.pipeline.evaluate", "gateway.pipeline.stages", "pypdf",
+            "pyhanko", "saxonche"} & loaded == set()
+    assert "gateway.store.repository" in loaded and "gateway.lifecycle.changes" in loaded
