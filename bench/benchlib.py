@@ -42,6 +42,7 @@ def clean_env(home: Path, **settings: str) -> dict[str, str]:
     """This environment without any GATEWAY_* setting of the caller's, plus `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env["GATEWAY_HOME"] = str(home)
+    env["GATEWAY_INTAKE_OPEN_PARTNERS"] = "true"  # the bench's partner folder, never declared (else quarantined)
     env.update(settings)
     return env
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import PARTNER, REPO, Service, report_files  # noqa: E402
+from benchlib import PARTNER, REPO, Service, report_files, tree_cpu  # noqa: E402
 from xml_bench import generate  # noqa: E402
 
 from gateway.core import config  # noqa: E402
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate", type=float, default=100.0, help="files dropped per second (default 100)")
     ap.add_argument("--seconds", type=float, default=60.0, help="how long to drop (default 60)")
     ap.add_argument("--quick", action="store_true", help="15 s instead")
+    ap.add_argument("--idle", type=float, default=10.0, help="CPU of the idle service over this long (0: skip)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out-latency")
     args = ap.parse_args(argv)
     seconds = 15.0 if args.quick else args.seconds
@@ -104,6 +105,12 @@ def main(argv: list[str] | None = None) -> None:
         while len(reports.done) < warm and time.monotonic() < end:
             time.sleep(0.2)
             reports.poll()
+        if args.idle:
+            time.sleep(2.0)  # the warm-up's last reports and notices written
+            c0 = sum(tree_cpu(svc.proc.pid).values())
+            time.sleep(args.idle)
+            print(f"  idle, nothing waiting: {sum(tree_cpu(svc.proc.pid).values()) - c0:.2f} s CPU over "
+                  f"{args.idle:g} s (service, workers, Saxon children)")
         print(f"[{n} files at {args.rate:.0f} files/s for {seconds:.0f} s, rules on, stability delay "
               f"{settings.stability_seconds:g} s; load {os.getloadavg()[0]:.1f}]")
         dropped = drop(datas[warm:], names[warm:], stage, inbox, args.rate, reports, 5.0)

@@ -120,7 +120,7 @@ def stage_cpu(files: list[Path], home: Path, profile: bool) -> dict[str, float]:
     from gateway.rules import schematron
     from gateway.runtime import service, worker
 
-    settings = config.load(home, workers=0, sftp_enabled=False)
+    settings = config.load(home, workers=0, sftp_enabled=False, open_partners=True)
     worker.settle_for_work()
     link_into_inbox(files, home)
     clock = StageClock(time.process_time)

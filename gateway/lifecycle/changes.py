@@ -29,7 +29,6 @@ from gateway.core.invoice import siret_error
 from gateway.core.records import Document, Finding, Location, Verdict
 from gateway.lifecycle.notices import notices_for
 from gateway.lifecycle.terms import CORRECTION_FIELDS, CORRECTION_PARTIES
-from gateway.pipeline.evaluate import evaluate_file
 from gateway.routing.delivery import delivery_writes
 from gateway.rules.controls import run_controls
 from gateway.rules.directory import find_structure
@@ -239,6 +238,10 @@ def _corrected(inv: Any, correction: dict[str, str]) -> Any:
 def deposited(settings: Settings, store: Store, flow_id: str, index: int) -> tuple[Flow, Verdict]:
     """A piece as validated at deposit, read again from its flow's archived
     file (to check a correction, to deliver it to its next addressee)."""
+    # here, not at the top: the service's main process imports this module and never
+    # evaluates (its workers do), and the pipeline is a fifth of its start-up
+    from gateway.pipeline.evaluate import evaluate_file
+
     flow = store.flow(flow_id)
     data, problems = read_archived(flow.archive_path, settings.max_file_bytes)
     if data is None:

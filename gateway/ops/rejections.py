@@ -23,9 +23,9 @@ from typing import Any
 
 from gateway.core import codes
 from gateway.core.config import Settings
+from gateway.ops.query_names import DEFAULT_DAYS
 from gateway.store import db, reporting
 
-DEFAULT_DAYS = 30
 UNRECORDED = "(unrecorded)"  # a rejected flow whose codes the store does not hold: shown, never dropped
 _REPORT_READ_LIMIT = 32 * 1024 * 1024  # a flow report bigger than this is not read for examples
 

@@ -24,6 +24,7 @@ from gateway.rules.controls import run_controls
 from gateway.rules.directory import directory_loaded
 from gateway.rules.mapping.loader import mapping_source
 from gateway.rules.mapping.read import map_piece
+from gateway.pipeline.selection import DEFAULT_SELECTION  # noqa: F401 - the callers' name
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,6 @@ SELECTIONS: dict[str, frozenset[str]] = {
     "en16931": frozenset({"en16931"}),
     "fr-ctc": frozenset({"en16931", rulesets.BR_FR}),
 }
-DEFAULT_SELECTION = "chorus"
 
 
 def run_xml_checks(work: PieceWork, settings: Settings, *, force: bool = False) -> None:

@@ -20,3 +20,12 @@ def worker_context() -> BaseContext:
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     return ctx
+
+
+def run_worker(*args, **kwargs) -> None:  # noqa: ANN002, ANN003 - worker.worker_main's
+    """A worker's entry point, named by module and name to the fork server,
+    which has gateway.runtime.worker loaded already: the service's main process
+    does not import the worker and the pipeline it never runs (workers > 0)."""
+    from gateway.runtime.worker import worker_main
+
+    worker_main(*args, **kwargs)

@@ -37,8 +37,7 @@ from gateway.runtime.space import Backoff, IntakeGate, StallWatch, batch_failed,
 from gateway.runtime.flags import SharedFlag
 from gateway.runtime.heartbeat import Heartbeat
 from gateway.runtime.beacon import Beacon
-from gateway.runtime.procs import worker_context
-from gateway.runtime.worker import work_once, worker_main
+from gateway.runtime.procs import run_worker, worker_context
 
 log = logging.getLogger("gateway.service")
 
@@ -178,6 +177,8 @@ class Gateway:
             return
         if self.work_backoff.remaining() > 0 or processing_space(self.settings) is not None:
             return  # a wait after a failure, or the disk below its floor: the queue waits
+        from gateway.runtime.worker import work_once  # here: with workers > 0 this process never evaluates
+
         try:
             while not self.stop.is_set() and work_once(self.settings, self.store, self._inline_holder, self.stop):
                 self._report_progress()
@@ -191,7 +192,7 @@ class Gateway:
         procs = []
         for i in range(self.settings.workers):
             # the settings themselves: a worker works with exactly this process's
-            p = ctx.Process(target=worker_main, name=f"gateway-worker-{i}",
+            p = ctx.Process(target=run_worker, name=f"gateway-worker-{i}",
                             args=(self.settings, f"w{i}", stop_ev, intake_done, self._faults,
                                   logging.getLogger("gateway.flow").isEnabledFor(logging.INFO)), daemon=False)
             p.start()

@@ -18,6 +18,7 @@ from gateway.rules import directory
 from gateway.lifecycle import changes as lifecycle
 from gateway.lifecycle import new_pieces, status_apply
 from gateway.lifecycle.machine import Machine
+from gateway.pipeline import evaluate
 from gateway.runtime.service import Gateway
 from gateway.store.pieces import piece_history
 from gateway.store.repository import Store
@@ -493,8 +494,8 @@ def test_a_recycling_reads_the_archived_file_once(gw, monkeypatch):
     pid = only_piece(deposit(gw, "fournisseur", "FA-LC-13.xml", ubl_invoice(number="FA-LC-13")))
     send_status(gw, COMMUNE_SIRET, "r.json", {"piece_id": pid, "status": "A_RECYCLER", "reason": "Mauvais service"})
     calls = []
-    real = lifecycle.evaluate_file
-    monkeypatch.setattr(lifecycle, "evaluate_file", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    real = evaluate.evaluate_file  # changes.deposited imports it when it runs (the service's main process never does)
+    monkeypatch.setattr(evaluate, "evaluate_file", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     store = Store(gw)
     out = lifecycle.change_status(gw, store, Machine.load(gw), pid, lifecycle.Request(
         "DEPOSEE", correction=(("recipient_siret", UNIVERSITE_SIRET), ("service_code", ""))), roles=["supplier"])

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from gateway.ops.options import existing_home
-from gateway.store import api_clients
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
 
 app = typer.Typer(help="OAuth2 clients of the Flow Service API (client credentials), one partner each.",
                   no_args_is_help=True)
@@ -25,6 +26,7 @@ def add(name: Annotated[str, typer.Argument(help="An existing partner (gateway p
         as_json: Annotated[bool, typer.Option("--json", help="Print {\"client_id\": ..., \"client_secret\": ...}.")] = False,
         home: Home = None) -> None:
     """Create a client for a partner; its secret is printed once and kept only as a hash."""
+    from gateway.store import api_clients
     try:
         client, secret = api_clients.add_client(existing_home(home), name)
     except LookupError as exc:
@@ -39,6 +41,7 @@ def add(name: Annotated[str, typer.Argument(help="An existing partner (gateway p
 @app.command("list")
 def list_(home: Home = None) -> None:
     """List the clients: id, partner, created, revoked."""
+    from gateway.store import api_clients
     rows = api_clients.list_clients(existing_home(home))
     if not rows:
         typer.echo("no API clients")
@@ -50,6 +53,7 @@ def list_(home: Home = None) -> None:
 @app.command("revoke")
 def revoke(client_id: str, home: Home = None) -> None:
     """Revoke a client: its tokens stop working at once."""
+    from gateway.store import api_clients
     try:
         c = api_clients.revoke_client(existing_home(home), client_id)
     except LookupError as exc:

@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
 
-from gateway.ops.conformance import check_corpus
 
 app = typer.Typer()
 
@@ -13,6 +14,7 @@ app = typer.Typer()
 @app.command("conformance", help="Compare `gateway validate` with a corpus's EXPECTED.tsv.")
 def conformance(corpus: Path = typer.Argument(..., help="The corpus folder holding EXPECTED.tsv"),
                 verbose: bool = typer.Option(False, "-v")) -> None:
+    from gateway.ops.conformance import check_corpus
     expected = corpus / "EXPECTED.tsv"
     if not corpus.is_dir():
         typer.echo(f"error: {corpus} is not a folder; give a corpus folder holding EXPECTED.tsv", err=True)

@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.core import config
-from gateway.rules import directory
 from gateway.ops.options import existing_home
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
 
 app = typer.Typer(help="Directory of public structures (annuaire des destinataires).", no_args_is_help=True)
 
@@ -28,6 +29,7 @@ def import_cmd(
     home: Home = None,
 ) -> None:
     """Import (or update) structures and services; bad rows are listed with their line number."""
+    from gateway.rules import directory
     paths = list(files or []) + (list(directory.demo_files()) if demo else [])
     if not paths:
         raise typer.BadParameter("give at least one FILE, or --demo")
@@ -50,6 +52,7 @@ def import_cmd(
 @app.command("show")
 def show(siret: Annotated[str, typer.Argument(help="SIRET of the structure.")], home: Home = None) -> None:
     """Show a structure, its routing obligations and its services."""
+    from gateway.rules import directory
     settings = existing_home(home)  # read-only: never makes a home
     console = Console()
     s = directory.find_structure(settings, siret.strip())

@@ -7,7 +7,7 @@ import csv
 import json
 import sys
 from collections.abc import Iterable
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich import box
@@ -15,9 +15,11 @@ from rich.table import Table
 
 from gateway.core.config import Settings
 from gateway.ops.options import console, err_console
-from gateway.ops.search_query import EXPORT_COLUMNS, FILTERS, QueryError, build_query, csv_cells, export_row
-from gateway.store import db
-from gateway.store.search import FoundPiece, PieceQuery
+from gateway.ops.query_names import FILTERS
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
+if TYPE_CHECKING:
+    from gateway.store.search import FoundPiece, PieceQuery
 
 _HELP = {f.name: f.help for f in FILTERS}
 
@@ -49,6 +51,7 @@ CsvOpt = Annotated[bool, typer.Option("--csv", help="CSV on standard output (one
 
 def query_or_exit(settings: Settings, values: dict[str, Optional[str]], **flags: bool) -> PieceQuery:
     """The query, or exit 2 with the reason (an unknown value: the valid ones)."""
+    from gateway.ops.search_query import QueryError, build_query
     try:
         return build_query(settings, values, **flags)
     except QueryError as exc:
@@ -57,11 +60,13 @@ def query_or_exit(settings: Settings, values: dict[str, Optional[str]], **flags:
 
 
 def print_json(pieces: Iterable[FoundPiece]) -> None:
+    from gateway.ops.search_query import export_row
     for p in pieces:
         sys.stdout.write(json.dumps(export_row(p), ensure_ascii=False) + "\n")
 
 
 def print_csv(pieces: Iterable[FoundPiece]) -> None:
+    from gateway.ops.search_query import EXPORT_COLUMNS, csv_cells
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(EXPORT_COLUMNS)
     for p in pieces:
@@ -76,6 +81,7 @@ def id_column(t: Table, header: str, width: int) -> None:
 def pieces_table(pieces: list[FoundPiece], *, due: bool = False) -> Table:
     """Ids and SIRETs whole, never cut (the other columns wrap around them):
     they are what an operator copies into the next command."""
+    from gateway.store import db
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     id_column(t, "piece", max([len(p.id) for p in pieces] + [5]))
     id_column(t, "supplier → recipient", max([max(len(p.supplier_id or ""), len(p.recipient_siret or "") + 2)

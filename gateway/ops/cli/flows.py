@@ -10,12 +10,9 @@ from rich import box
 from rich.table import Table
 
 from gateway.ops.cli.filters import id_column
-from gateway.ops.flow_json import flow_detail_json, flow_json
 from gateway.ops.options import HomeOpt, JsonOpt, LimitOpt, console, err_console, existing_home
-from gateway.ops.rejections import location_text
-from gateway.ops.web import STATES
-from gateway.store.replays import replay_of_flow
-from gateway.store.repository import Store
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
 
 app = typer.Typer()
 
@@ -29,6 +26,9 @@ def flows(
     as_json: JsonOpt = False,
 ) -> None:
     """List recent flows with their state."""
+    from gateway.ops.flow_json import flow_json
+    from gateway.ops.web import STATES
+    from gateway.store.repository import Store
     st = Store(existing_home(home))
     if state and state.upper() not in STATES:
         err_console.print(f"error: unknown --state {state!r}; valid: {', '.join(STATES)}", markup=False)
@@ -54,6 +54,10 @@ def flows(
 @app.command()
 def flow(flow_id: str, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Show one flow: its pieces, their errors and its history."""
+    from gateway.ops.flow_json import flow_detail_json
+    from gateway.ops.rejections import location_text
+    from gateway.store.replays import replay_of_flow
+    from gateway.store.repository import Store
     st = Store(existing_home(home))
     f = st.flow(flow_id)
     if f is None:

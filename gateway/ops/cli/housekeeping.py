@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
-from gateway.ops.housekeeping import purge as purge_files, retention_days
 from gateway.ops.options import HomeOpt, JsonOpt, console, err_console, existing_home
-from gateway.store import db
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
 
 app = typer.Typer()
 
@@ -25,6 +25,8 @@ def purge(
     as_json: JsonOpt = False,
     home: HomeOpt = None,
 ) -> None:
+    from gateway.ops.housekeeping import purge as purge_files, retention_days
+    from gateway.store import db
     settings = existing_home(home)
     try:
         days = older_than if older_than is not None else retention_days(settings)

@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from gateway.core import config
-from gateway.ops.operators import add, load, remove
 from gateway.ops.options import HomeOpt, existing_home
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -21,6 +22,7 @@ def add_command(
     home: HomeOpt = None,
 ) -> None:
     """Add an operator (or set a new password): the web pages then ask for a login."""
+    from gateway.ops.operators import add
     settings = config.load(home)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -37,6 +39,7 @@ def add_command(
 @app.command("remove")
 def remove_command(name: str, home: HomeOpt = None) -> None:
     """Remove an operator."""
+    from gateway.ops.operators import remove
     if not remove(existing_home(home), name):
         typer.echo(f"error: no operator {name}", err=True)
         raise typer.Exit(1)
@@ -46,5 +49,6 @@ def remove_command(name: str, home: HomeOpt = None) -> None:
 @app.command("list")
 def list_command(home: HomeOpt = None) -> None:
     """The operators who can log in."""
+    from gateway.ops.operators import load
     for name in sorted(load(existing_home(home))):
         typer.echo(name)

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from gateway.core import config
-from gateway.store import partners
+# The store: imported in the commands that use it, not here, as `gateway` imports every command group at
+# start (ops/cli/main.py); `gateway --help` stays cheap.
 
 app = typer.Typer(help="SFTP partner accounts (a partner's name is its sender code).", no_args_is_help=True)
 
@@ -38,6 +39,7 @@ def add(
     home: Home = None,
 ) -> None:
     """Create a partner (or add keys / set the password of an existing one) and its folders."""
+    from gateway.store import partners
     try:
         partners.validate_name(name)
         lines = [ln for path in key or [] for ln in partners.read_key_file(path)]
@@ -60,6 +62,7 @@ def add(
 @app.command("list")
 def list_(home: Home = None) -> None:
     """List partners."""
+    from gateway.store import partners
     rows = partners.list_partners(_settings(home, create=False))
     if not rows:
         typer.echo("no partners")
@@ -83,6 +86,7 @@ def enable(name: str, home: Home = None) -> None:
 
 
 def _set_enabled(name: str, home: Optional[Path], enabled: bool) -> None:
+    from gateway.store import partners
     try:
         partners.set_enabled(_settings(home, create=False), name, enabled)
     except (LookupError, ValueError) as exc:
@@ -112,6 +116,7 @@ def acts_for(
     home: Home = None,
 ) -> None:
     """Say which structures (SIRET) a partner deposits and receives for, optionally only in some services."""
+    from gateway.store import partners
     from gateway.store import structures  # noqa: PLC0415 - only this command needs it
     from gateway.store.repository import Store  # noqa: PLC0415
 

@@ -13,16 +13,10 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from gateway.core.records import Document
-from gateway.lifecycle import changes as lifecycle
-from gateway.lifecycle.deadlines import apply_deadlines
-from gateway.lifecycle.machine import Machine
-from gateway.lifecycle.notices import flush_notices
-from gateway.ops.options import HomeOpt, JsonOpt, LimitOpt, console, err_console, existing_home
 from gateway.ops.cli import filters as F
-from gateway.store import db
-from gateway.store.pieces import piece_history
-from gateway.store.repository import Store
-from gateway.store.search import search_pieces
+from gateway.ops.options import HomeOpt, JsonOpt, LimitOpt, console, err_console, existing_home
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
 
 
 class _PieceGroup(TyperGroup):
@@ -41,6 +35,9 @@ app = typer.Typer()  # gateway deadlines, gateway pieces
 @piece_app.command("show")
 def show(piece_id: str, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """A piece: where it stands, its parties, its full history and its billing file."""
+    from gateway.store import db
+    from gateway.store.pieces import piece_history
+    from gateway.store.repository import Store
     s = existing_home(home)
     h = piece_history(Store(s), piece_id)
     if h is None:
@@ -94,6 +91,10 @@ def set_status(
 ) -> None:
     """Set a piece's status as a party would by sending a status file; the
     same rules apply (who may, from which status, with which reason)."""
+    from gateway.lifecycle import changes as lifecycle
+    from gateway.lifecycle.machine import Machine
+    from gateway.lifecycle.notices import flush_notices
+    from gateway.store.repository import Store
     s = existing_home(home)
     store = Store(s)
     correction = tuple((k, v) for k, v in (("recipient_siret", siret), ("service_code", service),
@@ -121,6 +122,9 @@ def deadlines(
     home: HomeOpt = None,
 ) -> None:
     """Apply every delay that has run out (validators' 15 days, the MOE's 7 days...)."""
+    from gateway.lifecycle.deadlines import apply_deadlines
+    from gateway.store import db
+    from gateway.store.repository import Store
     s = existing_home(home)
     when = None
     if at:
@@ -150,6 +154,8 @@ def pieces(
     home: HomeOpt = None,
 ) -> None:
     """Accepted pieces and where they stand (newest first, or by deadline with --due)."""
+    from gateway.store.repository import Store
+    from gateway.store.search import search_pieces
     settings = existing_home(home)
     q = F.query_or_exit(settings, dict(
         cadre=cadre, type=piece_type, status=status, since=since, until=until, issued_since=issued_since,

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from gateway.ops.cli import filters as F
 from gateway.ops.options import HomeOpt, JsonOpt, console, err_console, existing_home
-from gateway.ops.replay import NothingToSelect, replay as replay_flows
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
 
 app = typer.Typer()
 
@@ -30,6 +31,7 @@ def replay(
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be replayed; change nothing."),
     as_json: JsonOpt = False, home: HomeOpt = None,
 ) -> None:
+    from gateway.ops.replay import NothingToSelect, replay as replay_flows
     settings = existing_home(home)
     q = F.query_or_exit(settings, dict(
         cadre=cadre, type=piece_type, status=status, since=since, until=until, issued_since=issued_since,

@@ -10,8 +10,9 @@ import typer
 
 from gateway.core.files import atomic_write
 from gateway.ops.options import HomeOpt, existing_home
-from gateway.ops.rejections import DEFAULT_DAYS, parse_since, rejections
-from gateway.ops.rejections_render import render_csv, render_html, render_table
+from gateway.ops.query_names import DEFAULT_DAYS
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
 
 
 class OutputFormat(str, enum.Enum):
@@ -41,6 +42,8 @@ def rejections_command(
     home: HomeOpt = None,
 ) -> None:
     """Rejections grouped by partner and code, with counts and the latest examples."""
+    from gateway.ops.rejections import parse_since, rejections
+    from gateway.ops.rejections_render import render_csv, render_html, render_table
     try:
         start = parse_since(since)
     except ValueError as exc:

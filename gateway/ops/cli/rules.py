@@ -12,11 +12,9 @@ import typer
 
 from gateway.core import config
 from gateway.core.records import Format
-from gateway.lifecycle.status_in import SHIPPED_STATUS_XSD, status_xsd
 from gateway.ops.options import HomeOpt, JsonOpt
-from gateway.outputs import cdar_codes
-from gateway.rules import guidelines as gl
-from gateway.rules import manifest, rulesets, xsd
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -26,6 +24,7 @@ PIVOT_XSD = "aife/CPPFacturePivot_V2_02.xsd"
 def require_artefacts(settings: config.Settings) -> None:
     """Refuse to start when the shipped (or configured) artefacts do not match
     their manifest: a message naming each file, exit status 2."""
+    from gateway.rules import manifest
     try:
         manifest.require(settings)
     except manifest.ArtefactError as exc:
@@ -45,6 +44,7 @@ class Row:
 
 def _state(settings: config.Settings, path: Path | None) -> tuple[str, str, str, str]:
     """(artefact, file, sha256 verdict, upstream) of a file the lookups chose."""
+    from gateway.rules import manifest
     if path is None:
         return "", "", "none found", ""
     root = manifest.root_of(settings).resolve()
@@ -65,6 +65,7 @@ def _state(settings: config.Settings, path: Path | None) -> tuple[str, str, str,
 def _row(settings: config.Settings, what: str, check: str, find, shipped: str) -> Row:  # noqa: ANN001 - a lookup
     """The row of what `find` gives (a SchemaRef or RuleSet); when the lookup
     refuses the artefacts, the shipped file it wanted, so its state shows."""
+    from gateway.rules import manifest, rulesets
     try:
         found = find()
     except (rulesets.RuleSetNotFound, manifest.ArtefactError) as exc:
@@ -83,6 +84,9 @@ def _row(settings: config.Settings, what: str, check: str, find, shipped: str) -
 
 def rows(settings: config.Settings) -> list[Row]:
     """What judges what, as the lookups of a validation would find it."""
+    from gateway.lifecycle.status_in import SHIPPED_STATUS_XSD, status_xsd
+    from gateway.outputs import cdar_codes
+    from gateway.rules import guidelines as gl, manifest, rulesets, xsd
     dirs, root = tuple(settings.schema_dirs), manifest.root_of(settings)
     out = [_row(settings, label, "xsd", lambda f=fmt: xsd.find_schema(f, dirs, root), xsd.WANTED[fmt][1])
            for fmt, label in ((Format.UBL_INVOICE, "UBL invoice"), (Format.UBL_CREDITNOTE, "UBL credit note"),
@@ -121,6 +125,7 @@ def rows(settings: config.Settings) -> list[Row]:
 def _french_rows(settings: config.Settings) -> list[Row]:
     """The reform's rules: an EXTENDED-CTC-FR invoice's profile and BR-FR-Flux2
     rules, and the BR-FR-Flux2 rules `gateway validate --profile fr-ctc` adds."""
+    from gateway.rules import rulesets
     out = []
     for kind in ("ubl", "cii"):
         what = f"{kind.upper()}: EXTENDED-CTC-FR (French reform)"
@@ -138,6 +143,7 @@ def _french_rows(settings: config.Settings) -> list[Row]:
 def list_rules(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Which artefact, version and source judges each syntax and profile, and
     whether its SHA-256 matches schemas/MANIFEST.toml. Exit 1 if one does not."""
+    from gateway.rules import manifest
     s = config.load(home, create=False)
     found = rows(s)
     root = manifest.root_of(s).resolve()

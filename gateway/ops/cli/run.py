@@ -9,8 +9,9 @@ import typer
 
 from gateway.core import config
 from gateway.ops.cli.rules import require_artefacts
-from gateway.ops.demo import seed_demo
 from gateway.ops.options import HomeOpt, console
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
 
 app = typer.Typer()
 STALLED = 3  # exit code of a --once run that could not make progress ([intake] once_stall_seconds)
@@ -27,6 +28,7 @@ def run(
 ) -> None:
     """Run the gateway: watch the inboxes until SIGTERM/Ctrl-C, or with --once process what waits and exit
     (exit 3 when nothing can move for [intake] once_stall_seconds: a full or read-only disk)."""
+    from gateway.ops.demo import seed_demo
     logging.basicConfig(level=logging.INFO if verbose or not once else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     overrides = {"workers": workers}

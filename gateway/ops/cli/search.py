@@ -6,8 +6,8 @@ import typer
 
 from gateway.ops.cli import filters as F
 from gateway.ops.options import HomeOpt, JsonOpt, LimitOpt, err_console, existing_home
-from gateway.store.repository import Store
-from gateway.store.search import count_pieces, iter_pieces, search_pieces
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
 
 app = typer.Typer()
 
@@ -25,6 +25,8 @@ def search(
     every: bool = typer.Option(False, "--all", help="With --json or --csv: every piece found, oldest first."),
     as_json: JsonOpt = False, as_csv: F.CsvOpt = False, home: HomeOpt = None,
 ) -> None:
+    from gateway.store.repository import Store
+    from gateway.store.search import count_pieces, iter_pieces, search_pieces
     settings = existing_home(home)
     q = F.query_or_exit(settings, dict(
         cadre=cadre, type=piece_type, status=status, since=since, until=until, issued_since=issued_since,

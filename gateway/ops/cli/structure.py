@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from gateway.core.roles import CONTRACT_ROLES, role_fr
-from gateway.ops import declarations
 from gateway.ops.options import HomeOpt, JsonOpt, existing_home
-from gateway.store import structures as st
-from gateway.store.repository import Store
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
+if TYPE_CHECKING:
+    from gateway.store.repository import Store
 
 app = typer.Typer(no_args_is_help=True)
 actor_app = typer.Typer(no_args_is_help=True, help="The structures taking part in a contract, with their role.")
@@ -21,6 +22,7 @@ ROLES_HELP = f"One of {', '.join(CONTRACT_ROLES)} (or moe, moa)."
 
 
 def _store(home: Optional[Path]) -> Store:
+    from gateway.store.repository import Store
     return Store(existing_home(home))
 
 
@@ -33,6 +35,7 @@ def _fail(message: str, code: int = 2) -> None:
 def add(siret: str, name: Annotated[str, typer.Option("--name", help="Its name (raison sociale).")] = "",
         home: HomeOpt = None) -> None:
     """Declare a structure (or rename one)."""
+    from gateway.store import structures as st
     try:
         s = st.add_structure(_store(home), siret, name)
     except ValueError as exc:
@@ -43,6 +46,7 @@ def add(siret: str, name: Annotated[str, typer.Option("--name", help="Its name (
 @app.command("list")
 def list_(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Structures, with the partners acting for them."""
+    from gateway.store import structures as st
     store = _store(home)
     acting = st.partners_by_siret_now(store)
     rows = st.structures(store)
@@ -59,6 +63,7 @@ def list_(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 @app.command("show")
 def show(siret: str, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """A structure: the partners acting for it and its roles in contracts."""
+    from gateway.store import structures as st
     store = _store(home)
     s = st.structure(store, siret)
     if s is None:
@@ -83,6 +88,7 @@ def show(siret: str, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 @app.command("remove")
 def remove(siret: str, home: HomeOpt = None) -> None:
     """Remove a structure, the partners' right to act for it and its roles in contracts."""
+    from gateway.store import structures as st
     if not st.remove_structure(_store(home), siret):
         _fail(f"no structure {siret}", 1)
     typer.echo(f"structure {siret} removed")
@@ -94,6 +100,7 @@ def actor_add(contract: Annotated[str, typer.Argument(help="Numéro de marché (
               service: Annotated[str, typer.Option("--service", help="Its service in this contract.")] = "",
               home: HomeOpt = None) -> None:
     """A structure takes part in a contract with a role."""
+    from gateway.store import structures as st
     try:
         a = st.add_actor(_store(home), contract, siret, role, service)
     except ValueError as exc:
@@ -104,6 +111,7 @@ def actor_add(contract: Annotated[str, typer.Argument(help="Numéro de marché (
 @actor_app.command("remove")
 def actor_remove(contract: str, siret: str, role: str, home: HomeOpt = None) -> None:
     """A structure no longer holds that role in the contract."""
+    from gateway.store import structures as st
     try:
         gone = st.remove_actor(_store(home), contract, siret, role)
     except ValueError as exc:
@@ -117,6 +125,7 @@ def actor_remove(contract: str, siret: str, role: str, home: HomeOpt = None) -> 
 def actor_list(contract: Annotated[Optional[str], typer.Argument(help="Only this contract.")] = None,
                home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """The actors of contracts, and the agreements to deposit for another."""
+    from gateway.store import structures as st
     store = _store(home)
     rows = st.actors(store, contract)
     agreed = st.agreements(store, contract)
@@ -142,6 +151,7 @@ def agree(contract: Annotated[str, typer.Argument(help="Numéro de marché, or *
           home: HomeOpt = None) -> None:
     """Record that the actors of a contract agreed one role deposits for another
     (the titulaire deposits the état d'acompte when the MOE has no account)."""
+    from gateway.store import structures as st
     try:
         g = st.add_agreement(_store(home), contract, by, for_)
     except ValueError as exc:
@@ -155,6 +165,8 @@ def import_(file: Annotated[Path, typer.Argument(help="A TOML declaration file (
             home: HomeOpt = None) -> None:
     """Add or update what a declaration file gives: structures, the partners acting for them, the actors of
     contracts and their agreements. Checked whole first: one mistake and nothing is written."""
+    from gateway.ops import declarations
+    from gateway.store import structures as st
     try:
         d = declarations.read(file)
     except declarations.DeclarationError as exc:

@@ -5,28 +5,29 @@ import json
 from dataclasses import replace
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from gateway.core import config
 from gateway.core.records import Check, FlowState, Format
-from gateway.lifecycle.machine import Machine
-from gateway.lifecycle import status_in
-from gateway.lifecycle.status_apply import evaluate_status_file
 from gateway.ops.cli.rules import require_artefacts
 from gateway.ops.options import HomeOpt, console, err_console, existing_home
-from gateway.ops.rejections import location_text
-from gateway.pipeline.evaluate import Evaluation, evaluate_file
-from gateway.pipeline.stages import DEFAULT_SELECTION, SELECTIONS
-from gateway.routing.preview import preview_deposit
-from gateway.store.repository import Store
+from gateway.pipeline.selection import DEFAULT_SELECTION
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
+if TYPE_CHECKING:
+    from gateway.lifecycle.machine import Machine
+    from gateway.pipeline.evaluate import Evaluation
+    from gateway.store.repository import Store
 
 app = typer.Typer()
 
 
 def _check_status_file(s: config.Settings, data: bytes) -> Evaluation:
     """A party's status file, read as the gateway reads it, not applied."""
+    from gateway.lifecycle.status_apply import evaluate_status_file
+    from gateway.pipeline.evaluate import Evaluation
     res = evaluate_status_file(s, None, None, data, apply=False)
     return Evaluation(Format.STATUS, (), tuple(res)) if isinstance(res, list) else Evaluation(Format.STATUS, res)
 
@@ -37,6 +38,7 @@ DEPOSIT_CHECKS = ("addressee", "deposit_right", "link", "uniqueness", "duplicate
 
 def _deposit_checks(s: config.Settings, store: Store | None, machine: Machine | None, ev: Evaluation,
                     data: bytes | None, partner: str | None) -> tuple[Evaluation, tuple[Check, ...]]:
+    from gateway.routing.preview import preview_deposit
     if store is None or machine is None:
         return ev, tuple(Check(name, "skipped", "no --home: no store to ask") for name in DEPOSIT_CHECKS)
     seen = preview_deposit(s, store, machine, ev.verdicts, data, partner)
@@ -63,6 +65,12 @@ def validate(
     With --home, also the checks a deposit runs against that home's store, read-only: first addressee named,
     the piece it continues found, invoice number not taken, and with --partner its right to deposit the piece
     (structures and roles), the billing file it may continue and the same bytes not received."""
+    from gateway.lifecycle import status_in
+    from gateway.lifecycle.machine import Machine
+    from gateway.ops.rejections import location_text
+    from gateway.pipeline.evaluate import evaluate_file
+    from gateway.pipeline.stages import SELECTIONS
+    from gateway.store.repository import Store
     if profile not in SELECTIONS:
         err_console.print(f"unknown --profile {profile!r}; valid: {', '.join(SELECTIONS)}", markup=False)
         raise typer.Exit(2)

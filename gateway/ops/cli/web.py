@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from gateway.ops.operators import load
 from gateway.ops.options import HomeOpt, existing_home
-from gateway.ops.web import is_loopback, serve
+# The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
+# imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
 
 app = typer.Typer()
 
@@ -21,6 +21,8 @@ def web(
     home: HomeOpt = None,
 ) -> None:
     """Serve the operators' read-only web pages (overview, flows, a flow, a piece, rejections), /healthz and /metrics."""
+    from gateway.ops.operators import load
+    from gateway.ops.web import is_loopback, serve
     # refused and locked logins (the pages' log) beside uvicorn's own lines
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = existing_home(home)
