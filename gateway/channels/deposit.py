@@ -43,6 +43,15 @@ def free_name(folder: Path, name: str) -> Path:
     return path
 
 
+def rename_into(folder: Path, tmp: Path, name: str, *, replace: bool = False) -> Path:
+    """A durable temporary file renamed to `name` in `folder` (or a free variant
+    of it, unless `replace`), the rename itself made durable."""
+    final = folder / name if replace else free_name(folder, name)
+    os.replace(tmp, final)
+    fsync_dir(folder)
+    return final
+
+
 class Deposit:
     """One file on its way into an inbox folder, open under its temporary name.
 
@@ -91,9 +100,7 @@ class Deposit:
         variant of it (`free_name`: a file waiting there is never overwritten);
         `replace` is for a client that asked to replace its own file."""
         self.seal()
-        final = self.folder / name if replace else free_name(self.folder, name)
-        os.replace(self.tmp, final)
-        fsync_dir(self.folder)
+        final = rename_into(self.folder, self.tmp, name, replace=replace)
         self.committed = True
         return final
 

@@ -116,6 +116,31 @@ def _discard(tmp: str) -> None:
         pass
 
 
+def create_once(path: Path, data: bytes, *, mode: int = 0o600) -> bytes:
+    """`path`'s bytes, made `data` if it did not exist: written whole under a
+    temporary name, then linked into place, so several processes making it at
+    once all read the one complete file the first made (never half of it)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(temp_name(path.name))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # never replaces what another process made meanwhile
+        except FileExistsError:
+            return path.read_bytes()
+        return data
+    finally:
+        _discard(str(tmp))
+
+
 def fsync_dir(path: str | os.PathLike) -> None:
     """Make a rename in this folder durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

@@ -202,7 +202,7 @@ def create_app(settings: Settings, *, require_login: bool = False,
 
     from gateway.ops import web_search  # /search, /search.csv, /search/replay
 
-    web_search.register(app, settings, checker)
+    web_search.register(app, settings)
 
     @app.get("/healthz")
     def healthz():  # noqa: ANN202

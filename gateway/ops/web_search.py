@@ -20,16 +20,17 @@ import io
 import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 # imported by ops/web.py when it builds the app, never by the command line
+from starlette.concurrency import run_in_threadpool
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from gateway.core.config import Settings
 from gateway.ops.chrome import CSP, esc, html_page
-from gateway.ops.operators import Checker
 from gateway.ops.replay import NothingToSelect, ReplayOutcome, replay
+from gateway.ops.web_links import NAV, flow_link, piece_link
 from gateway.ops.search_query import EXPORT_COLUMNS, FILTERS, QueryError, build_query, csv_cells
 from gateway.store import db
 from gateway.store.repository import Store
@@ -41,13 +42,7 @@ if TYPE_CHECKING:
 PAGE_SIZE = 100
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
            "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
-NAV = ('<nav><a href="/">overview</a><a href="/search">search</a><a href="/rejections">rejections</a>'
-       '<a href="/healthz">health</a></nav>')
 _KINDS = {"": "all pieces", "accepted": "accepted only", "rejected": "refused only"}
-
-
-def _link(kind: str, value: str) -> str:
-    return f"/{kind}/{quote(value, safe='')}"
 
 
 def query_of(settings: Settings, params: Mapping[str, str]) -> PieceQuery:
@@ -78,8 +73,8 @@ def _form(params: Mapping[str, str]) -> str:
 
 def _rows(found: list[FoundPiece]) -> str:
     return "".join(
-        f'<tr><td><a href="{esc(_link("pieces", p.id))}"><code>{esc(p.id)}</code></a></td>'
-        f'<td><a href="{esc(_link("flows", p.flow_id))}"><code>{esc(p.flow_id)}</code></a></td>'
+        f'<tr><td><a href="{esc(piece_link(p.id))}"><code>{esc(p.id)}</code></a></td>'
+        f'<td><a href="{esc(flow_link(p.flow_id))}"><code>{esc(p.flow_id)}</code></a></td>'
         f"<td>{esc(p.partner)}<br>{esc(p.file_name)}</td><td>{esc(db.iso(p.received_at))}</td>"
         f"<td>{esc(p.cadre)} {esc(p.piece_type)}</td><td>{esc(p.invoice_number or '')}</td>"
         f"<td><code>{esc(p.supplier_id or '')}</code></td><td><code>{esc(p.recipient_siret or '')}</code>"
@@ -122,10 +117,10 @@ def replay_form(params: Mapping[str, str], token: str, *, preview: bool = True) 
 
 def outcome_html(out: ReplayOutcome, dry_run: bool) -> str:
     rows = "".join(
-        f'<tr><td><a href="{esc(_link("flows", c.flow_id))}"><code>{esc(c.flow_id)}</code></a></td>'
+        f'<tr><td><a href="{esc(flow_link(c.flow_id))}"><code>{esc(c.flow_id)}</code></a></td>'
         f"<td>{esc(c.partner)}<br>{esc(c.file_name)}</td><td>{esc(c.state)}</td><td>"
         + (("would be replayed" if dry_run else
-            f'replayed as <a href="{esc(_link("flows", out.queued[c.flow_id]))}">'
+            f'replayed as <a href="{esc(flow_link(out.queued[c.flow_id]))}">'
             f"<code>{esc(out.queued[c.flow_id])}</code></a>") if c.replay else f"left: {esc(c.reason)}")
         + "</td></tr>" for c in out.choices)
     n = len(out.to_replay)
@@ -135,7 +130,7 @@ def outcome_html(out: ReplayOutcome, dry_run: bool) -> str:
                    f"<th>replay</th></tr></thead><tbody>{rows}</tbody></table>" if rows else "")
 
 
-def register(app: "FastAPI", settings: Settings, checker: Checker) -> None:
+def register(app: "FastAPI", settings: Settings) -> None:
     """Add /search, /search.csv and /search/replay to the pages' app."""
     key = secrets.token_bytes(32)
 
@@ -143,11 +138,9 @@ def register(app: "FastAPI", settings: Settings, checker: Checker) -> None:
         return HTMLResponse(html_page(title, body, nav=NAV), status_code=status, headers=HEADERS)
 
     def operator(request: Request) -> str | None:
-        """The logged-in operator (the login middleware checked the password); None on open pages."""
-        header = request.headers.get("authorization")
-        if not checker.users() or not header:
-            return None
-        return checker.remembered(header) or checker.operator(header)
+        """The logged-in operator, as the login middleware found it (it checked the password,
+        off the event loop); None on open pages."""
+        return getattr(request.state, "operator", None)
 
     @app.get("/search", response_class=HTMLResponse)
     def search_view(request: Request):  # noqa: ANN202
@@ -207,7 +200,8 @@ def register(app: "FastAPI", settings: Settings, checker: Checker) -> None:
                         "gateway's search page: search again, then replay.</p>", 403)
         try:
             q = query_of(settings, params)
-            out = replay(settings, q, dry_run=params.get("action") != "replay", by=f"web:{who}")
+            out = await run_in_threadpool(replay, settings, q, dry_run=params.get("action") != "replay",
+                                          by=f"web:{who}")  # store work: off the event loop
         except (QueryError, NothingToSelect) as exc:
             return page("Replay", f"<h1>Replay</h1><p class=\"error\">{esc(exc)}</p>", 400)
         dry_run = params.get("action") != "replay"

@@ -144,14 +144,15 @@ def new_message(codes: CdarCodes, *, message_id: str, name: str, at: datetime) -
 
 
 def party(parent: etree._Element, name: str, role: str, *, ids: tuple[tuple[str, str], ...] = (),
-          label: str | None = None) -> None:
-    """A TradeParty: GlobalIDs (scheme, value), name, role code, in the XSD's order."""
+          label: str | None = None) -> etree._Element | None:
+    """A TradeParty: GlobalIDs (scheme, value), name, role code, in the XSD's order;
+    its Name element, if it has one."""
     p = el(parent, "ram", name)
     for scheme, value in ids:
         el(p, "ram", "GlobalID", value, schemeID=scheme)
-    if label:
-        el(p, "ram", "Name", label[:200])
+    named = el(p, "ram", "Name", label[:200]) if label else None
     el(p, "ram", "RoleCode", role)
+    return named
 
 
 def legal_ids(ident: str | None) -> tuple[tuple[str, str], ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gateway.core.config import Settings
 from gateway.outputs.status_cdar import CdarOutput
+from gateway.outputs import cdar_codes
 from gateway.outputs.status_cppstatut import CppStatutOutput
 from gateway.outputs.status_files import Output
 from gateway.outputs.status_json import JsonOutput
@@ -33,6 +34,8 @@ def check_formats(settings: Settings) -> None:
              if name not in OUTPUTS]
     if wrong:
         raise UnknownFormat("; ".join(wrong) + f" (known formats: {', '.join(OUTPUTS)})")
+    if any("cdar" in names for _where, names in given):
+        cdar_codes.load()  # a broken cdar.toml stops the start (CdarCodesError), not each status change
 
 
 def outputs_for(settings: Settings, party: str) -> tuple[Output, ...]:

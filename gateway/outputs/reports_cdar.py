@@ -7,8 +7,8 @@ refused by the rules) and 501 Irrecevable (a file, or a lot member, that
 could not be read as an invoice: an IRR_ code). Each refused piece is one
 AcknowledgementDocument; a flow refused whole before any piece is one 501
 about the file. A 213 names the invoice's number and date (MDT-87, MDG-35):
-a piece refused before they were read (the EN 16931 rules run before the
-mapping) is told by the report alone. Accepted pieces are told by their status files (200
+a piece refused by the rules is still read for them (pipeline/stages.py);
+one whose number or date cannot be read at all is told by the report alone. Accepted pieces are told by their status files (200
 Déposée...). Reasons and what is not told: cdar.toml [reports].
 """
 from __future__ import annotations

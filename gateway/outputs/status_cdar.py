@@ -123,18 +123,19 @@ def status_cdar_for(notices: Sequence[StatusNotice], machine: Statuses, *, platf
     last = told[-1]
     name = f"{last.notice.invoice_number or last.notice.piece_id}_CDV-{last.code.code}_{last.label}"
 
+    root, doc = cc.new_message(codes, message_id=mid, name=name, at=produced)
+    cc.party(doc, "SenderTradeParty", codes.role("platform"), label=platform_id)
+    cc.party(doc, "IssuerTradeParty", role, ids=ids, label=platform_id if role == codes.role("platform") else None)
+    # the receiving party's software, as platforms address each other (WK needs no address, BR-FR-CDV-08);
+    # its name is the one thing that differs between receivers
+    recipient = cc.party(doc, "RecipientTradeParty", codes.role("platform"), label=platform_id)
+    for t in told:
+        _acknowledgement(root, t, codes)
+
     def for_receiver(receiver_id: str, receiver_name: str) -> bytes:
-        root, doc = cc.new_message(codes, message_id=mid, name=name, at=produced)
-        cc.party(doc, "SenderTradeParty", codes.role("platform"), label=platform_id)
-        cc.party(doc, "IssuerTradeParty", role, ids=ids,
-                 label=platform_id if role == codes.role("platform") else None)
-        # the receiving party's software, as platforms address each other (WK needs no address, BR-FR-CDV-08)
-        cc.party(doc, "RecipientTradeParty", codes.role("platform"), label=receiver_name or receiver_id)
-        for t in told:
-            _acknowledgement(root, t, codes)
+        recipient.text = (receiver_name or receiver_id or platform_id)[:200]
         return cc.to_bytes(root)
 
-    for_receiver("", platform_id)  # fail now, not once per receiver
     return for_receiver
 
 

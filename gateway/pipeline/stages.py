@@ -124,8 +124,8 @@ def _summary_of_refused(work: PieceWork, settings: Settings) -> None:
     """A piece the rules refused still says which invoice it was (number,
     date, parties) in its report: its sender finds it, and a CDAR 213 names
     it. Read through the mappings, no control run, nothing added to its findings."""
-    if "invoice" in work.extra or work.tree is None:
-        return
+    if "invoice" in work.extra or work.tree is None or any(c.name == "mapping" for c in work.checks):
+        return  # read already, or the mapping itself failed: reading again would fail the same way
     invoice, _found = map_piece(work.tree, settings)
     if invoice is not None:
         work.extra["invoice"] = _summary(invoice)

@@ -69,6 +69,7 @@ def check_deposits(settings: Settings, store: Store, verdicts: Sequence[Verdict]
     deposits: dict[str, Deposit] = {}
     mine = st.acts_for(store, partner)
     configured = configured_sirets(settings, partner)
+    casts: dict[str, list[st.Actor]] = {}  # a lot's pieces mostly share one contract: read its actors once
     for v, pid in zip(verdicts, piece_ids):
         if not (v.valid and v.invoice is not None):
             out.append(v)
@@ -76,7 +77,9 @@ def check_deposits(settings: Settings, store: Store, verdicts: Sequence[Verdict]
         inv = v.invoice
         needed = machine.rights.roles(inv.cadre)
         contract = (inv.contract_number or "").strip()
-        cast = st.actors(store, contract) if contract else []
+        if contract and contract not in casts:
+            casts[contract] = st.actors(store, contract)
+        cast = casts.get(contract, [])
         if cast and needed:
             v, dep = _in_contract(store, v, pid, partner, mine, configured, needed, contract, cast, machine)
         elif (mine or configured) and needed:

@@ -156,18 +156,3 @@ def pieces_due_by(settings: Settings, until: datetime, limit: int = 50) -> list[
                               .order_by(Piece.due_at).limit(limit)).scalars())
 
 
-def accepted_pieces(settings: Settings, *, status: str | None = None, recipient: str | None = None,
-                    partner: str | None = None, due: bool = False, limit: int = 50) -> list[Piece]:
-    """Accepted pieces, newest first; with `due`, only those waiting on a
-    delay, soonest first. `status` is compared as given (upper case)."""
-    q = select(Piece).where(Piece.valid.is_(True))
-    if status:
-        q = q.where(Piece.status == status)
-    if recipient:
-        q = q.where(Piece.recipient_siret == recipient)
-    if partner:
-        q = q.where(Piece.partner == partner)
-    q = (q.where(Piece.due_at.is_not(None)).order_by(Piece.due_at) if due
-         else q.order_by(Piece.created_at.desc(), Piece.id.desc()))
-    with Store(settings).session() as s:
-        return list(s.execute(q.limit(limit)).scalars())

@@ -44,18 +44,24 @@ def test_files_waiting_are_received_in_the_order_they_were_written_across_claim_
     assert [f.file_name for f in flows] == list(reversed(names))
 
 
-def test_a_batch_whose_files_cannot_be_written_goes_back_to_the_queue_and_is_done_later(home, monkeypatch):
-    drop(home, "ACME", "a.xml", ubl_invoice(number="W-1"))
+def _first_report_fails(monkeypatch, exc: OSError) -> list[int]:  # noqa: ANN001
+    """The worker's first flow report raises `exc`, the next ones are written; the calls, counted."""
     real = reports.write_flow_report
-    calls = []
+    calls: list[int] = []
 
-    def full_disk(*args, **kwargs):  # noqa: ANN002, ANN003
+    def once(*args, **kwargs):  # noqa: ANN002, ANN003
         calls.append(1)
         if len(calls) == 1:
-            raise OSError(28, "No space left on device")
+            raise exc
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("gateway.runtime.worker.write_flow_report", full_disk)
+    monkeypatch.setattr("gateway.runtime.worker.write_flow_report", once)
+    return calls
+
+
+def test_a_batch_whose_files_cannot_be_written_goes_back_to_the_queue_and_is_done_later(home, monkeypatch):
+    drop(home, "ACME", "a.xml", ubl_invoice(number="W-1"))
+    calls = _first_report_fails(monkeypatch, OSError(28, "No space left on device"))
     # the failure is logged, the flow goes back to the queue at once (not after its lease) and is done
     # again before the run ends; the service does not die
     Gateway(home, once=True).run()
@@ -68,16 +74,7 @@ def test_a_batch_whose_files_cannot_be_written_goes_back_to_the_queue_and_is_don
 
 def test_a_batch_that_fails_for_another_reason_counts_the_try_and_logs_its_traceback(home, monkeypatch, caplog):
     drop(home, "ACME", "a.xml", ubl_invoice(number="W-2"))
-    real = reports.write_flow_report
-    calls = []
-
-    def refused(*args, **kwargs):  # noqa: ANN002, ANN003
-        calls.append(1)
-        if len(calls) == 1:
-            raise PermissionError(13, "Permission denied")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr("gateway.runtime.worker.write_flow_report", refused)
+    calls = _first_report_fails(monkeypatch, PermissionError(13, "Permission denied"))
     Gateway(home, once=True).run()
     store = Store(home)
     assert len(calls) == 2 and store.queued() == 0

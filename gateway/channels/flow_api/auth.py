@@ -8,7 +8,6 @@ login_*`): past the limits the endpoint answers 429 without running scrypt.
 """
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import time
@@ -19,7 +18,8 @@ from pathlib import Path
 import jwt
 
 from gateway.channels.flow_api.errors import ApiError, unauthorized
-from gateway.core.config import Settings
+from gateway.core.config import Settings, positive_number
+from gateway.core.files import create_once
 from gateway.core.throttle import LoginRules, LoginThrottle
 from gateway.store import api_clients
 
@@ -39,20 +39,9 @@ class Caller:
 def signing_key(settings: Settings) -> bytes:
     """The key tokens are signed with, made on first use (0600, never replaced)."""
     path: Path = settings.keys / "flow-api.key"
-    try:
-        return bytes.fromhex(path.read_text(encoding="ascii").strip())
-    except FileNotFoundError:
-        pass
-    settings.keys.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use its key
-        return bytes.fromhex(path.read_text(encoding="ascii").strip())
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(key.hex())
-        fh.flush()
-        os.fsync(fh.fileno())
+    key = bytes.fromhex(create_once(path, secrets.token_bytes(32).hex().encode("ascii")).decode("ascii").strip())
+    if len(key) < 32:
+        raise ValueError(f"{path}: the API's signing key must be at least 32 bytes (64 hex digits); remove it to make a new one")
     return key
 
 
@@ -62,7 +51,8 @@ class Tokens:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.key = signing_key(settings)
-        self.lifetime = int(settings.section("api").get("token_seconds", DEFAULT_TOKEN_SECONDS))
+        self.lifetime = positive_number("api", settings.section("api"), "token_seconds", DEFAULT_TOKEN_SECONDS,
+                                        whole=True)
         self.throttle = LoginThrottle(LoginRules.from_settings(settings, "api"))
         self._lock = threading.Lock()  # the throttle is plain bookkeeping, not thread-safe
 

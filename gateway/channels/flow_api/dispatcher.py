@@ -23,10 +23,9 @@ from datetime import timedelta
 import httpx
 
 from gateway.channels.flow_api import views
-from gateway.core.config import Settings
+from gateway.core.config import Settings, positive_number
 from gateway.store import api_clients, api_hooks
 from gateway.store.api_hooks import Call, Webhook
-from gateway.store.repository import Store
 
 log = logging.getLogger("gateway.api.webhooks")
 
@@ -46,12 +45,13 @@ class Dispatcher:
     def __init__(self, settings: Settings):
         sec = settings.section("api")
         self.settings = settings
-        self.interval = float(sec.get("webhook_poll_seconds", 1.0))
-        self.retry = float(sec.get("webhook_retry_seconds", 5.0))
-        self.retry_max = float(sec.get("webhook_retry_max_seconds", 3600.0))
-        self.attempts = int(sec.get("webhook_attempts", 8))
-        self.settle = timedelta(seconds=float(sec.get("webhook_settle_seconds", 1.0)))
-        self.timeout = float(sec.get("webhook_timeout_seconds", 10.0))
+        self.interval = positive_number("api", sec, "webhook_poll_seconds", 1.0)
+        self.retry = positive_number("api", sec, "webhook_retry_seconds", 5.0)
+        self.retry_max = positive_number("api", sec, "webhook_retry_max_seconds", 3600.0)
+        self.attempts = positive_number("api", sec, "webhook_attempts", 8, whole=True)
+        # 0 is a valid settle time (tests); a negative one is not
+        self.settle = timedelta(seconds=max(0.0, float(sec.get("webhook_settle_seconds", 1.0))))
+        self.timeout = positive_number("api", sec, "webhook_timeout_seconds", 10.0)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -89,20 +89,17 @@ class Dispatcher:
         mark, new_mark, flow_ids = api_hooks.changed_flows(self.settings, settle=self.settle)
         if new_mark == mark:
             return 0
-        partners = api_hooks.owners(self.settings, flow_ids)
+        flows = api_hooks.flows_by_id(self.settings, flow_ids)
         hooks: dict[str, list[Webhook]] = {}
         for h in api_hooks.webhooks(self.settings):
             hooks.setdefault(h.partner, []).append(h)
         deposits = api_clients.deposits_of_flows(self.settings, flow_ids)
         calls = []
-        store = Store(self.settings)
         for fid in flow_ids:
-            partner = partners.get(fid)
-            if partner not in hooks:
+            flow = flows.get(fid)
+            if flow is None or flow.partner not in hooks:
                 continue
-            flow = store.flow(fid)
-            if flow is None:
-                continue
+            partner = flow.partner
             body = views.flow_view(self.settings, flow, deposits.get(fid)).body
             payload = json.dumps(body, separators=(",", ":"))
             calls += [(h.id, body["flowId"], payload) for h in hooks[partner] if wanted(h, body)]

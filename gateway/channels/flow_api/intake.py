@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import uuid
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from gateway.channels.deposit import TempNames, deposit, free_name, sweep_temps
+from gateway.channels.deposit import TempNames, deposit, rename_into, sweep_temps
 from gateway.channels.flow_api.errors import too_large, unprocessable
 from gateway.channels.base import valid_name
 from gateway.channels.folders import ignored
 from gateway.core.clock import utcnow
 from gateway.core.config import Settings
-from gateway.core.files import fsync_dir
 from gateway.store import api_clients
 from gateway.store.api_clients import Deposit
 
@@ -77,12 +75,12 @@ def deposit_flow(settings: Settings, partner: str, client_id: str, info: FlowInf
                       organization_id=organization_id, client_id=client_id, temp_name=d.tmp.name,
                       inbox_name=None, created_at=utcnow(), deposited_at=None, flow_id=None, failed=None)
         row, created = api_clients.record_deposit(settings, new)
-        if not created and row.deposited_at is not None:
-            return row  # the same bytes again: the same flow, nothing deposited twice
-        if not created and (folder / row.temp_name).exists():
-            d.discard()  # the first attempt's file is there: finish that one
-            return _finish(settings, row)
-        final = d.commit(info.name if created else row.name)
+        if not created:
+            # the same bytes again: the same flow, nothing deposited twice; a first attempt not yet
+            # marked deposited is finished from its own file (gone: it was renamed already)
+            d.discard()
+            return row if row.deposited_at is not None else _finish(settings, row)
+        final = d.commit(info.name)
         api_clients.mark_deposited(settings, row.id, final.name, temp_name=d.tmp.name)
         log.info("api deposit %s: %s/%s (%d bytes) in the inbox", row.id, partner, final.name, size)
     return api_clients.get_deposit(settings, row.id) or row
@@ -94,9 +92,7 @@ def _finish(settings: Settings, row: Deposit) -> Deposit:
     folder = settings.inbox / row.partner
     tmp = folder / row.temp_name
     if tmp.exists():
-        final = free_name(folder, row.name)
-        os.replace(tmp, final)
-        fsync_dir(folder)
+        final = rename_into(folder, tmp, row.name)
         api_clients.mark_deposited(settings, row.id, final.name)
     else:
         api_clients.mark_deposited(settings, row.id, None)

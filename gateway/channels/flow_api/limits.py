@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any, Awaitable, Callable
 
-from gateway.channels.flow_api.errors import error_body, too_large
+from gateway.channels.flow_api.errors import too_large
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -41,7 +41,7 @@ class BodyLimit:
 
 
 async def _refuse(send: Send, limit: int) -> None:
-    body = json.dumps(error_body("FILE_SIZE_EXCEEDED", f"Provided file is too big (at most {limit} bytes)")).encode()
+    body = json.dumps(too_large(limit).body()).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})

@@ -16,12 +16,11 @@ per SFTP session.
 """
 from __future__ import annotations
 
+import io
 import logging
-import os
 import socket
 import threading
 import time
-import uuid
 from collections import defaultdict
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from gateway.channels.sftp.connection import Connection, SftpSubsystem
 from gateway.channels.sftp.jail import Jail, sweep_stale_uploads
 from gateway.channels.sftp.throttle import Limits, LoginThrottle
 from gateway.core.config import Settings
+from gateway.core.files import create_once
 
 log = logging.getLogger("gateway.sftp")
 # paramiko logs every dropped or garbage connection as an ERROR with a traceback;
@@ -69,18 +69,11 @@ def host_keys(settings: Settings) -> list[paramiko.PKey]:
 
 def _create_host_key(path: Path) -> None:
     key = paramiko.ECDSAKey.generate(bits=256) if "ecdsa" in path.name else paramiko.RSAKey.generate(3072)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        key.write_private_key(fh)
-    try:
-        os.link(tmp, path)  # never replaces a key another process made meanwhile
+    text = io.StringIO()
+    key.write_private_key(text)
+    if create_once(path, text.getvalue().encode("ascii")) == text.getvalue().encode("ascii"):  # ours, not another's
         path.with_name(path.name + ".pub").write_text(f"{key.get_name()} {key.get_base64()} gateway\n")
         log.info("created SFTP host key %s (%s)", path, key.fingerprint)
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # --- the listener ---------------------------------------------------------------
