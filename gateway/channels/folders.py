@@ -27,7 +27,7 @@ from watchdog.observers import Observer
 
 from gateway.store import db
 from gateway.core.config import Settings
-from gateway.core.files import atomic_write, stale_temp
+from gateway.core.files import atomic_write, stale_temp, take
 from gateway.core.hosts import host_slug
 from gateway.channels.quarantine import folder_refusal, set_aside
 from gateway.store.repository import NewFlow, Store, new_flow_id
@@ -180,8 +180,8 @@ class Claimer:
         for fid, c, at in planned:
             dest = adir / f"{fid}.bin"
             try:
-                os.rename(c.path, dest)  # atomic claim: whoever renames first owns the file
-            except FileNotFoundError:
+                take(c.path, dest)
+            except FileNotFoundError:  # another claimer took it
                 continue
             except OSError as exc:  # the folder cannot grow (full disk): this file and the rest wait
                 failure = exc
@@ -237,10 +237,25 @@ class Claimer:
                     self.store.record_received([NewFlow(
                         fid, meta["partner"], meta.get("channel", "folder"), meta["name"], sha, size,
                         datetime.fromisoformat(meta["received_at"]), str(data_path))])
+                    self._drop_inbox_copy(meta, data_path)
                     done += 1
                     log.warning("flow %s recovered after an interrupted claim", fid)
             manifest.unlink(missing_ok=True)
         return done
+
+    def _drop_inbox_copy(self, meta: dict, archived: Path) -> None:
+        """A crash between a claim's link and its unlink (take) left the file in
+        both places: the inbox name goes, if it still is the very file archived
+        (not a new file the partner dropped under the same name since)."""
+        partner, name = str(meta.get("partner", "")), str(meta.get("name", ""))
+        if not partner or not name or "/" in partner + name or name in (".", ".."):
+            return
+        inbox_path = self.settings.inbox / partner / name
+        try:
+            if os.path.samestat(os.lstat(inbox_path), os.lstat(archived)):
+                os.unlink(inbox_path)
+        except OSError:
+            return
 
     def _manifests(self, recent: bool) -> Iterator[Path]:
         if not recent:

@@ -1,6 +1,7 @@
 """Small file-system helpers shared by the channels and the return files."""
 from __future__ import annotations
 
+import errno
 import os
 import re
 import time
@@ -139,6 +140,38 @@ def create_once(path: Path, data: bytes, *, mode: int = 0o600) -> bytes:
         return data
     finally:
         _discard(str(tmp))
+
+
+# link() cannot be used here (rights, file system): a plain rename does it
+_NO_LINK = {errno.EPERM, errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK}
+
+
+def take(src: Path, dest: Path) -> None:
+    """Move a partner's file into the archive: link it there, then unlink the
+    inbox name; whoever unlinks it first owns the file (FileNotFoundError for
+    the others, whose link is removed).
+
+    Not a rename: a rename out of the watched inbox is an IN_MOVED_FROM with no
+    IN_MOVED_TO, which watchdog holds for 0.5 s to pair it, and every event
+    queued behind it waits as long (watchdog issue #649): under a steady load
+    each new file was seen half a second late. An unlink is an IN_DELETE, passed
+    on at once. A crash between the two leaves the file in both places; the
+    claim's manifest lets recover() finish it. Where link() is refused
+    (protected hard links, another file system, no support) a rename does it."""
+    try:
+        os.link(src, dest, follow_symlinks=False)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+        os.rename(src, dest)
+        return
+    try:
+        os.unlink(src)
+    except OSError:
+        dest.unlink(missing_ok=True)  # not ours after all (or the inbox refused): the inbox keeps it
+        raise
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
