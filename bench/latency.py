@@ -17,6 +17,7 @@ import shutil
 import socket
 import sys
 import time
+from datetime import timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -71,6 +72,16 @@ def drop(datas: list[bytes], names: list[str], stage: Path, inbox: Path, rate: f
                   f"backlog {len(dropped) - len(reports.done):5d}  load {os.getloadavg()[0]:.1f}")
             next_print += every
     return dropped
+
+
+def split(settings, dropped: dict[str, float], done: dict[str, float], n: int) -> tuple[list[float], list[float]]:  # noqa: ANN001
+    """Drop to claim and claim to report, sorted: where the time goes (the flow's received_at is its claim)."""
+    from gateway.store.repository import Store
+
+    received = {f.file_name: f.received_at.replace(tzinfo=timezone.utc).timestamp()
+                for f in Store(settings).recent_flows(n, partner=PARTNER)}
+    names = [k for k in dropped if k in received and k in done]
+    return (sorted(received[k] - dropped[k] for k in names), sorted(done[k] - received[k] for k in names))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -129,6 +140,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  drop to report: p50 {pct(0.5):.2f} s, p95 {pct(0.95):.2f} s, max {lat[-1]:.2f} s over "
               f"{len(lat)} of {n} files (target p95 < 1.5 s, stability delay included); the last report "
               f"{drained:.1f} s after the last drop")
+        claim, work = split(settings, dropped, reports.done, n + warm)
+        print(f"    of which drop to claim (stability delay, intake): p50 {claim[len(claim) // 2]:.2f} s, "
+              f"p95 {claim[int(0.95 * len(claim))]:.2f} s; claim to report (queue, evaluation, files): "
+              f"p50 {work[len(work) // 2]:.2f} s, p95 {work[int(0.95 * len(work))]:.2f} s")
     except BaseException:
         svc.abort()
         raise

@@ -116,7 +116,6 @@ SAXON = "EN 16931 rules: Saxon child process"
 
 def stage_cpu(files: list[Path], home: Path, profile: bool) -> dict[str, float]:
     """CPU ms per file for each stage of the real run --once code in this process (workers = 0), rules on."""
-    from gateway.pipeline import stages
     from gateway.rules import schematron
     from gateway.runtime import service, worker
 

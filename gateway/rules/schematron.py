@@ -10,27 +10,25 @@ process. A child process (gateway.rules.schematron_worker, started as
 and the compiled rule sets; the gateway sends it (request id, rule set path,
 xml bytes) over a pipe and gets compact tuples back. A child that dies or
 overruns its time is killed and replaced, and the document gets
-ERR_VALIDATEUR: rules that did not run never count as a pass.
+ERR_VALIDATEUR: rules that did not run never count as a pass. The service's
+workers share one such process, its rule server (`Settings.rule_server`,
+rules/saxon_link.py); other users of an engine get a child of their own.
 """
 from __future__ import annotations
 
 import atexit
 import itertools
 import os
-import subprocess
-import sys
 import threading
 import time
-import weakref
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 from gateway.core import codes
 from gateway.core.config import Settings
 from gateway.core.records import Check, Finding, Location, Severity
 from gateway.rules.rulesets import CORE, RuleSet, RuleSetNotFound, find_ruleset
+from gateway.rules.saxon_link import ChildLink, Died, ServerLink, TimedOut, Unavailable
 
 STAGE = "schematron"
 DEFAULT_TIMEOUT = 30.0  # seconds for one document, once the rule set is compiled
@@ -70,7 +68,8 @@ class RuleResult:
 
 
 class RuleEngine:
-    """Runs rule sets in one long-lived Saxon child process, restarted when it dies.
+    """Runs rule sets in one long-lived Saxon process, restarted when it dies:
+    a child of its own, or the service's rule server when the settings name one.
 
     Calls are serialised by a lock: one document at a time per engine (give
     each worker process its own engine, see `shared_engine`).
@@ -80,7 +79,7 @@ class RuleEngine:
         self.settings = settings
         self.timeout = float(timeout if timeout is not None else _configured_timeout(settings))
         self._lock = threading.Lock()
-        self._worker: _Worker | None = None
+        self._worker: ChildLink | ServerLink | None = None
         self._compiled: set[str] = set()
         self._owner = os.getpid()
         self._start_failure: tuple[float, str] | None = None
@@ -102,9 +101,9 @@ class RuleEngine:
 
     @property
     def pid(self) -> int | None:
-        """The Saxon child's process id, if one is running."""
+        """The Saxon process's id, if one is running."""
         w = self._worker
-        return w.proc.pid if w is not None and w.alive else None
+        return w.pid if w is not None and w.alive else None
 
     def close(self) -> None:
         """Stop the child; a later `check` starts a new one."""
@@ -133,15 +132,15 @@ class RuleEngine:
                     self._compiled.add(path)
                 phase = "check"
                 status, detail = worker.call(("check", next(self._ids), path, xml), self.timeout)
-            except _TimedOut:
+            except TimedOut:
                 self._discard(kill=True)
                 limit = self.timeout if phase == "check" else max(START_TIMEOUT, self.timeout)
                 return not_run(f"the rules did not finish within {limit:g} s ({phase}); the worker was restarted", rs)
-            except _Died as exc:
+            except Died as exc:
                 self._discard(kill=True)
                 deaths.append(f"{phase}: {exc}")
                 continue
-            except _Unavailable as exc:
+            except Unavailable as exc:
                 return not_run(str(exc), rs)
             if status == "ok":
                 return RuleResult(tuple(_finding(*t, stage=rs.stage) for t in detail), rs, True)
@@ -150,7 +149,7 @@ class RuleEngine:
             return not_run(f"Saxon failed on this document: {detail}", rs)
         return not_run("the rule worker died twice on this document (" + "; ".join(deaths) + ")", rs)
 
-    def _ready_worker(self) -> _Worker:
+    def _ready_worker(self) -> ChildLink | ServerLink:
         if self._owner != os.getpid():  # we were forked: that child belongs to the parent
             self._worker, self._compiled, self._owner = None, set(), os.getpid()
         w = self._worker
@@ -158,13 +157,15 @@ class RuleEngine:
             return w
         self._discard(kill=True)
         if self._start_failure and time.monotonic() - self._start_failure[0] < START_RETRY_SECONDS:
-            raise _Unavailable(self._start_failure[1])
+            raise Unavailable(self._start_failure[1])
+        start_timeout = max(START_TIMEOUT, self.timeout)
         try:
-            self._worker = _Worker(max(START_TIMEOUT, self.timeout))
-        except (_Died, _TimedOut, _Unavailable, OSError) as exc:
+            server = self.settings.rule_server
+            self._worker = ServerLink(server, start_timeout) if server else ChildLink(start_timeout)
+        except (Died, TimedOut, Unavailable, OSError) as exc:
             msg = f"the rule worker could not start: {exc}"
             self._start_failure = (time.monotonic(), msg)
-            raise _Unavailable(msg) from exc
+            raise Unavailable(msg) from exc
         self._start_failure = None
         return self._worker
 
@@ -181,7 +182,8 @@ _shared_lock = threading.Lock()
 def shared_engine(settings: Settings) -> RuleEngine:
     """One engine per process (and per rule-set configuration), created on
     first use and closed at exit: for the pipeline's worker processes."""
-    key = (os.getpid(), tuple(settings.schema_dirs), settings.artefacts_dir, _configured_timeout(settings))
+    key = (os.getpid(), tuple(settings.schema_dirs), settings.artefacts_dir, _configured_timeout(settings),
+           settings.rule_server)
     with _shared_lock:
         engine = _shared.get(key)
         if engine is None:
@@ -211,102 +213,3 @@ def not_run(reason: str, rs: RuleSet | None) -> RuleResult:
         "ERR_VALIDATEUR", f"{en} could not be checked: {reason}", f"{fr} n'ont pas pu être vérifiées : {reason}",
         severity=Severity.ERROR, rule=rs.name if rs else None, stage=rs.stage if rs else STAGE)
     return RuleResult((f,), rs, False)
-
-
-# --- the parent's side of the pipe ------------------------------------------------
-class _Died(Exception):
-    pass
-
-
-class _TimedOut(Exception):
-    pass
-
-
-class _Unavailable(Exception):
-    pass
-
-
-class _Worker:
-    """One Saxon child and the two pipes to it (requests in, replies out)."""
-
-    def __init__(self, start_timeout: float) -> None:
-        req_r, req_w = os.pipe()
-        resp_r, resp_w = os.pipe()
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway.rules.schematron_worker", "--serve", str(req_r), str(resp_w)],
-                pass_fds=(req_r, resp_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                env=_child_env(), start_new_session=True)  # Ctrl-C reaches us, not the child
-        except OSError:
-            os.close(req_w)
-            os.close(resp_r)
-            raise
-        finally:
-            os.close(req_r)
-            os.close(resp_w)
-        self._out = Connection(req_w, readable=False)
-        self._in = Connection(resp_r, writable=False)
-        self._finalizer = weakref.finalize(self, _reap, self.proc, self._out, self._in, os.getpid())
-        try:
-            hello = self._receive(start_timeout)
-        except (_Died, _TimedOut):
-            self.stop(kill=True)
-            raise
-        if hello[0] != "ready":
-            self.stop(kill=True)
-            raise _Unavailable(hello[1])
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def call(self, request: tuple[Any, ...], timeout: float) -> tuple[str, Any]:
-        try:
-            self._out.send(request)
-        except OSError as exc:
-            raise _Died(self._why(exc)) from exc
-        reply = self._receive(timeout)
-        if reply[0] != request[1]:
-            raise _Died(f"reply {reply[0]!r} does not answer request {request[1]!r}")
-        return reply[1], reply[2]
-
-    def stop(self, *, kill: bool) -> None:
-        if kill and self.alive:
-            self.proc.kill()
-        self._finalizer()
-
-    def _receive(self, timeout: float) -> tuple[Any, ...]:
-        try:
-            if not self._in.poll(timeout):
-                raise _TimedOut()
-            return self._in.recv()
-        except (EOFError, OSError) as exc:
-            raise _Died(self._why(exc)) from exc
-
-    def _why(self, exc: BaseException) -> str:
-        try:
-            code = self.proc.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            return f"pipe closed ({type(exc).__name__})"
-        return f"worker killed by signal {-code}" if code < 0 else f"worker exited with status {code}"
-
-
-def _reap(proc: subprocess.Popen, out: Connection, inp: Connection, owner: int) -> None:
-    # Closing our end lets the child see EOF and leave; a forked copy of the
-    # gateway must not stop its parent's child.
-    out.close()
-    if os.getpid() == owner:
-        try:
-            proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    inp.close()
-
-
-def _child_env() -> dict[str, str]:
-    # The child must import this very copy of the gateway package.
-    env = dict(os.environ)
-    here = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
-    return env

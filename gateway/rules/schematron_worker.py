@@ -1,8 +1,10 @@
 """The EN 16931 rule worker: the child process that owns Saxon.
 
-Started by the engine (gateway.rules.schematron) as
-`python -m gateway.rules.schematron_worker --serve REQUEST_FD REPLY_FD`, never
-imported by the gateway process: saxonche loads here only. It compiles rule
+Started by an engine (gateway.rules.schematron) as
+`python -m gateway.rules.schematron_worker --serve REQUEST_FD REPLY_FD`, or by
+the service for all its workers as `--listen NAME [--warm RULES]...` (the rule
+server, gateway.rules.saxon_link); never imported by the gateway process:
+saxonche loads here only. It compiles rule
 sets once, by path, checks documents (parsed again by the safe parser first)
 and answers each request with compact tuples: (rule, flag, xpath, line, value,
 text) per failed assert, read from the SVRL against the input tree.
@@ -12,9 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
+import socket
+import struct
 import sys
 from collections.abc import Iterator
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from lxml import etree
@@ -148,46 +153,113 @@ def _qname(ns: str, local: str, el: Any) -> str:
     return f"{prefix}:{local}" if prefix else local
 
 
-def serve(req_fd: int, resp_fd: int) -> int:
-    """The child's loop: answer requests until the gateway closes the pipe."""
-    inp = Connection(req_fd, writable=False)
-    out = Connection(resp_fd, readable=False)
+def _start_saxon() -> tuple[Any, str | None]:
+    """(rules, None), or (None, why Saxon cannot run): a missing saxonche is a reply, not a crash."""
     try:
-        from saxonche import PySaxonProcessor  # here, so that a missing saxonche is a reply, not a crash
+        from saxonche import PySaxonProcessor
 
         proc = PySaxonProcessor(license=False)
-        rules = _Rules(proc)
+        return _Rules(proc), None
     except Exception as exc:  # import error, or Saxon itself could not start
-        out.send(("fatal", f"saxonche unavailable: {type(exc).__name__}: {exc}"))
+        return None, f"saxonche unavailable: {type(exc).__name__}: {exc}"
+
+
+def _answer(rules: _Rules, request: tuple[Any, ...]) -> tuple[Any, ...]:
+    op, rid = request[0], request[1]
+    try:
+        if op == "compile":
+            rules.compile(request[2])
+            return rid, "ok", None
+        if op == "check":
+            return (rid, *rules.check(request[2], request[3]))
+        return rid, "error", f"unknown request {op!r}"
+    except Exception as exc:  # Saxon errors are data for the gateway, not a crash
+        return rid, "error", f"{type(exc).__name__}: {exc}"
+
+
+def serve(req_fd: int, resp_fd: int) -> int:
+    """A child of one engine: answer requests until the gateway closes the pipe."""
+    inp = Connection(req_fd, writable=False)
+    out = Connection(resp_fd, readable=False)
+    rules, fatal = _start_saxon()
+    if rules is None:
+        out.send(("fatal", fatal))
         return 1
-    out.send(("ready", os.getpid(), proc.version))
+    out.send(("ready", os.getpid(), rules.proc.version))
     while True:
         try:
             request = inp.recv()
         except EOFError:
             return 0
-        op, rid = request[0], request[1]
         try:
-            if op == "compile":
-                rules.compile(request[2])
-                reply = (rid, "ok", None)
-            elif op == "check":
-                reply = (rid, *rules.check(request[2], request[3]))
-            else:
-                reply = (rid, "error", f"unknown request {op!r}")
-        except Exception as exc:  # Saxon errors are data for the gateway, not a crash
-            reply = (rid, "error", f"{type(exc).__name__}: {exc}")
-        try:
-            out.send(reply)
+            out.send(_answer(rules, request))
         except OSError:  # the gateway went away
             return 0
+
+
+def listen(name: str, warm: list[str], parent: int) -> int:
+    """The service's rule server: one Saxon for every worker, on the abstract
+    Unix socket `name`, a request at a time in the order they come. Leaves
+    when the service that started it (`parent`) is gone, or on SIGTERM."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind("\0" + name)  # first: workers may connect while Saxon starts
+    server.listen(64)
+    rules, fatal = _start_saxon()
+    for path in warm if rules is not None else ():
+        try:  # the rules every batch of UBL and CII needs, compiled before the first document comes
+            rules.compile(path)
+        except Exception:  # noqa: BLE001 - said to the first document that asks for it
+            pass
+    hello = ("ready", os.getpid(), rules.proc.version) if rules is not None else ("fatal", fatal)
+    clients: list[Connection] = []
+    while os.getppid() == parent:
+        for ready in wait([server, *clients], timeout=1.0):
+            if ready is server:
+                client = _accept(server)
+                if client is not None:
+                    try:
+                        client.send(hello)
+                        clients.append(client)
+                    except OSError:
+                        client.close()
+                continue
+            try:
+                request = ready.recv()
+                if rules is None:
+                    raise EOFError  # said at hello: nothing to serve
+                ready.send(_answer(rules, request))
+            except (EOFError, OSError):  # a worker left (or stopped, or was killed)
+                clients.remove(ready)
+                ready.close()
+    return 0
+
+
+def _accept(server: socket.socket) -> Connection | None:
+    """A worker's connection, if it is one of this user's processes."""
+    try:
+        sock, _ = server.accept()
+    except OSError:
+        return None
+    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                          struct.calcsize("3i")))
+    if uid != os.getuid():
+        sock.close()
+        return None
+    return Connection(sock.detach())
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gateway.rules.schematron_worker",
                                  description="EN 16931 rule worker (started by the gateway).")
-    ap.add_argument("--serve", nargs=2, type=int, metavar=("REQUEST_FD", "REPLY_FD"), required=True)
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--serve", nargs=2, type=int, metavar=("REQUEST_FD", "REPLY_FD"))
+    mode.add_argument("--listen", metavar="NAME", help="serve the workers of a service on this abstract socket")
+    ap.add_argument("--warm", action="append", default=[], metavar="RULES", help="compile these at start")
+    ap.add_argument("--parent", type=int, default=0, help="leave when this process is gone (default: the parent)")
     args = ap.parse_args(argv)
+    if args.listen:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        return listen(args.listen, args.warm, args.parent or os.getppid())
     return serve(*args.serve)
 
 

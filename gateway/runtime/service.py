@@ -12,6 +12,7 @@ be written is handed back and tried again after a growing wait, and a
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing as mp
 import queue
@@ -37,7 +38,7 @@ from gateway.runtime.space import Backoff, IntakeGate, StallWatch, batch_failed,
 from gateway.runtime.flags import SharedFlag
 from gateway.runtime.heartbeat import Heartbeat
 from gateway.runtime.beacon import Beacon
-from gateway.runtime.procs import run_worker, worker_context
+from gateway.runtime.procs import RuleServers, run_worker, start_helpers, worker_context
 
 log = logging.getLogger("gateway.service")
 
@@ -53,7 +54,8 @@ class RunSummary:
 
 
 class Gateway:
-    def __init__(self, settings: Settings, *, once: bool = False, progress: Callable[[int, int], None] | None = None):
+    def __init__(self, settings: Settings, *, once: bool = False, progress: Callable[[int, int], None] | None = None,
+                 rules: RuleServers | None = None):
         check_formats(settings)  # a status-file format no module provides stops the start, not each change
         self.settings = settings
         self.once = once
@@ -76,6 +78,7 @@ class Gateway:
         self._faults = None  # the worker processes' failures, for the stall watch
         self._inline_holder = worker_name("main", settings.host_name)  # with workers = 0, this process's leases
         self.beacon = Beacon(settings, self._inline_holder)  # what /healthz reads of intake (runtime/beacon.py)
+        self.rules = rules  # the workers' Saxon processes (runtime/procs.start_helpers), stopped when run() ends
 
     # --- signals ---------------------------------------------------------------
     def install_signals(self) -> None:
@@ -187,13 +190,19 @@ class Gateway:
         else:
             self.work_backoff.succeeded()
 
+    def _keep_rule_server(self) -> None:
+        if self.rules is not None and self.rules.ensure():
+            log.warning("a rule server stopped (a document overran its time, or Saxon failed); started again")
+
     def _start_workers(self, stop_ev, intake_done) -> list[mp.Process]:  # noqa: ANN001
         ctx = worker_context()
         procs = []
         for i in range(self.settings.workers):
-            # the settings themselves: a worker works with exactly this process's
+            # the settings themselves: a worker works with exactly this process's, and its rule server
+            settings = self.settings if self.rules is None else dataclasses.replace(
+                self.settings, rule_server=self.rules.for_worker(i))
             p = ctx.Process(target=run_worker, name=f"gateway-worker-{i}",
-                            args=(self.settings, f"w{i}", stop_ev, intake_done, self._faults,
+                            args=(settings, f"w{i}", stop_ev, intake_done, self._faults,
                                   logging.getLogger("gateway.flow").isEnabledFor(logging.INFO)), daemon=False)
             p.start()
             procs.append(p)
@@ -256,6 +265,15 @@ class Gateway:
     # --- the run -------------------------------------------------------------------
     def run(self) -> RunSummary:
         t0 = time.monotonic()
+        if self.rules is None:  # (the CLI starts them before it imports the service)
+            self.rules = start_helpers(self.settings)
+        try:
+            return self._run(t0)
+        finally:
+            if self.rules is not None:
+                self.rules.stop()
+
+    def _run(self, t0: float) -> RunSummary:
         self.settings.inbox.mkdir(parents=True, exist_ok=True)
         swept = sweep_temps([self.settings.outbox, self.settings.work])
         if swept:
@@ -292,6 +310,7 @@ class Gateway:
                 self._drain_inline()
                 self._report_progress()
                 self._tell_health()
+                self._keep_rule_server()
                 now = time.monotonic()
                 if not self.once and now - last_scan >= self.settings.rescan_seconds:
                     self._rescan()
@@ -315,6 +334,7 @@ class Gateway:
                 stop_ev.set()  # the workers hand back what they hold
             while any(p.is_alive() for p in procs):
                 self._report_progress()
+                self._keep_rule_server()
                 if self.once and not stop_ev.is_set() and self._is_stalled():
                     stop_ev.set()
                 for p in procs:

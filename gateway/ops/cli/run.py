@@ -28,7 +28,6 @@ def run(
 ) -> None:
     """Run the gateway: watch the inboxes until SIGTERM/Ctrl-C, or with --once process what waits and exit
     (exit 3 when nothing can move for [intake] once_stall_seconds: a full or read-only disk)."""
-    from gateway.ops.demo import seed_demo
     logging.basicConfig(level=logging.INFO if verbose or not once else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     overrides = {"workers": workers}
@@ -39,29 +38,39 @@ def run(
     fresh = not (config.resolve_home(home) / "gateway.toml").exists()
     s = config.load(home, **overrides)
     require_artefacts(s)  # a missing or altered schema/rule file: refuse to start, naming it
-    if fresh:
-        box = seed_demo(s)
-        if box is not None:
-            console.print(f"new home {s.home}: demo directory loaded, sample invoices in {box}")
-    if s.workers == 0:
-        from gateway.runtime.worker import settle_for_work
+    from gateway.runtime.procs import start_helpers
 
-        settle_for_work()  # this process does the work
-    if once and sys.stdout.isatty():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    rules = start_helpers(s)  # first: they start while this process imports the store and the service
+    try:
+        if fresh:
+            from gateway.ops.demo import seed_demo
 
-        with Progress(TextColumn("flows"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=console, transient=False) as bar:
-            task = bar.add_task("flows", total=None)
-            gw = _gateway(s, once=True, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            box = seed_demo(s)
+            if box is not None:
+                console.print(f"new home {s.home}: demo directory loaded, sample invoices in {box}")
+        if s.workers == 0:
+            from gateway.runtime.worker import settle_for_work
+
+            settle_for_work()  # this process does the work
+        if once and sys.stdout.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            with Progress(TextColumn("flows"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=console, transient=False) as bar:
+                task = bar.add_task("flows", total=None)
+                gw = _gateway(s, once=True, rules=rules,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+                gw.install_signals()
+                summary = gw.run()
+        else:
+            gw = _gateway(s, once=once, rules=rules)
             gw.install_signals()
+            if not once:
+                logging.getLogger("gateway").info("gateway running in %s (Ctrl-C to stop)", s.home)
             summary = gw.run()
-    else:
-        gw = _gateway(s, once=once)
-        gw.install_signals()
-        if not once:
-            logging.getLogger("gateway").info("gateway running in %s (Ctrl-C to stop)", s.home)
-        summary = gw.run()
+    finally:  # whatever stopped the start: the rule server goes with it (run() stops it too)
+        if rules is not None:
+            rules.stop()
     rate = summary.processed / summary.seconds if summary.seconds else 0.0
     console.print(f"received {summary.received} file(s), processed {summary.processed} flow(s) "
                   f"in {summary.seconds:.1f} s ({rate:.0f} flows/s)")

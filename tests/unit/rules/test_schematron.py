@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway.rules import schematron
+from gateway.rules import saxon_link
 from gateway.core.config import Settings
 from gateway.core.records import Severity
 from gateway.rules.rulesets import RuleSet, RuleSetNotFound, facturx_ruleset, find_ruleset
@@ -186,10 +186,10 @@ def test_child_killed_mid_document_gets_one_retry(settings):
 
 def test_child_dying_twice_is_err_validateur(settings, monkeypatch):
     def dies(self, request, timeout):
-        raise schematron._Died("worker killed by signal 6")
+        raise saxon_link.Died("worker killed by signal 6")
 
     with RuleEngine(settings) as eng:
-        monkeypatch.setattr(schematron._Worker, "call", dies)
+        monkeypatch.setattr(saxon_link.ChildLink, "call", dies)
         result = eng.check("ubl", UBL.encode())
     assert not result.ran
     [f] = result.findings

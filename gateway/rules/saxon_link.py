@@ -1,0 +1,251 @@
+"""The links from the gateway to the processes that run Saxon.
+
+Saxon never loads in a gateway process (see rules/schematron.py). A rule
+engine reaches a Saxon process by one of two links, both carrying the same
+requests (rules/schematron_worker.py):
+
+- `ChildLink`: a child of its own, over two pipes (`gateway validate`, a
+  service with workers = 0, tests);
+- `ServerLink`: the rule server the service starts once for all its workers
+  (`RuleServer`), over a Unix socket. Saxon's Java heap grows to about 190 MB
+  whatever it runs, and compiling the CEN rules costs 0.6 s of CPU: one
+  process for two workers halves both. Its requests are served one at a
+  time; at 2.7 ms per 2-line invoice it keeps up with a few hundred a second.
+
+A link that times out kills its Saxon process (a transform cannot be
+interrupted); a server is restarted by the service within one of its turns.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import weakref
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+CONNECT_WAIT = 30.0  # s a worker waits for the service to (re)start its rule server
+
+
+class Died(Exception):
+    pass
+
+
+class TimedOut(Exception):
+    pass
+
+
+class Unavailable(Exception):
+    pass
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gateway.rules.schematron_worker", *args]
+
+
+def _child_env() -> dict[str, str]:
+    # The child must import this very copy of the gateway package.
+    env = dict(os.environ)
+    here = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    return env
+
+
+class _Link:
+    """Requests out, replies in, with a deadline on each reply."""
+
+    _out: Connection
+    _in: Connection
+
+    def call(self, request: tuple[Any, ...], timeout: float) -> tuple[str, Any]:
+        try:
+            self._out.send(request)
+        except OSError as exc:
+            raise Died(self._why(exc)) from exc
+        reply = self._receive(timeout)
+        if reply[0] != request[1]:
+            raise Died(f"reply {reply[0]!r} does not answer request {request[1]!r}")
+        return reply[1], reply[2]
+
+    def _hello(self, start_timeout: float) -> None:
+        try:
+            hello = self._receive(start_timeout)
+        except (Died, TimedOut):
+            self.stop(kill=True)
+            raise
+        if hello[0] != "ready":
+            self.stop(kill=False)
+            raise Unavailable(hello[1])
+        self.pid = int(hello[1])
+
+    def _receive(self, timeout: float) -> tuple[Any, ...]:
+        try:
+            if not self._in.poll(timeout):
+                raise TimedOut()
+            return self._in.recv()
+        except (EOFError, OSError) as exc:
+            raise Died(self._why(exc)) from exc
+
+    def _why(self, exc: BaseException) -> str:
+        return f"pipe closed ({type(exc).__name__})"
+
+    def stop(self, *, kill: bool) -> None:
+        raise NotImplementedError
+
+
+class ChildLink(_Link):
+    """A Saxon child of one engine, over two pipes (requests in, replies out)."""
+
+    def __init__(self, start_timeout: float) -> None:
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                _command("--serve", str(req_r), str(resp_w)),
+                pass_fds=(req_r, resp_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                env=_child_env(), start_new_session=True)  # Ctrl-C reaches us, not the child
+        except OSError:
+            os.close(req_w)
+            os.close(resp_r)
+            raise
+        finally:
+            os.close(req_r)
+            os.close(resp_w)
+        self._out = Connection(req_w, readable=False)
+        self._in = Connection(resp_r, writable=False)
+        self._finalizer = weakref.finalize(self, _reap, self.proc, self._out, self._in, os.getpid())
+        self._hello(start_timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, *, kill: bool) -> None:
+        if kill and self.alive:
+            self.proc.kill()
+        self._finalizer()
+
+    def _why(self, exc: BaseException) -> str:
+        try:
+            code = self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return super()._why(exc)
+        return f"worker killed by signal {-code}" if code < 0 else f"worker exited with status {code}"
+
+
+def _reap(proc: subprocess.Popen, out: Connection, inp: Connection, owner: int) -> None:
+    # Closing our end lets the child see EOF and leave; a forked copy of the
+    # gateway must not stop its parent's child.
+    out.close()
+    if os.getpid() == owner:
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    inp.close()
+
+
+class ServerLink(_Link):
+    """A connection to the service's rule server, shared with the other workers."""
+
+    def __init__(self, name: str, start_timeout: float, *, wait: float | None = None) -> None:
+        sock = _connect(name, CONNECT_WAIT if wait is None else wait)
+        self._in = self._out = Connection(sock.detach())
+        self._pidfd: int | None = None
+        self._broken = False
+        self._hello(start_timeout)
+        try:  # a handle on that very process: a later kill never reaches a new one with its pid
+            self._pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self._pidfd = None
+
+    @property
+    def alive(self) -> bool:
+        return not self._broken
+
+    def _receive(self, timeout: float) -> tuple[Any, ...]:
+        try:
+            return super()._receive(timeout)
+        except (Died, TimedOut):
+            self._broken = True
+            raise
+
+    def _why(self, exc: BaseException) -> str:
+        return f"the rule server closed the connection ({type(exc).__name__})"
+
+    def stop(self, *, kill: bool) -> None:
+        # Killed only when it overran: it is busy with our document, and the
+        # other workers' documents in flight get their retry on its successor.
+        if kill and self._pidfd is not None and self._broken:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except OSError:
+                pass  # gone already
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+        self._in.close()
+
+
+def _connect(name: str, wait: float) -> socket.socket:
+    deadline = time.monotonic() + wait
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect("\0" + name)
+            return sock
+        except (ConnectionRefusedError, FileNotFoundError) as exc:
+            sock.close()
+            if time.monotonic() >= deadline:
+                raise Unavailable(f"the rule server is not running (waited {wait:g} s)") from exc
+            time.sleep(0.05)
+        except OSError:
+            sock.close()
+            raise
+
+
+class RuleServer:
+    """The service's one Saxon process for all its workers: started at the
+    service's start (it compiles the CEN rules meanwhile), restarted by
+    `ensure()` when it died or was killed, stopped with the service."""
+
+    def __init__(self, warm: tuple[Path, ...] = ()) -> None:
+        # An abstract socket: no file to clean up, no path length limit; the
+        # server takes connections from this user only.
+        self.name = f"gateway-rules-{os.getpid()}-{secrets.token_hex(6)}"
+        self.warm = warm
+        self.proc: subprocess.Popen | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        # its parent named: a service killed while the server starts is not taken for one alive
+        args = ["--listen", self.name, "--parent", str(os.getpid())]
+        for p in self.warm:
+            args += ["--warm", str(p)]
+        self.proc = subprocess.Popen(_command(*args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     env=_child_env(), start_new_session=True)
+
+    def ensure(self) -> bool:
+        """Start it again if it is gone; True when it had to."""
+        if self.proc is not None and self.proc.poll() is None:
+            return False
+        self.restarts += self.proc is not None
+        self.start()
+        return True
+
+    def stop(self) -> None:
+        p, self.proc = self.proc, None
+        if p is None or p.poll() is not None:
+            return
+        p.terminate()
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
