@@ -162,21 +162,21 @@ def test_a_claim_whose_manifest_cannot_be_written_raises_and_leaves_nothing(home
 def test_a_claim_stopped_midway_keeps_its_manifest_for_recovery(home, monkeypatch):
     for i in range(3):
         drop(home, "ACME", f"{i}.xml", ubl_invoice(number=f"M-{i}"))
-    real_rename, calls = os.rename, []
+    real_link, calls = os.link, []
 
-    def rename(src, dst):  # noqa: ANN001, ANN202 - the archive folder cannot grow after the first file
+    def link(src, dst, **kw):  # noqa: ANN001, ANN003, ANN202 - the archive folder cannot grow after the first file
         calls.append(src)
         if len(calls) > 1:
             raise OSError(errno.ENOSPC, "No space left on device", str(dst))
-        return real_rename(src, dst)
+        return real_link(src, dst, **kw)
 
-    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "link", link)  # a claim links into the archive (core/files.take)
     store = Store(home)
     with pytest.raises(ClaimFailed) as failed:
         Claimer(home, store).claim(list(scan(home)))
     assert len(failed.value.claimed) == 1 and store.flow(failed.value.claimed[0]) is not None
     (manifest,) = home.archive.rglob("*.claim")
     assert len(json.loads(manifest.read_text())) == 3
-    monkeypatch.setattr(os, "rename", real_rename)
+    monkeypatch.setattr(os, "link", real_link)
     assert Claimer(home, store).recover() == 0  # the one claimed is recorded; the others never left the inbox
     assert not list(home.archive.rglob("*.claim")) and len(list((home.inbox / "ACME").iterdir())) == 2
