@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 CONNECT_WAIT = 30.0  # s a worker waits for the service to (re)start its rule server
+RESTART_SPACING = 5.0  # s between two starts of a rule server that dies at once
 
 
 class Died(Exception):
@@ -222,6 +223,7 @@ class RuleServer:
         self.warm = warm
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
+        self._started = 0.0
 
     def start(self) -> None:
         # its parent named: a service killed while the server starts is not taken for one alive
@@ -230,10 +232,15 @@ class RuleServer:
             args += ["--warm", str(p)]
         self.proc = subprocess.Popen(_command(*args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      env=_child_env(), start_new_session=True)
+        self._started = time.monotonic()
 
     def ensure(self) -> bool:
-        """Start it again if it is gone; True when it had to."""
+        """Start it again if it is gone; True when it did. One that died within
+        RESTART_SPACING of its start (a broken set-up, not a document) is
+        started again only once that long has passed: no restart loop."""
         if self.proc is not None and self.proc.poll() is None:
+            return False
+        if self.proc is not None and time.monotonic() - self._started < RESTART_SPACING:
             return False
         self.restarts += self.proc is not None
         self.start()

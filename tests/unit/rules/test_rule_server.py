@@ -65,7 +65,8 @@ def test_two_workers_share_one_saxon_with_the_same_verdicts(server, tmp_path):
         assert [(f.rule, f.location) for f in results["b"].errors] == [(f.rule, f.location) for f in mine.errors]
 
 
-def test_a_server_that_died_is_replaced_and_the_document_retried(server, tmp_path):
+def test_a_server_that_died_is_replaced_and_the_document_retried(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(saxon_link, "RESTART_SPACING", 0.0)  # it died at once, but of the test's hand
     with _engine(server, tmp_path) as eng:
         assert eng.check("ubl", UBL).ran
         first = server.proc.pid
@@ -76,7 +77,8 @@ def test_a_server_that_died_is_replaced_and_the_document_retried(server, tmp_pat
         assert result.ran and server.proc.pid != first and server.restarts == 1
 
 
-def test_a_document_that_overruns_kills_the_server_and_only_it_fails(server, tmp_path):
+def test_a_document_that_overruns_kills_the_server_and_only_it_fails(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(saxon_link, "RESTART_SPACING", 0.0)
     big = ubl_invoice(lines=DEFAULT_LINES[:1] * 1000)  # about 0.3 s of rules
     with _engine(server, tmp_path, timeout=0.05) as eng:
         assert eng.check("ubl", UBL).ran  # compiled: the timeout is the document's alone
@@ -88,6 +90,15 @@ def test_a_document_that_overruns_kills_the_server_and_only_it_fails(server, tmp
         assert server.ensure() and server.proc.pid != victim
         eng.timeout = 30
         assert eng.check("ubl", UBL).ran
+
+
+def test_a_server_that_dies_at_once_is_not_restarted_in_a_loop(server, monkeypatch):
+    monkeypatch.setattr(saxon_link, "RESTART_SPACING", 1.0)
+    server.proc.kill()
+    server.proc.wait()
+    assert not server.ensure()  # died within a second of its start: a broken set-up, not a document
+    time.sleep(1.1)
+    assert server.ensure() and server.proc.poll() is None and server.restarts == 1
 
 
 def test_no_server_is_err_validateur_never_a_pass(tmp_path, monkeypatch):
