@@ -41,6 +41,7 @@ from gateway.runtime.beacon import Beacon
 from gateway.runtime.procs import RuleServers, run_worker, start_helpers, worker_context
 
 log = logging.getLogger("gateway.service")
+RESTART_SPACING = 5.0  # s between two starts of a worker that dies at once (a broken set-up, not a flow)
 
 
 
@@ -78,6 +79,7 @@ class Gateway:
         self._faults = None  # the worker processes' failures, for the stall watch
         self._inline_holder = worker_name("main", settings.host_name)  # with workers = 0, this process's leases
         self.beacon = Beacon(settings, self._inline_holder)  # what /healthz reads of intake (runtime/beacon.py)
+        self._worker_started: dict[int, float] = {}  # when each worker slot was last started
         self.rules = rules  # the workers' Saxon processes (runtime/procs.start_helpers), stopped when run() ends
 
     # --- signals ---------------------------------------------------------------
@@ -194,19 +196,27 @@ class Gateway:
         if self.rules is not None and self.rules.ensure():
             log.warning("a rule server stopped (a document overran its time, or Saxon failed); started again")
 
-    def _start_workers(self, stop_ev, intake_done) -> list[mp.Process]:  # noqa: ANN001
-        ctx = worker_context()
-        procs = []
-        for i in range(self.settings.workers):
-            # the settings themselves: a worker works with exactly this process's, and its rule server
-            settings = self.settings if self.rules is None else dataclasses.replace(
-                self.settings, rule_server=self.rules.for_worker(i))
-            p = ctx.Process(target=run_worker, name=f"gateway-worker-{i}",
-                            args=(settings, f"w{i}", stop_ev, intake_done, self._faults,
-                                  logging.getLogger("gateway.flow").isEnabledFor(logging.INFO)), daemon=False)
-            p.start()
-            procs.append(p)
-        return procs
+    def _start_worker(self, i: int, stop_ev, intake_done) -> mp.Process:  # noqa: ANN001
+        # the settings themselves: a worker works with exactly this process's, and its rule server
+        settings = self.settings if self.rules is None else dataclasses.replace(
+            self.settings, rule_server=self.rules.for_worker(i))
+        p = worker_context().Process(target=run_worker, name=f"gateway-worker-{i}", daemon=False,
+                                     args=(settings, f"w{i}", stop_ev, intake_done, self._faults,
+                                           logging.getLogger("gateway.flow").isEnabledFor(logging.INFO)))
+        p.start()
+        self._worker_started[i] = time.monotonic()
+        return p
+
+    def _keep_workers(self, procs: list[mp.Process], stop_ev, intake_done) -> None:  # noqa: ANN001
+        """A worker that died (killed, out of memory, a crash in a native
+        library) is replaced, and what it held goes back to the queue at once;
+        one that dies within RESTART_SPACING of its start waits that long."""
+        for i, p in enumerate(procs):
+            if p.is_alive() or p.exitcode == 0 or time.monotonic() - self._worker_started[i] < RESTART_SPACING:
+                continue  # working, done (the end of a --once run), or to be started a little later
+            log.warning("worker %s stopped (exit status %s); starting another", p.name, p.exitcode)
+            self._reap()
+            procs[i] = self._start_worker(i, stop_ev, intake_done)
 
     def _report_progress(self) -> None:
         if self.progress:  # this run's flows: those waiting at its start and those it received
@@ -287,7 +297,7 @@ class Gateway:
         ctx = worker_context()
         stop_ev, intake_done = SharedFlag(ctx), SharedFlag(ctx)  # not Events: a killed worker would jam their set()
         self._faults = ctx.Queue() if self.settings.workers > 0 and self.once else None
-        procs = self._start_workers(stop_ev, intake_done) if self.settings.workers > 0 else []
+        procs = [self._start_worker(i, stop_ev, intake_done) for i in range(self.settings.workers)]
         heartbeat = Heartbeat(self.store, self._inline_holder).start() if not procs else None
         watcher = None
         if not self.once:
@@ -311,6 +321,7 @@ class Gateway:
                 self._report_progress()
                 self._tell_health()
                 self._keep_rule_server()
+                self._keep_workers(procs, stop_ev, intake_done)
                 now = time.monotonic()
                 if not self.once and now - last_scan >= self.settings.rescan_seconds:
                     self._rescan()
@@ -335,6 +346,8 @@ class Gateway:
             while any(p.is_alive() for p in procs):
                 self._report_progress()
                 self._keep_rule_server()
+                if not stop_ev.is_set():  # a worker killed while the queue drains: the run still ends with it empty
+                    self._keep_workers(procs, stop_ev, intake_done)
                 if self.once and not stop_ev.is_set() and self._is_stalled():
                     stop_ev.set()
                 for p in procs:
