@@ -3,7 +3,6 @@ forked from a fork server that imported their modules once, and a loop that
 wakes when the first watched file has been stable for the delay."""
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import time
 from pathlib import Path
