@@ -27,7 +27,7 @@ from watchdog.observers import Observer
 
 from gateway.store import db
 from gateway.core.config import Settings
-from gateway.core.files import atomic_write, stale_temp, take
+from gateway.core.files import atomic_write, stale_temp, take, taking_name
 from gateway.core.hosts import host_slug
 from gateway.channels.quarantine import folder_refusal, set_aside
 from gateway.store.repository import NewFlow, Store, new_flow_id
@@ -180,7 +180,7 @@ class Claimer:
         for fid, c, at in planned:
             dest = adir / f"{fid}.bin"
             try:
-                take(c.path, dest)
+                take(c.path, dest, via=taking_name(c.path, fid))
             except FileNotFoundError:  # another claimer took it
                 continue
             except OSError as exc:  # the folder cannot grow (full disk): this file and the rest wait
@@ -205,9 +205,9 @@ class Claimer:
 
     def recover(self, *, now: float | None = None, recent: bool = False) -> int:
         """Finish claims interrupted by a crash or a write failure: a manifest
-        entry whose file is in the archive but has no flow row is recorded now;
-        an entry without its file was never claimed (the file is still in the
-        inbox). A manifest's temporary file (a write that never finished) goes.
+        entry's file left under its hidden name goes to the archive, one in the
+        archive without a flow row is recorded; an entry without either was never
+        claimed (the file is in the inbox). A manifest's temporary file goes.
 
         Hosts sharing the archive each finish their own manifests at once;
         another host's only once it is older than any claim takes
@@ -229,33 +229,46 @@ class Claimer:
                 entries = json.loads(manifest.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 entries = []
+            unfinished = False
             for meta in entries if isinstance(entries, list) else [entries]:
                 fid = meta.get("flow_id") or manifest.stem.split("@", 1)[0]  # a note for one file names it by the note's name
                 data_path = manifest.with_name(f"{fid}.bin")
+                try:
+                    self._archive_taken(meta, fid, data_path)
+                except OSError:  # (still no room) this entry waits for the next pass, with its manifest
+                    unfinished = True
+                    continue
                 if (data_path.exists() or data_path.is_symlink()) and self.store.flow(fid) is None:
                     sha, size = _hash(data_path)
                     self.store.record_received([NewFlow(
                         fid, meta["partner"], meta.get("channel", "folder"), meta["name"], sha, size,
                         datetime.fromisoformat(meta["received_at"]), str(data_path))])
-                    self._drop_inbox_copy(meta, data_path)
                     done += 1
                     log.warning("flow %s recovered after an interrupted claim", fid)
-            manifest.unlink(missing_ok=True)
+            if not unfinished:
+                manifest.unlink(missing_ok=True)
         return done
 
-    def _drop_inbox_copy(self, meta: dict, archived: Path) -> None:
-        """A crash between a claim's link and its unlink (take) left the file in
-        both places: the inbox name goes, if it still is the very file archived
-        (not a new file the partner dropped under the same name since)."""
-        partner, name = str(meta.get("partner", "")), str(meta.get("name", ""))
-        if not partner or not name or "/" in partner + name or name in (".", ".."):
+    def _archive_taken(self, meta: dict, fid: str, archived: Path) -> None:
+        """Finish take() for one entry of a claim a crash or a full disk
+        interrupted: a file left under its hidden name goes into the archive
+        (or, once it is there, the hidden name goes). The partner's own name is
+        never touched: a file there now is a new one."""
+        partner = str(meta.get("partner", ""))
+        if not partner or "/" in partner or partner in (".", ".."):
             return
-        inbox_path = self.settings.inbox / partner / name
+        hidden = taking_name(self.settings.inbox / partner / "x", fid)
         try:
-            if os.path.samestat(os.lstat(inbox_path), os.lstat(archived)):
-                os.unlink(inbox_path)
-        except OSError:
+            st = os.lstat(hidden)
+        except FileNotFoundError:
             return
+        try:
+            if os.path.samestat(st, os.lstat(archived)):
+                os.unlink(hidden)
+                return
+        except FileNotFoundError:
+            pass
+        os.rename(hidden, archived)
 
     def _manifests(self, recent: bool) -> Iterator[Path]:
         if not recent:

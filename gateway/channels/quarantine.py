@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from gateway.core import codes
 from gateway.core.config import Settings
-from gateway.core.files import atomic_write, fit_name, take
+from gateway.core.files import atomic_write, fit_name
 from gateway.store.partners import NAME_RE
 
 log = logging.getLogger("gateway.intake")
@@ -59,7 +60,7 @@ def set_aside(settings: Settings, folder: str, path: Path, why: Refusal) -> Path
     box.mkdir(parents=True, exist_ok=True)
     dest = box / f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}-{_safe(path.name)}"
     try:
-        take(path, dest)  # whoever takes it first owns the file
+        os.rename(path, dest)  # atomic: whoever renames first owns the file
     except FileNotFoundError:
         return None
     sha = hashlib.sha256()

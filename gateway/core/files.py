@@ -146,32 +146,39 @@ def create_once(path: Path, data: bytes, *, mode: int = 0o600) -> bytes:
 _NO_LINK = {errno.EPERM, errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK}
 
 
-def take(src: Path, dest: Path) -> None:
-    """Move a partner's file into the archive: link it there, then unlink the
-    inbox name; whoever unlinks it first owns the file (FileNotFoundError for
-    the others, whose link is removed).
+def taking_name(src: Path, flow_id: str) -> Path:
+    """The hidden name a claim gives a partner's file before archiving it (take)."""
+    return src.with_name(f".{flow_id}.taking")
 
-    Not a rename: a rename out of the watched inbox is an IN_MOVED_FROM with no
-    IN_MOVED_TO, which watchdog holds for 0.5 s to pair it, and every event
-    queued behind it waits as long (watchdog issue #649): under a steady load
-    each new file was seen half a second late. An unlink is an IN_DELETE, passed
-    on at once. A crash between the two leaves the file in both places; the
-    claim's manifest lets recover() finish it. Where link() is refused
-    (protected hard links, another file system, no support) a rename does it."""
+
+def take(src: Path, dest: Path, *, via: Path) -> None:
+    """Move a partner's file into the archive, in three steps:
+
+    1. rename it to `via`, a hidden name beside it only this claim knows
+       (taking_name): atomic, so whoever renames first owns the file and the
+       others get FileNotFoundError; a file the partner sends again under the
+       same name afterwards is a new file, left where it is;
+    2. link `via` into the archive as `dest`;
+    3. unlink `via`.
+
+    Not a rename into the archive: a move out of the watched inbox is an
+    IN_MOVED_FROM without its IN_MOVED_TO, which watchdog holds 0.5 s to pair
+    it, and every event queued behind it waits as long (watchdog issue #649):
+    under a steady load each new file was seen half a second late. A rename
+    inside the folder comes with its pair, and an unlink is an IN_DELETE: both
+    passed on at once. A crash between the steps leaves the file under `via`
+    (scans skip hidden names), in both places, or in the archive: the claim's
+    manifest lets recover() finish it. Where link() is refused (protected hard
+    links, another file system) the last two steps are one rename."""
+    os.rename(src, via)
     try:
-        os.link(src, dest, follow_symlinks=False)
-    except FileNotFoundError:
-        raise
+        os.link(via, dest, follow_symlinks=False)
     except OSError as exc:
         if exc.errno not in _NO_LINK:
-            raise
-        os.rename(src, dest)
+            raise  # (a full disk) the file waits under `via`: recover() archives it
+        os.rename(via, dest)
         return
-    try:
-        os.unlink(src)
-    except OSError:
-        dest.unlink(missing_ok=True)  # not ours after all (or the inbox refused): the inbox keeps it
-        raise
+    os.unlink(via)
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
