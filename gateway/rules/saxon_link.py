@@ -6,8 +6,8 @@ requests (rules/schematron_worker.py):
 
 - `ChildLink`: a child of its own, over two pipes (`gateway validate`, a
   service with workers = 0, tests);
-- `ServerLink`: the rule server the service starts once for all its workers
-  (`RuleServer`), over a Unix socket. Saxon's Java heap grows to about 190 MB
+- `ServerLink`: the rule server the service starts for its workers
+  (`RuleServer`), over a Unix socket in a private folder. Saxon's Java heap grows to about 190 MB
   whatever it runs, and compiling the CEN rules costs 0.6 s of CPU: one
   process for two workers halves both. Its requests are served one at a
   time; at 2.7 ms per 2-line invoice it keeps up with a few hundred a second.
@@ -18,11 +18,13 @@ interrupted); a server is restarted by the service within one of its turns.
 from __future__ import annotations
 
 import os
-import secrets
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import tempfile
 import time
 import weakref
 from multiprocessing.connection import Connection
@@ -68,10 +70,14 @@ class _Link:
             self._out.send(request)
         except OSError as exc:
             raise Died(self._why(exc)) from exc
+        self._await_turn(request, timeout)
         reply = self._receive(timeout)
         if reply[0] != request[1]:
             raise Died(f"reply {reply[0]!r} does not answer request {request[1]!r}")
         return reply[1], reply[2]
+
+    def _await_turn(self, request: tuple[Any, ...], timeout: float) -> None:
+        """Before a request's own time starts: nothing to wait for in a child of one's own."""
 
     def _hello(self, start_timeout: float) -> None:
         try:
@@ -82,7 +88,7 @@ class _Link:
         if hello[0] != "ready":
             self.stop(kill=False)
             raise Unavailable(hello[1])
-        self.pid = int(hello[1])
+        self.pid = getattr(self, "pid", None) or int(hello[1])  # a server's: the kernel's word (SO_PEERCRED)
 
     def _receive(self, timeout: float) -> tuple[Any, ...]:
         try:
@@ -157,14 +163,21 @@ class ServerLink(_Link):
 
     def __init__(self, name: str, start_timeout: float, *, wait: float | None = None) -> None:
         sock = _connect(name, CONNECT_WAIT if wait is None else wait)
-        self._in = self._out = Connection(sock.detach())
+        pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                             struct.calcsize("3i")))
+        if uid != os.getuid():  # the socket's folder is ours alone: never expected
+            sock.close()
+            raise Unavailable("the rule server's socket is held by another user")
+        self.pid = pid
         self._pidfd: int | None = None
-        self._broken = False
-        self._hello(start_timeout)
         try:  # a handle on that very process: a later kill never reaches a new one with its pid
-            self._pidfd = os.pidfd_open(self.pid)
+            self._pidfd = os.pidfd_open(pid)
         except (AttributeError, OSError):
             self._pidfd = None
+        self._in = self._out = Connection(sock.detach())
+        self._broken = self._overran = False
+        self._start_timeout = start_timeout
+        self._hello(start_timeout)
 
     @property
     def alive(self) -> bool:
@@ -173,19 +186,36 @@ class ServerLink(_Link):
     def _receive(self, timeout: float) -> tuple[Any, ...]:
         try:
             return super()._receive(timeout)
-        except (Died, TimedOut):
+        except TimedOut:
+            self._broken = self._overran = True
+            raise
+        except Died:
             self._broken = True
             raise
 
     def _why(self, exc: BaseException) -> str:
         return f"the rule server closed the connection ({type(exc).__name__})"
 
+    def _await_turn(self, request: tuple[Any, ...], timeout: float) -> None:
+        # The server says when it starts a document: time spent behind the
+        # other workers' documents is not this one's (the worker whose document
+        # overruns kills the server, and this one is retried on its successor).
+        if request[0] != "check":
+            return
+        started = self._receive(max(self._start_timeout, 4 * timeout))
+        if started[:2] != (request[1], "started"):
+            self._broken = True
+            raise Died(f"the rule server said {started[:2]!r} before starting request {request[1]!r}")
+
     def stop(self, *, kill: bool) -> None:
         # Killed only when it overran: it is busy with our document, and the
         # other workers' documents in flight get their retry on its successor.
-        if kill and self._pidfd is not None and self._broken:
+        if kill and self._overran:  # alive, and busy with our document: never a pid it no longer has
             try:
-                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                if self._pidfd is not None:
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                else:  # no pidfd (Linux before 5.3): the server is alive, busy with our document
+                    os.kill(self.pid, signal.SIGKILL)
             except OSError:
                 pass  # gone already
         if self._pidfd is not None:
@@ -199,7 +229,7 @@ def _connect(name: str, wait: float) -> socket.socket:
     while True:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.connect("\0" + name)
+            sock.connect(name)
             return sock
         except (ConnectionRefusedError, FileNotFoundError) as exc:
             sock.close()
@@ -217,9 +247,10 @@ class RuleServer:
     `ensure()` when it died or was killed, stopped with the service."""
 
     def __init__(self, warm: tuple[Path, ...] = ()) -> None:
-        # An abstract socket: no file to clean up, no path length limit; the
-        # server takes connections from this user only.
-        self.name = f"gateway-rules-{os.getpid()}-{secrets.token_hex(6)}"
+        # A socket in a folder of our own (0700): no other user can connect to
+        # it or take its name; the server also takes this user's processes only.
+        self.dir = tempfile.mkdtemp(prefix="gateway-rules-")
+        self.name = os.path.join(self.dir, "rules.sock")
         self.warm = warm
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
@@ -227,6 +258,7 @@ class RuleServer:
 
     def start(self) -> None:
         # its parent named: a service killed while the server starts is not taken for one alive
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
         args = ["--listen", self.name, "--parent", str(os.getpid())]
         for p in self.warm:
             args += ["--warm", str(p)]
@@ -248,11 +280,11 @@ class RuleServer:
 
     def stop(self) -> None:
         p, self.proc = self.proc, None
-        if p is None or p.poll() is not None:
-            return
-        p.terminate()
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        if p is not None and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)

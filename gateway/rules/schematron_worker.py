@@ -198,11 +198,15 @@ def serve(req_fd: int, resp_fd: int) -> int:
 
 
 def listen(name: str, warm: list[str], parent: int) -> int:
-    """The service's rule server: one Saxon for every worker, on the abstract
-    Unix socket `name`, a request at a time in the order they come. Leaves
+    """The service's rule server: one Saxon for its workers, on the Unix
+    socket `name`, a request at a time in the order they come. Leaves
     when the service that started it (`parent`) is gone, or on SIGTERM."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind("\0" + name)  # first: workers may connect while Saxon starts
+    try:
+        os.unlink(name)  # a dead predecessor's socket (the folder is the service's own)
+    except FileNotFoundError:
+        pass
+    server.bind(name)  # first: workers may connect while Saxon starts
     server.listen(64)
     rules, fatal = _start_saxon()
     for path in warm if rules is not None else ():
@@ -211,6 +215,18 @@ def listen(name: str, warm: list[str], parent: int) -> int:
         except Exception:  # noqa: BLE001 - said to the first document that asks for it
             pass
     hello = ("ready", os.getpid(), rules.proc.version) if rules is not None else ("fatal", fatal)
+    try:
+        _serve_clients(server, rules, hello, parent)
+    finally:  # its socket and the service's folder for it go with it (a successor makes them again)
+        for remove in (os.unlink, os.rmdir):
+            try:
+                remove(name if remove is os.unlink else os.path.dirname(name))
+            except OSError:
+                pass
+    return 0
+
+
+def _serve_clients(server: socket.socket, rules: _Rules | None, hello: tuple, parent: int) -> None:
     clients: list[Connection] = []
     while os.getppid() == parent:
         for ready in wait([server, *clients], timeout=1.0):
@@ -227,11 +243,12 @@ def listen(name: str, warm: list[str], parent: int) -> int:
                 request = ready.recv()
                 if rules is None:
                     raise EOFError  # said at hello: nothing to serve
+                if request[0] == "check":  # its time starts now (saxon_link.ServerLink._await_turn)
+                    ready.send((request[1], "started", None))
                 ready.send(_answer(rules, request))
             except (EOFError, OSError):  # a worker left (or stopped, or was killed)
                 clients.remove(ready)
                 ready.close()
-    return 0
 
 
 def _accept(server: socket.socket) -> Connection | None:
@@ -253,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                                  description="EN 16931 rule worker (started by the gateway).")
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--serve", nargs=2, type=int, metavar=("REQUEST_FD", "REPLY_FD"))
-    mode.add_argument("--listen", metavar="NAME", help="serve the workers of a service on this abstract socket")
+    mode.add_argument("--listen", metavar="SOCKET", help="serve the workers of a service on this Unix socket")
     ap.add_argument("--warm", action="append", default=[], metavar="RULES", help="compile these at start")
     ap.add_argument("--parent", type=int, default=0, help="leave when this process is gone (default: the parent)")
     args = ap.parse_args(argv)

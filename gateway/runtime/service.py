@@ -193,8 +193,11 @@ class Gateway:
             self.work_backoff.succeeded()
 
     def _keep_rule_server(self) -> None:
-        if self.rules is not None and self.rules.ensure():
-            log.warning("a rule server stopped (a document overran its time, or Saxon failed); started again")
+        try:
+            if self.rules is not None and self.rules.ensure():
+                log.warning("a rule server stopped (a document overran its time, or Saxon failed); started again")
+        except OSError as exc:  # no process could be made now (EAGAIN, ENOMEM): the next turn tries again
+            log.warning("a rule server could not be started: %s", exc)
 
     def _start_worker(self, i: int, stop_ev, intake_done) -> mp.Process:  # noqa: ANN001
         # the settings themselves: a worker works with exactly this process's, and its rule server
@@ -216,7 +219,11 @@ class Gateway:
                 continue  # working, done (the end of a --once run), or to be started a little later
             log.warning("worker %s stopped (exit status %s); starting another", p.name, p.exitcode)
             self._reap()
-            procs[i] = self._start_worker(i, stop_ev, intake_done)
+            try:
+                procs[i] = self._start_worker(i, stop_ev, intake_done)
+            except OSError as exc:  # no process could be made now: the next turn tries again
+                self._worker_started[i] = time.monotonic()
+                log.warning("worker %s could not be started again: %s", p.name, exc)
 
     def _report_progress(self) -> None:
         if self.progress:  # this run's flows: those waiting at its start and those it received

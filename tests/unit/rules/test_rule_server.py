@@ -65,6 +65,21 @@ def test_two_workers_share_one_saxon_with_the_same_verdicts(server, tmp_path):
         assert [(f.rule, f.location) for f in results["b"].errors] == [(f.rule, f.location) for f in mine.errors]
 
 
+def test_time_spent_behind_another_workers_document_is_not_counted(server, tmp_path):
+    long_one = ubl_invoice(lines=DEFAULT_LINES[:1] * 15000)  # seconds of rules
+    with _engine(server, tmp_path) as a, _engine(server, tmp_path, timeout=1.0) as b:
+        assert a.check("ubl", UBL).ran and b.check("ubl", UBL).ran  # both connected, rules compiled
+        first = threading.Thread(target=a.check, args=("ubl", long_one))
+        first.start()
+        time.sleep(0.3)  # the server is on the long document
+        started = time.monotonic()
+        result = b.check("ubl", UBL)
+        waited = time.monotonic() - started
+        first.join(120)
+        assert result.ran, result.findings  # a 1 s limit, yet it waited longer: behind, not on, its document
+        assert waited > 1.0 and server.proc.pid == a.pid  # nobody was killed
+
+
 def test_a_server_that_died_is_replaced_and_the_document_retried(server, tmp_path, monkeypatch):
     monkeypatch.setattr(saxon_link, "RESTART_SPACING", 0.0)  # it died at once, but of the test's hand
     with _engine(server, tmp_path) as eng:
@@ -80,9 +95,10 @@ def test_a_server_that_died_is_replaced_and_the_document_retried(server, tmp_pat
 def test_a_document_that_overruns_kills_the_server_and_only_it_fails(server, tmp_path, monkeypatch):
     monkeypatch.setattr(saxon_link, "RESTART_SPACING", 0.0)
     big = ubl_invoice(lines=DEFAULT_LINES[:1] * 1000)  # about 0.3 s of rules
-    with _engine(server, tmp_path, timeout=0.05) as eng:
+    with _engine(server, tmp_path) as eng:
         assert eng.check("ubl", UBL).ran  # compiled: the timeout is the document's alone
         victim = server.proc.pid
+        eng.timeout = 0.05
         result = eng.check("ubl", big)
         assert not result.ran and [f.code for f in result.findings] == ["ERR_VALIDATEUR"]
         assert "0.05 s" in result.findings[0].message
