@@ -180,7 +180,7 @@ class Claimer:
         for fid, c, at in planned:
             dest = adir / f"{fid}.bin"
             try:
-                take(c.path, dest, via=taking_name(c.path, fid))
+                take(c.path, dest, via=taking_name(c.path.parent, fid))
             except FileNotFoundError:  # another claimer took it
                 continue
             except OSError as exc:  # the folder cannot grow (full disk): this file and the rest wait
@@ -257,7 +257,7 @@ class Claimer:
         partner = str(meta.get("partner", ""))
         if not partner or "/" in partner or partner in (".", ".."):
             return
-        hidden = taking_name(self.settings.inbox / partner / "x", fid)
+        hidden = taking_name(self.settings.inbox / partner, fid)
         try:
             st = os.lstat(hidden)
         except FileNotFoundError:

@@ -146,9 +146,9 @@ def create_once(path: Path, data: bytes, *, mode: int = 0o600) -> bytes:
 _NO_LINK = {errno.EPERM, errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK}
 
 
-def taking_name(src: Path, flow_id: str) -> Path:
-    """The hidden name a claim gives a partner's file before archiving it (take)."""
-    return src.with_name(f".{flow_id}.taking")
+def taking_name(folder: Path, flow_id: str) -> Path:
+    """The hidden name a claim gives a partner's file in its folder before archiving it (take)."""
+    return folder / f".{flow_id}.taking"
 
 
 def take(src: Path, dest: Path, *, via: Path) -> None:

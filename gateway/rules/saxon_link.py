@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import weakref
+from abc import ABC, abstractmethod
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,12 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-class _Link:
+class _Link(ABC):
     """Requests out, replies in, with a deadline on each reply."""
 
     _out: Connection
     _in: Connection
+    pid: int  # the Saxon process's
 
     def call(self, request: tuple[Any, ...], timeout: float) -> tuple[str, Any]:
         try:
@@ -88,7 +90,6 @@ class _Link:
         if hello[0] != "ready":
             self.stop(kill=False)
             raise Unavailable(hello[1])
-        self.pid = getattr(self, "pid", None) or int(hello[1])  # a server's: the kernel's word (SO_PEERCRED)
 
     def _receive(self, timeout: float) -> tuple[Any, ...]:
         try:
@@ -101,8 +102,9 @@ class _Link:
     def _why(self, exc: BaseException) -> str:
         return f"pipe closed ({type(exc).__name__})"
 
+    @abstractmethod
     def stop(self, *, kill: bool) -> None:
-        raise NotImplementedError
+        """Close the link; `kill` also ends the Saxon process when it overran."""
 
 
 class ChildLink(_Link):
@@ -123,6 +125,7 @@ class ChildLink(_Link):
         finally:
             os.close(req_r)
             os.close(resp_w)
+        self.pid = self.proc.pid
         self._out = Connection(req_w, readable=False)
         self._in = Connection(resp_r, writable=False)
         self._finalizer = weakref.finalize(self, _reap, self.proc, self._out, self._in, os.getpid())

@@ -28,7 +28,7 @@ def test_take_moves_the_very_file(tmp_path):
     src, dest = tmp_path / "in.xml", tmp_path / "archive.bin"
     src.write_bytes(b"<x/>")
     ino = src.stat().st_ino
-    take(src, dest, via=taking_name(src, "F1"))
+    take(src, dest, via=taking_name(src.parent, "F1"))
     assert not src.exists() and dest.read_bytes() == b"<x/>"
     assert dest.stat().st_ino == ino and dest.stat().st_nlink == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["archive.bin"]
@@ -48,7 +48,7 @@ def test_take_falls_back_to_rename_where_links_are_refused(tmp_path, monkeypatch
         raise PermissionError(errno.EPERM, "protected hard links")
 
     monkeypatch.setattr(files.os, "link", refused)
-    take(src, dest, via=taking_name(src, "F1"))
+    take(src, dest, via=taking_name(src.parent, "F1"))
     assert not src.exists() and dest.read_bytes() == b"<x/>"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["archive.bin"]
 
@@ -100,7 +100,7 @@ def test_a_claim_is_a_delete_in_the_inbox_not_a_move_out_of_it(home):
     claimed: list[str] = []
     events = _inotify_events(path.parent, lambda: claimed.extend(Claimer(home, Store(home)).claim(list(scan(home)))))
     assert len(claimed) == 1
-    hidden = taking_name(path, claimed[0]).name
+    hidden = taking_name(path.parent, claimed[0]).name
     # a move within the folder, its two halves side by side, then a deletion: no IN_MOVED_FROM left alone,
     # which watchdog would hold 0.5 s
     [(m1, c1, n1), (m2, c2, n2), (m3, _, n3)] = events
@@ -138,7 +138,7 @@ def _crashed_claim(home, name: str, fid: str, *, linked: bool):  # noqa: ANN001,
     """What a crash in the middle of take() leaves: the file under its hidden
     name, and (`linked`) in the archive too; the claim's manifest."""
     src = drop(home, "ACME", name, ubl_invoice(number=name))
-    hidden = taking_name(src, fid)
+    hidden = taking_name(src.parent, fid)
     os.rename(src, hidden)
     adir = home.archive / "2026" / "12" / "07"
     adir.mkdir(parents=True, exist_ok=True)
