@@ -60,6 +60,7 @@ _TABLE = [
     Code("DOUBLON", "metier", "Flux déjà reçu (même contenu)", "Flow already received (same content)"),
     # the gateway itself
     Code("ERR_INTERNE", "technique", "Erreur interne de la passerelle ; le fichier est conservé", "Gateway internal error; the file is kept"),
+    Code("ERR_INTERROMPU", "technique", "Le traitement de ce fichier s'est interrompu à plusieurs reprises ; il est refusé sans être relu, le fichier est conservé", "Processing this file stopped several times without an outcome; it is refused without being read again, the file is kept"),
     Code("ERR_VALIDATEUR", "technique", "Validateur indisponible : la pièce n'est pas acceptée", "Validator unavailable: the piece is not accepted"),
     # life after delivery (status files, gateway/lifecycle_rules.py)
     Code("STATUT_INTERDIT", "metier", "Ce statut ne peut pas suivre le statut actuel de la pièce", "This status cannot follow the piece's current status"),

@@ -35,6 +35,7 @@ min_free_mb = 200            # intake pauses while archive/, work/ or outbox/ ha
 min_free_percent = 0         # ... or less than this share of its file system (0 = only min_free_mb)
 once_stall_seconds = 60      # `gateway run --once` gives up (exit 3) after this long without progress
 lease_seconds = 20           # a flow is leased to one worker this long, renewed every third of it while it works
+max_attempts = 3             # a flow whose processing stopped without an outcome this many times is refused (ERR_INTERROMPU)
 open_partners = false        # true: a folder of inbox/ no partner owns is taken as a new partner's (else set aside in quarantine/)
 host_name = ""               # this host in leases ("" = the machine's name); hosts sharing a database need different ones
 
@@ -134,6 +135,9 @@ class Settings:
     # A worker renews its leases every third of this; a flow whose worker
     # stopped renewing is taken over by any host once it runs out.
     lease_seconds: float = 20.0
+    # A flow back in the queue without an outcome (its worker died) is tried
+    # alone; one that stopped this many times is refused, not tried for ever.
+    max_attempts: int = 3
     open_partners: bool = False  # a folder of inbox/ no partner owns: a new partner's (else quarantine/)
     host_name: str = ""  # "" = socket.gethostname(); see gateway.store.repository.holder_host
     schema_dirs: tuple[Path, ...] = ()
@@ -345,6 +349,7 @@ def load(home: str | os.PathLike | None = None, *, create: bool = True, **overri
         min_free_percent=float(it.get("min_free_percent", 0)),
         once_stall_seconds=float(it.get("once_stall_seconds", 60)),
         lease_seconds=_lease_seconds(it.get("lease_seconds", 20)),
+        max_attempts=positive_number("intake", it, "max_attempts", 3, whole=True),
         open_partners=bool(it.get("open_partners", False)),
         host_name=_host_name(it.get("host_name", "")),
         schema_dirs=dirs(va.get("schema_dirs", [])),

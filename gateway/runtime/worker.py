@@ -93,6 +93,22 @@ def _internal_error(c: ClaimedFlow, exc: Exception) -> Evaluation:
         stage="internal"),))
 
 
+def _interrupted(c: ClaimedFlow, limit: int) -> Evaluation:
+    """A flow whose processing stopped `limit` times without an outcome (its
+    worker killed, out of memory, a crash in a native library, each time
+    while holding it alone: Store.claim): refused without being read again,
+    instead of stopping a worker for ever. Its file stays in the archive for
+    the operators, who may replay it once the cause is found."""
+    log.error("flow %s (%s, %s): its processing stopped %d times without an outcome; refused without "
+              "being read again (ERR_INTERROMPU)", c.id, c.partner, c.file_name, limit)
+    return Evaluation(Format.UNKNOWN, (), (codes.finding(
+        "ERR_INTERROMPU",
+        f"Processing this file stopped {limit} times without an outcome; it is refused without being read "
+        "again. The file is kept and operators are alerted",
+        f"Le traitement de ce fichier s'est interrompu {limit} fois ; il est refusé sans être relu. "
+        "Le fichier est conservé et les opérateurs sont alertés", stage="internal"),))
+
+
 def _evaluate(settings: Settings, store: Store, machine, c: ClaimedFlow,  # noqa: ANN001
               archived: _Archived) -> _Flow:
     """Validate, then the checks that read the store: the piece's addressee,
@@ -127,6 +143,9 @@ def prepare_flows(settings: Settings, store: Store, claimed: list[ClaimedFlow],
         if stop is not None and stop.is_set():
             left = [x.id for x in claimed[i:]]
             break
+        if c.attempts > settings.max_attempts:
+            flows.append(_Flow(c, _interrupted(c, settings.max_attempts), failed=True))
+            continue
         try:
             archived = _read(settings, c)
         except OSError as exc:

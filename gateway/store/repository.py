@@ -73,6 +73,7 @@ class ClaimedFlow:
     archive_path: str
     duplicate_of: str | None
     replay_of: str | None = None  # the flow whose archived bytes this one evaluates again (gateway replay)
+    attempts: int = 1  # this claim included: more than one, the flow came back without an outcome
 
 
 class Store:
@@ -137,21 +138,30 @@ class Store:
     # --- the queue -------------------------------------------------------------
     def claim(self, worker: str, limit: int = 20, lease_seconds: float | None = None) -> list[ClaimedFlow]:
         """Lease up to `limit` queued flows to `worker`, oldest first, for
-        `lease_seconds` (the settings' lease unless given)."""
+        `lease_seconds` (the settings' lease unless given). A flow back in the
+        queue without an outcome (its worker died, or its batch failed) is
+        leased alone, before the others: if it is what stops workers, it stops
+        no other flow again, and its attempts count it alone (see
+        `Settings.max_attempts`)."""
         if lease_seconds is None:
             lease_seconds = self.settings.lease_seconds
         now = db.utcnow()
-        sub = (select(Flow.id).where(Flow.queue == "queued").order_by(Flow.received_at, Flow.id).limit(limit)
-               .with_for_update(skip_locked=True))
-        stmt = (update(Flow).where(Flow.id.in_(sub.scalar_subquery()))
-                .values(queue="running", locked_by=worker, locked_until=now + timedelta(seconds=lease_seconds),
-                        attempts=Flow.attempts + 1, updated_at=now)
-                .returning(Flow.id, Flow.partner, Flow.file_name, Flow.sha256, Flow.size,
-                           Flow.received_at, Flow.archive_path, Flow.duplicate_of, Flow.replay_of))
         with self.session() as s:
-            rows = s.execute(stmt).all()
+            rows = s.execute(self._lease(worker, now, lease_seconds, 1, Flow.attempts > 0)).all()
+            if not rows:
+                rows = s.execute(self._lease(worker, now, lease_seconds, limit, Flow.attempts == 0)).all()
             s.commit()
         return sorted((ClaimedFlow(*r) for r in rows), key=lambda c: (c.received_at, c.id))  # as received
+
+    @staticmethod
+    def _lease(worker: str, now: datetime, lease_seconds: float, limit: int, tried):  # noqa: ANN001, ANN205
+        sub = (select(Flow.id).where(Flow.queue == "queued", tried).order_by(Flow.received_at, Flow.id)
+               .limit(limit).with_for_update(skip_locked=True))
+        return (update(Flow).where(Flow.id.in_(sub.scalar_subquery()))
+                .values(queue="running", locked_by=worker, locked_until=now + timedelta(seconds=lease_seconds),
+                        attempts=Flow.attempts + 1, updated_at=now)
+                .returning(Flow.id, Flow.partner, Flow.file_name, Flow.sha256, Flow.size, Flow.received_at,
+                           Flow.archive_path, Flow.duplicate_of, Flow.replay_of, Flow.attempts))
 
     def renew(self, worker: str) -> int:
         """The heartbeat: every flow `worker` holds is leased to it for another

@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from gateway.store import db
 from gateway.store.repository import Store
-from gateway.store.tables import Flow, Piece
+from gateway.store.tables import Event, Flow, Piece
 
 
 @dataclass(frozen=True)
@@ -211,8 +211,46 @@ def count_pieces(store: Store, q: PieceQuery) -> int:
 
 
 def matching_flows(store: Store, q: PieceQuery) -> list[str]:
-    """The flows holding a piece `q` matches, in the order received."""
+    """The flows holding a piece `q` matches, and the flows refused whole
+    that `q`'s filters fit (see `_refused_whole`), in the order received."""
     f = Flow.__table__
     with store.session() as s:
-        stmt = _select(s, q, f.c.id, f.c.received_at).distinct().order_by(f.c.received_at, f.c.id)
-        return [fid for fid, _ in s.execute(stmt)]
+        stmt = _select(s, q, f.c.id, f.c.received_at).distinct()
+        whole = _refused_whole(s, q)
+        if whole is not None:
+            stmt = stmt.union(whole)
+        stmt = stmt.subquery()
+        return [fid for fid, _ in s.execute(select(stmt.c.id, stmt.c.received_at)
+                                            .order_by(stmt.c.received_at, stmt.c.id))]
+
+
+# What only a piece has: a query naming one of these finds no flow refused whole.
+_PIECE_ONLY = ("cadres", "piece_types", "statuses", "number", "billing_file", "supplier", "recipient", "service",
+               "issued_since", "issued_until", "due")
+
+
+def _refused_whole(s: Session, q: PieceQuery) -> Select | None:
+    """Flows refused whole, without a piece (an unreadable file, a status
+    file refused, ERR_INTERROMPU...), matching `q` when it names only what
+    such a flow has: its id, partner, file name, arrival, and the codes it was
+    refused with (its validation event's). None when `q` cannot match one."""
+    if q.valid is True or any(getattr(q, name) not in (None, (), False) for name in _PIECE_ONLY):
+        return None
+    f, e = Flow.__table__, Event.__table__
+    cond = [f.c.pieces_total == 0, f.c.state == "IN_REJETE", f.c.queue == "done"]
+    sqlite = s.get_bind().dialect.name == "sqlite"
+    if q.flow_id:
+        cond.append(f.c.id == q.flow_id)
+    if q.partners:
+        cond.append(f.c.partner.in_(list(q.partners)))
+    if q.file_name:
+        cond.append(_match(f.c.file_name, q.file_name, sqlite=sqlite))
+    if q.since is not None:
+        cond.append(f.c.received_at >= q.since)
+    if q.until is not None:
+        cond.append(f.c.received_at < q.until)
+    if q.codes:  # the event's detail is {"format": ..., "errors": ["CODE", ...]}: whole codes, quoted
+        cond.append(f.c.id.in_(select(e.c.flow_id).where(
+            e.c.stage == "validation", e.c.piece_id.is_(None), e.c.outcome == "IN_REJETE",
+            or_(*(e.c.detail_json.like('%"' + c.replace("_", "\\_") + '"%', escape="\\") for c in q.codes)))))
+    return select(f.c.id, f.c.received_at).where(*cond)

@@ -27,6 +27,8 @@ class Flow(SQLModel, table=True):
         Index("ux_flow_original", "partner", "sha256", unique=True,
               sqlite_where=text(UNIQUE_ORIGINAL), postgresql_where=text(UNIQUE_ORIGINAL)),
         Index("ix_flow_queue_received", "queue", "received_at", "id"),  # leases in the order received
+        # flows back in the queue without an outcome (attempts > 0) are leased alone, first (revision 0006)
+        Index("ix_flow_queue_attempts", "queue", "attempts", "received_at", "id"),
         Index("ix_flow_received", "received_at"),
         Index("ix_flow_file_name", "file_name"),  # search (revision 0005)
         Index("ux_flow_replay_of", "replay_of", unique=True),  # one replay per flow, however many ask at once

@@ -18,8 +18,9 @@ from gateway.ops.options import HomeOpt, JsonOpt, console, err_console, existing
 app = typer.Typer()
 
 
-@app.command("replay", help="Replay the flows holding the pieces found (same filters as gateway search): each is "
-                            "evaluated again from its archived file as a new flow, reported to its partner. "
+@app.command("replay", help="Replay the flows holding the pieces found (same filters as gateway search), and the "
+                            "flows refused whole that --flow, --partner, --file, --since/--until and --code fit: each "
+                            "is evaluated again from its archived file as a new flow, reported to its partner. "
                             "A flow is replayed once; --dry-run lists what would be.")
 def replay(
     cadre: F.CadreOpt = None, piece_type: F.TypeOpt = None, status: F.StatusOpt = None, since: F.SinceOpt = None,

@@ -109,7 +109,7 @@ def test_complete_and_release_by_a_holder_who_lost_the_lease_change_nothing(gw):
     claimed = store.claim("hostA:1:w0", lease_seconds=-1)
     results, _writes, _left = prepare_flows(gw, store, claimed)  # hostA's work, then a pause
     assert store.reap_expired() == 2
-    taken = store.claim("hostB:1:w0")
+    taken = store.claim("hostB:1:w0") + store.claim("hostB:1:w0")  # back without an outcome: one at a time
     assert sorted(c.id for c in taken) == sorted(ids)
     assert store.complete(results, holder="hostA:1:w0") == []  # too late: hostB holds them
     store.release(ids, tried=True, holder="hostA:1:w0")
@@ -179,7 +179,7 @@ def test_an_expired_lease_is_taken_over_and_the_flow_processed_once(gw):
     assert store.reap_expired() == 0  # the lease runs on
     time.sleep(LEASE + 0.1)
     assert store.reap_expired() == len(ids)
-    assert work_once(gw, store, "hostB:1:w0") == len(ids)
+    assert [work_once(gw, store, "hostB:1:w0") for _ in ids] == [1] * len(ids)  # back without an outcome: alone
     assert_processed_once(gw, store, ids)
     assert {store.flow(i).attempts for i in ids} == {2}
 
@@ -194,7 +194,7 @@ def test_a_late_completion_by_the_old_holder_is_dropped(gw):
     results, writes, _left = prepare_flows(gw, store, claimed)
     time.sleep(LEASE + 0.1)  # the pause
     assert store.reap_expired() == len(ids)
-    assert work_once(gw, store, "hostB:1:w0") == len(ids)
+    assert [work_once(gw, store, "hostB:1:w0") for _ in ids] == [1] * len(ids)  # back without an outcome: alone
     for w in writes:
         w()
     assert store.complete(results, holder="hostA:1:w0") == []

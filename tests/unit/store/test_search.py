@@ -3,6 +3,7 @@ narrows as documented, codes and wildcards match whole values, a billing
 file is found along its links, exports page through everything."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -12,7 +13,7 @@ from conftest import PgDatabase
 from gateway.store import db
 from gateway.store.replays import plan_replays, record_replays
 from gateway.store.repository import FlowResult, NewFlow, Store
-from gateway.store.rows import PieceRow
+from gateway.store.rows import EventRow, PieceRow
 from gateway.store.search import PieceQuery, count_pieces, iter_pieces, matching_flows, search_pieces
 
 NOV = datetime(2026, 11, 10, 9, 0, tzinfo=timezone.utc)
@@ -122,3 +123,33 @@ def test_a_flow_is_replayed_once_as_a_new_flow_linked_to_it(store):
     # the partner sending the same bytes again is still a duplicate of the original, not of the replay
     store.record_received([NewFlow("F9", "acme", "folder", "f.xml", "F1", 10, db.utcnow(), "/archive/F9.bin")])
     assert store.flow("F9").duplicate_of == "F1"
+
+
+def _refuse_whole(store: Store, fid: str, codes: list[str], *, partner: str = "acme", file: str = "bad.xml",
+                  at: datetime = NOV) -> None:
+    """A flow refused whole, as the worker records it: no piece, its codes in its validation event."""
+    store.record_received([NewFlow(fid, partner, "folder", file, fid, 10, at, f"/archive/{fid}.bin")])
+    event = EventRow(fid, None, "validation", "IN_REJETE", json.dumps({"format": "unknown", "errors": codes}))
+    store.complete([FlowResult(fid, "IN_REJETE", "unknown", (), (event,))])
+
+
+def test_replay_finds_flows_refused_whole_by_what_they_have(store):
+    """A flow refused without a piece (an unreadable file, ERR_INTERROMPU)
+    is reached by its id, partner, file name, arrival and codes; never by
+    what only a piece has, nor by --accepted."""
+    kept = add_flow(store, "F1", pieces=({"error_codes": "DEST_INC"},))
+    _refuse_whole(store, "F2", ["ERR_INTERROMPU"], file="poison.zip")
+    _refuse_whole(store, "F3", ["IRR_SYNTAX"], partner="beta", at=datetime(2026, 12, 1, tzinfo=timezone.utc))
+
+    def flows(**query) -> list[str]:
+        return matching_flows(store, PieceQuery(**query))
+
+    assert flows(flow_id="F2") == ["F2"]
+    assert flows(codes=("ERR_INTERROMPU",)) == ["F2"] and flows(codes=("ERR_INTERROMP",)) == []  # whole codes
+    assert flows(codes=("IRR_SYNTAX", "DEST_INC")) == ["F1", "F3"]
+    assert flows(codes=("IRRXSYNTAX",)) == []  # "_" is a character, not LIKE's wildcard
+    assert flows(partners=("beta",)) == ["F3"] and flows(file_name="poison*") == ["F2"]
+    assert flows(since=datetime(2026, 11, 30, tzinfo=timezone.utc)) == ["F3"]
+    assert flows(until=datetime(2026, 11, 30, tzinfo=timezone.utc), valid=False) == ["F1", "F2"]
+    assert flows(flow_id="F2", cadres=("A1",)) == [] and flows(flow_id="F2", valid=True) == []
+    assert ids(store, flow_id="F2") == set() and kept  # the piece search itself is unchanged
