@@ -130,3 +130,21 @@ class PgDatabase:
         with self.admin.connect() as c:
             c.execute(text(f'DROP DATABASE "{self.name}" WITH (FORCE)'))
         self.admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def demo_home(request, home):
+    """`home` with the demo directory (accepted pieces are delivered), its
+    store on SQLite, then on a throw-away PostgreSQL database."""
+    from dataclasses import replace
+
+    from gateway.rules import directory
+
+    pg = None
+    if request.param == "postgres":
+        pg = PgDatabase()
+        home = replace(home, database_url=pg.url)
+    directory.import_files(home, directory.demo_files())
+    yield home
+    if pg is not None:
+        pg.close()

@@ -11,10 +11,9 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from conftest import PgDatabase, drop, home_with, reports
+from conftest import drop, home_with, reports
 from gateway.channels.folders import Claimer, scan
 from gateway.core import config
-from gateway.rules import directory
 from gateway.runtime import worker
 from gateway.runtime.heartbeat import Heartbeat
 from gateway.runtime.worker import prepare_flows, work_once
@@ -27,18 +26,10 @@ LEASE = 1.5  # seconds: the heartbeat beats every 0.5 s
 FILES = {"ok.xml": ubl_invoice(number="L-1"), "cii.xml": cii_invoice(number="L-2"), "broken.xml": b"<not-closed"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def gw(request, home):
-    """A home with the demo directory (so accepted pieces are delivered) and short leases."""
-    pg = None
-    if request.param == "postgres":
-        pg = PgDatabase()
-        home = replace(home, database_url=pg.url)
-    home = replace(home, lease_seconds=LEASE)
-    directory.import_files(home, directory.demo_files())
-    yield home
-    if pg is not None:
-        pg.close()
+@pytest.fixture()
+def gw(demo_home):
+    """The demo home (SQLite, then PostgreSQL) with short leases."""
+    return replace(demo_home, lease_seconds=LEASE)
 
 
 def receive(settings, files: dict[str, bytes]) -> list[str]:

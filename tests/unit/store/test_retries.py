@@ -9,26 +9,13 @@ from dataclasses import replace
 
 import pytest
 
-from conftest import PgDatabase, codes_of, home_with, report_for, reports
+from conftest import codes_of, home_with, report_for, reports
 from gateway.core import codes
-from gateway.rules import directory
 from gateway.runtime.worker import prepare_flows
 from gateway.store import monitoring
 from gateway.store.repository import Store
 from invoice_support import cii_invoice, ubl_invoice
 from test_leases import receive
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def gw(request, home):
-    pg = None
-    if request.param == "postgres":
-        pg = PgDatabase()
-        home = replace(home, database_url=pg.url)
-    directory.import_files(home, directory.demo_files())
-    yield home
-    if pg is not None:
-        pg.close()
 
 
 def _die_holding(store: Store, worker: str, limit: int = 20) -> list[str]:
@@ -42,73 +29,73 @@ def _in_order(store: Store, ids: list[str]) -> list[str]:
     return sorted(ids, key=lambda i: (store.flow(i).received_at, i))
 
 
-def _turn(gw, store: Store, worker: str, poison: str) -> bool:  # noqa: ANN001
+def _turn(settings, store: Store, worker: str, poison: str) -> bool:  # noqa: ANN001
     """One worker's turn where reading `poison` kills the worker (its batch
     goes back, the attempt counted); False when it died."""
     claimed = store.claim(worker)
-    if any(c.id == poison and c.attempts <= gw.max_attempts for c in claimed):  # refused ones are not read
+    if any(c.id == poison and c.attempts <= settings.max_attempts for c in claimed):  # refused ones are not read
         store.release([c.id for c in claimed], tried=True, holder=worker)
         return False
-    results, writes, _left = prepare_flows(gw, store, claimed)
+    results, writes, _left = prepare_flows(settings, store, claimed)
     for w in writes:
         w()
     store.complete(results, holder=worker)
     return True
 
 
-def test_a_flow_back_without_an_outcome_is_leased_alone_and_first(gw):
-    store = Store(gw)
-    first = _in_order(store, receive(gw, {f"a{i}.xml": ubl_invoice(number=f"A-{i}") for i in range(5)}))
+def test_a_flow_back_without_an_outcome_is_leased_alone_and_first(demo_home):
+    store = Store(demo_home)
+    first = _in_order(store, receive(demo_home, {f"a{i}.xml": ubl_invoice(number=f"A-{i}") for i in range(5)}))
     assert len(_die_holding(store, "h:1:w0")) == 5  # the whole batch died with its worker
-    later = receive(gw, {f"b{i}.xml": cii_invoice(number=f"B-{i}") for i in range(3)})
+    later = receive(demo_home, {f"b{i}.xml": cii_invoice(number=f"B-{i}") for i in range(3)})
     # each alone, the oldest first, before any flow that never failed
     taken = [store.claim(f"h:{2 + i}:w0", limit=20) for i in range(len(first))]
     assert [[(c.id, c.attempts) for c in t] for t in taken] == [[(fid, 2)] for fid in first]
     assert [c.id for c in store.claim("h:9:w0", limit=20)] == _in_order(store, later)  # then a whole batch
 
 
-def test_a_flow_handed_back_untried_stays_a_retried_one(gw):
-    store = Store(gw)
-    [fid] = receive(gw, {"a.xml": ubl_invoice(number="A-1")})
+def test_a_flow_handed_back_untried_stays_a_retried_one(demo_home):
+    store = Store(demo_home)
+    [fid] = receive(demo_home, {"a.xml": ubl_invoice(number="A-1")})
     _die_holding(store, "h:1:w0")
-    others = receive(gw, {f"b{i}.xml": ubl_invoice(number=f"B-{i}") for i in range(2)})
+    others = receive(demo_home, {f"b{i}.xml": ubl_invoice(number=f"B-{i}") for i in range(2)})
     assert [c.id for c in store.claim("h:2:w0")] == [fid]
     store.release([fid], holder="h:2:w0")  # a stopping worker hands it back: not an attempt, still once failed
     assert [(c.id, c.attempts) for c in store.claim("h:3:w0")] == [(fid, 2)]
     assert sorted(c.id for c in store.claim("h:4:w0")) == sorted(others)
 
 
-def test_a_fresh_batch_leaves_the_retried_flows_out(gw):
-    store = Store(gw)
-    [old] = receive(gw, {"old.xml": ubl_invoice(number="OLD")})
+def test_a_fresh_batch_leaves_the_retried_flows_out(demo_home):
+    store = Store(demo_home)
+    [old] = receive(demo_home, {"old.xml": ubl_invoice(number="OLD")})
     _die_holding(store, "h:1:w0")
-    new = receive(gw, {f"n{i}.xml": ubl_invoice(number=f"N-{i}") for i in range(4)})
+    new = receive(demo_home, {f"n{i}.xml": ubl_invoice(number=f"N-{i}") for i in range(4)})
     assert [c.id for c in store.claim("h:2:w0")] == [old]  # the retried one first, alone
     assert sorted(c.id for c in store.claim("h:3:w0")) == sorted(new)  # then the rest, without it
 
 
-def test_a_flow_that_stopped_max_attempts_times_is_refused_and_its_batch_mates_are_not(gw):
-    gw = replace(gw, max_attempts=2)
-    store = Store(gw)
-    ids = receive(gw, {"poison.xml": ubl_invoice(number="P-1"), **{
+def test_a_flow_that_stopped_max_attempts_times_is_refused_and_its_batch_mates_are_not(demo_home):
+    demo_home = replace(demo_home, max_attempts=2)
+    store = Store(demo_home)
+    ids = receive(demo_home, {"poison.xml": ubl_invoice(number="P-1"), **{
         f"ok{i}.xml": cii_invoice(number=f"OK-{i}") for i in range(4)}})
     poison = next(i for i in ids if store.flow(i).file_name == "poison.xml")
-    turns = [_turn(gw, store, f"h:{n}:w0", poison) for n in range(8)]
+    turns = [_turn(demo_home, store, f"h:{n}:w0", poison) for n in range(8)]
     # the whole batch died once with it; then it died alone; its third claim refused it unread
     assert turns.count(False) == 2 and turns[0] is False
     assert store.pending() == 0
-    refused = report_for(gw, "ACME", "poison.xml")
+    refused = report_for(demo_home, "ACME", "poison.xml")
     assert refused["state"] == "IN_REJETE" and codes_of(refused) == {"ERR_INTERROMPU"}
     [finding] = refused["errors"]
     assert "stopped 2 times" in finding["message"] and "kept" in finding["message"]
     f = store.flow(poison)
     assert (f.queue, f.state, f.attempts, f.pieces_total) == ("done", "IN_REJETE", 3, 0)
-    others = [r for r in reports(gw, "ACME") if r["file"] != "poison.xml"]
+    others = [r for r in reports(demo_home, "ACME") if r["file"] != "poison.xml"]
     assert sorted(r["file"] for r in others) == [f"ok{i}.xml" for i in range(4)]  # one report each
     assert all(r["state"] == "IN_INTEGRE" for r in others)
     assert {store.flow(r["flow_id"]).attempts for r in others} == {2}  # died once with it, then alone: done
     assert codes.CODES["ERR_INTERROMPU"].nature == "technique"
-    assert monitoring.rejection_codes(gw).get("ERR_INTERROMPU") == 1  # /metrics: gateway_rejections
+    assert monitoring.rejection_codes(demo_home).get("ERR_INTERROMPU") == 1  # /metrics: gateway_rejections
 
 
 def test_max_attempts_comes_from_the_config(tmp_path):
