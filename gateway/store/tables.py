@@ -29,6 +29,8 @@ class Flow(SQLModel, table=True):
         Index("ix_flow_queue_received", "queue", "received_at", "id"),  # leases in the order received
         # flows back in the queue without an outcome (attempts > 0) are leased alone, first (revision 0006)
         Index("ix_flow_queue_attempts", "queue", "attempts", "received_at", "id"),
+        # an API deposit finds its flow by partner and bytes, duplicates included (revision 0006)
+        Index("ix_flow_partner_bytes", "partner", "sha256", "received_at"),
         Index("ix_flow_received", "received_at"),
         Index("ix_flow_file_name", "file_name"),  # search (revision 0005)
         Index("ux_flow_replay_of", "replay_of", unique=True),  # one replay per flow, however many ask at once
