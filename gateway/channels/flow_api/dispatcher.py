@@ -26,6 +26,7 @@ from gateway.channels.flow_api import views
 from gateway.core.config import Settings, positive_number
 from gateway.store import api_clients, api_hooks
 from gateway.store.api_hooks import Call, Webhook
+from gateway.store.repository import Store
 
 log = logging.getLogger("gateway.api.webhooks")
 
@@ -94,13 +95,14 @@ class Dispatcher:
         for h in api_hooks.webhooks(self.settings):
             hooks.setdefault(h.partner, []).append(h)
         deposits = api_clients.deposits_of_flows(self.settings, flow_ids)
+        pieces = Store(self.settings).pieces_of(flow_ids)
         calls = []
         for fid in flow_ids:
             flow = flows.get(fid)
             if flow is None or flow.partner not in hooks:
                 continue
             partner = flow.partner
-            body = views.flow_view(self.settings, flow, deposits.get(fid)).body
+            body = views.flow_view(self.settings, flow, deposits.get(fid), pieces.get(fid, [])).body
             payload = json.dumps(body, separators=(",", ":"))
             calls += [(h.id, body["flowId"], payload) for h in hooks[partner] if wanted(h, body)]
         api_hooks.enqueue(self.settings, (mark, new_mark), calls)

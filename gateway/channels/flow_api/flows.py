@@ -121,6 +121,7 @@ def search(settings: Settings, who: Caller, params: Any) -> dict[str, Any]:
     more = False
     while True:  # criteria the store cannot apply are applied here, page after page
         page = api_clients.partner_flows(settings, who.partner, after, limit + 1)
+        pieces = Store(settings).pieces_of(flow.id for flow, _dep in page if flow is not None)  # one read a page
         for flow, dep in page:
             at = as_utc(flow.received_at) if flow is not None else dep.created_at
             key = flow.id if flow is not None else dep.id
@@ -128,7 +129,7 @@ def search(settings: Settings, who: Caller, params: Any) -> dict[str, Any]:
                 more = True
                 break
             after = (at, key)
-            body = views.flow_view(settings, flow, dep).body
+            body = views.flow_view(settings, flow, dep, pieces.get(flow.id, []) if flow is not None else []).body
             if views.matches(body, where):
                 results.append(body)
         if more or len(page) <= limit:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -83,9 +84,12 @@ def _details(flow: Flow, pieces: list[Piece]) -> list[dict[str, str]]:
     return out
 
 
-def flow_view(settings: Settings, flow: Flow | None, dep: Deposit | None) -> FlowView:
-    """The `Flow` object of a gateway flow and/or an API deposit (at least one)."""
-    pieces = Store(settings).pieces(flow.id) if flow is not None else []
+def flow_view(settings: Settings, flow: Flow | None, dep: Deposit | None,
+              pieces: Sequence[Piece] | None = None) -> FlowView:
+    """The `Flow` object of a gateway flow and/or an API deposit (at least
+    one); `pieces`: the flow's, when the caller read them for many flows at once."""
+    if pieces is None:
+        pieces = Store(settings).pieces(flow.id) if flow is not None else []
     if flow is None:
         assert dep is not None
         status = "Error" if dep.failed else "Pending"

@@ -153,3 +153,14 @@ def test_replay_finds_flows_refused_whole_by_what_they_have(store):
     assert flows(until=datetime(2026, 11, 30, tzinfo=timezone.utc), valid=False) == ["F1", "F2"]
     assert flows(flow_id="F2", cadres=("A1",)) == [] and flows(flow_id="F2", valid=True) == []
     assert ids(store, flow_id="F2") == set() and kept  # the piece search itself is unchanged
+
+
+def test_the_pieces_of_many_flows_come_in_one_read_as_flow_by_flow(store):
+    add_flow(store, "F1", pieces=({}, {"error_codes": "DEST_INC"}, {}))
+    add_flow(store, "F2")
+    _refuse_whole(store, "F3", ["IRR_SYNTAX"])
+    many = store.pieces_of(["F2", "F1", "F3", "F9", "F1"])
+    assert set(many) == {"F1", "F2"}  # a flow without a piece is absent
+    for fid in ("F1", "F2"):
+        assert [p.id for p in many[fid]] == [p.id for p in store.pieces(fid)]
+    assert [p.index for p in many["F1"]] == [1, 2, 3]
