@@ -13,6 +13,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -29,10 +30,19 @@ CADRES = (("A1", 70), ("A9", 10), ("A2", 6), ("A4", 5), ("A15", 4), ("A12", 3), 
 STATUSES = (("MISE_A_DISPOSITION", 40), ("MISE_EN_PAIEMENT", 25), ("SERVICE_FAIT", 10), ("A_VALIDER_1", 5),
             ("MISE_A_DISPOSITION_MOE", 5), ("REJETEE", 5), ("SUSPENDUE", 3), ("DEPOSEE", 4), ("ASSOCIEE", 3))
 CODES = ("DEST_INC", "REJ_CONT_B2G", "REJ_UNI", "REJ_SEMAN", "SIRET_ERR")
+FLOW_COLUMNS = ("id", "partner", "channel", "file_name", "sha256", "size", "received_at", "archive_path", "format",
+                "state", "queue", "attempts", "pieces_total", "pieces_valid", "report_written_at", "updated_at")
+PIECE_COLUMNS = ("id", "flow_id", '"index"', "name", "format", "valid", "status", "error_codes", "verdict_json",
+                 "created_at", "partner", "cadre", "piece_type", "invoice_number", "issue_date", "supplier_id",
+                 "recipient_siret", "service_code", "parties_json", "summary_json", "seq", "link_id")
+EVENT_COLUMNS = ("flow_id", "piece_id", "stage", "outcome", "at", "detail_json")
+# (a flow's row, its pieces' rows) -> (the flow's row, its pieces' rows, its events' rows), in the columns above
+PerFlow = Callable[[tuple, list[tuple]], tuple[tuple, list[tuple], list[tuple]]]
 
 
-def build(settings: config.Settings, n_pieces: int, seed: int = 7) -> float:
-    """Bulk-load n_pieces (two per flow) through the store's engine; returns seconds."""
+def build(settings: config.Settings, n_pieces: int, seed: int = 7, *, per_flow: PerFlow | None = None) -> float:
+    """Bulk-load n_pieces (two per flow) through the store's engine; returns seconds.
+    `per_flow` may reshape each flow and its pieces, and gives the events to record with them."""
     rng = random.Random(seed)
     store = Store(settings)  # the schema, indexes included, from the migrations
     suppliers = [f"{rng.randrange(10**13, 10**14)}" for _ in range(2000)]
@@ -43,52 +53,52 @@ def build(settings: config.Settings, n_pieces: int, seed: int = 7) -> float:
     with store.engine.begin() as conn:  # one transaction: synchronous=NORMAL costs one sync at the end
         # a bulk load: the secondary indexes are made once at the end, not row by row
         indexes = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND "
-                                       "tbl_name IN ('flow', 'piece') AND sql IS NOT NULL").all()
+                                       "tbl_name IN ('flow', 'piece', 'event') AND sql IS NOT NULL").all()
         for name, _ in indexes:
             conn.exec_driver_sql(f'DROP INDEX "{name}"')
         n_flows = n_pieces // 2
         cadres = rng.choices([v for v, _ in CADRES], [w for _, w in CADRES], k=n_flows * 2)
         statuses = rng.choices([v for v, _ in STATUSES], [w for _, w in STATUSES], k=n_flows * 2)
-        flows, pieces = [], []
+        flows, pieces, events = [], [], []
         for f in range(n_flows):
             at = START + timedelta(seconds=span * f / n_flows)
             stamp = at.strftime("%Y-%m-%d %H:%M:%S.%f")  # as SQLAlchemy writes a UTC datetime in SQLite
             later = (at + timedelta(seconds=3)).strftime("%Y-%m-%d %H:%M:%S.%f")
             fid = f"F{at:%Y%m%d%H%M%S}-{f:08x}"
             partner = partners[f % len(partners)]
-            flows.append((fid, partner, "folder", f"FA-{at:%Y-%m}-{f:07d}.xml", f"{f:064x}", 5000, stamp,
-                          f"/archive/{fid}.bin", "ubl-invoice", "IN_INTEGRE", "done", 1, 2, 2, later, later))
+            flow = (fid, partner, "folder", f"FA-{at:%Y-%m}-{f:07d}.xml", f"{f:064x}", 5000, stamp,
+                    f"/archive/{fid}.bin", "ubl-invoice", "IN_INTEGRE", "done", 1, 2, 2, later, later)
+            mine = []
             issued = (at - timedelta(days=f % 30)).date().isoformat()
             for i in (1, 2):
                 k = 2 * f + i - 1
                 bad = rng.random() < 0.03
-                pieces.append((f"{fid}-{i:03d}", fid, i, f"piece-{i}.xml", "ubl-invoice", not bad,
-                               "IRRECEVABLE" if bad else statuses[k], CODES[k % len(CODES)] if bad else "", "{}",
-                               later, partner, cadres[k], "facture", f"PDM-{f}-{i}", issued,
-                               suppliers[k % len(suppliers)], recipients[(k * 7) % len(recipients)],
-                               f"S{k % 20}", "{}", "{}", 0, None))
+                mine.append((f"{fid}-{i:03d}", fid, i, f"piece-{i}.xml", "ubl-invoice", not bad,
+                             "IRRECEVABLE" if bad else statuses[k], CODES[k % len(CODES)] if bad else "", "{}",
+                             later, partner, cadres[k], "facture", f"PDM-{f}-{i}", issued,
+                             suppliers[k % len(suppliers)], recipients[(k * 7) % len(recipients)],
+                             f"S{k % 20}", "{}", "{}", 0, None))
+            if per_flow is not None:
+                flow, mine, evs = per_flow(flow, mine)
+                events.extend(evs)
+            flows.append(flow)
+            pieces.extend(mine)
             if len(pieces) >= 100_000:
-                _flush(conn, flows, pieces)
-                flows, pieces = [], []
-        _flush(conn, flows, pieces)
+                _flush(conn, flows, pieces, events)
+                flows, pieces, events = [], [], []
+        _flush(conn, flows, pieces, events)
         for _, sql in indexes:
             conn.exec_driver_sql(sql)
         conn.exec_driver_sql("ANALYZE")
     return time.perf_counter() - t0
 
 
-def _flush(conn, flows: list, pieces: list) -> None:  # noqa: ANN001
-    if not flows:
-        return
-    conn.exec_driver_sql(
-        "INSERT INTO flow (id, partner, channel, file_name, sha256, size, received_at, archive_path, format, state, "
-        "queue, attempts, pieces_total, pieces_valid, report_written_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", flows)
-    conn.exec_driver_sql(
-        'INSERT INTO piece (id, flow_id, "index", name, format, valid, status, error_codes, verdict_json, created_at, '
-        "partner, cadre, piece_type, invoice_number, issue_date, supplier_id, recipient_siret, service_code, "
-        "parties_json, summary_json, seq, link_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", pieces)
+def _flush(conn, flows: list, pieces: list, events: list) -> None:  # noqa: ANN001
+    for table, columns, rows in (("flow", FLOW_COLUMNS, flows), ("piece", PIECE_COLUMNS, pieces),
+                                 ("event", EVENT_COLUMNS, events)):
+        if rows:
+            conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) "
+                                 f"VALUES ({', '.join('?' * len(columns))})", rows)
 
 
 def timed(label: str, fn) -> tuple[str, float, int]:  # noqa: ANN001
