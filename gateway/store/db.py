@@ -24,6 +24,7 @@ from gateway.store import migrations
 
 log = logging.getLogger("gateway.db")
 
+READ_ONLY = "gateway_read_only"  # an execution option: a session that never writes (Store.reading)
 MIGRATION_LOCK = 0x67617465776179  # "gateway": the PostgreSQL advisory lock key every gateway migrates under
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -72,7 +73,10 @@ def _make(url: str) -> Engine:
 
         @event.listens_for(eng, "begin")
         def _on_begin(conn):  # noqa: ANN001
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A reader (READ_ONLY) begins deferred: it takes no write lock, so a
+            # /metrics scrape of seconds never holds the workers' commits back.
+            read = conn.get_execution_options().get(READ_ONLY)
+            conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
         return eng
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)

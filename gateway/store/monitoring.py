@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import Float, case, cast, func, select, text
 
 from gateway.core.config import Settings
 from gateway.store import db
 from gateway.store.repository import Store
-from gateway.store.tables import Event, Flow, Piece
+from gateway.store.tables import EVENT_REFUSED, Event, Flow, Piece
 
 # the processing time histogram's upper bounds, in seconds (reception to outcome recorded)
 BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
@@ -58,7 +58,7 @@ class FailingFlow:
 
 
 def flows_by_state_and_partner(settings: Settings) -> tuple[FlowCount, ...]:
-    with Store(settings).session() as s:
+    with Store(settings).reading() as s:
         rows = s.execute(select(Flow.state, Flow.partner, func.count()).group_by(Flow.state, Flow.partner)
                          .order_by(Flow.state, Flow.partner)).all()
     return tuple(FlowCount(st, p, n) for st, p, n in rows)
@@ -68,18 +68,18 @@ def rejection_codes(settings: Settings) -> dict[str, int]:
     """code -> how many times it refused something: each code of each refused
     piece, and each code of a flow refused whole (its validation event)."""
     out: Counter[str] = Counter()
-    with Store(settings).session() as s:
+    with Store(settings).reading() as s:
         # grouped by the stored comma list: a handful of distinct lists, not a row per piece
         for codes, n in s.execute(select(Piece.error_codes, func.count()).where(Piece.valid.is_(False))
                                   .group_by(Piece.error_codes)):
             for code in {c for c in (codes or "").split(",") if c}:
                 out[code] += n
+        # written as the partial index's own condition (ix_event_refused), so the planner can prove it applies
         detail = (select(Event.detail_json, func.count(func.distinct(Event.flow_id)))
-                  .where(Event.stage == "validation", Event.piece_id.is_(None), Event.outcome == "IN_REJETE")
-                  .group_by(Event.detail_json))
-        for text, n in s.execute(detail):
+                  .where(text(EVENT_REFUSED)).group_by(Event.detail_json))
+        for detail_text, n in s.execute(detail):
             try:
-                errors = json.loads(text or "{}").get("errors") or []
+                errors = json.loads(detail_text or "{}").get("errors") or []
             except (ValueError, AttributeError):
                 continue
             for code in {c for c in errors if isinstance(c, str)}:
@@ -88,7 +88,7 @@ def rejection_codes(settings: Settings) -> dict[str, int]:
 
 
 def backlog(settings: Settings) -> Backlog:
-    with Store(settings).session() as s:
+    with Store(settings).reading() as s:
         counts = dict(s.execute(select(Flow.queue, func.count()).where(Flow.queue.in_(("queued", "running")))
                                 .group_by(Flow.queue)).all())
         oldest = s.execute(select(func.min(Flow.received_at)).where(Flow.queue == "queued")).scalar()
@@ -103,22 +103,32 @@ def _seconds(engine_name: str):  # noqa: ANN202 - a SQL expression
 
 
 def durations(settings: Settings, bounds: Sequence[float] = BUCKETS) -> Durations:
-    """The histogram counted in one query (a SUM(CASE) per bound)."""
+    """The histogram counted in one query: each flow's bucket (one CASE a
+    row, its seconds computed once), grouped, then summed up here: a third
+    of the time of a SUM(CASE) per bound at a million flows."""
     st = Store(settings)
-    secs = _seconds(st.engine.dialect.name)
-    cols = [func.sum(case((secs <= b, 1), else_=0)) for b in bounds]
-    where = (Flow.queue == "done", Flow.report_written_at.is_not(None))
-    with st.session() as s:
-        row = s.execute(select(func.count(), func.coalesce(func.sum(secs), 0.0), *cols).where(*where)).one()
-    count, total, *cum = row
-    return Durations(tuple(bounds), tuple(int(c or 0) for c in cum), int(count), float(total or 0.0))
+    secs = _seconds(st.engine.dialect.name).label("secs")
+    done = select(secs).where(Flow.queue == "done", Flow.report_written_at.is_not(None))
+    if st.engine.dialect.name == "sqlite":  # a subquery with a LIMIT is not flattened: seconds computed once a row
+        done = done.limit(-1)
+    done = done.subquery()
+    bucket = case(*((done.c.secs <= b, i) for i, b in enumerate(bounds)), else_=len(bounds)).label("bucket")
+    with st.reading() as s:
+        rows = s.execute(select(bucket, func.count(), func.sum(done.c.secs)).group_by(bucket)).all()
+    per = [0] * (len(bounds) + 1)
+    total = 0.0
+    for i, n, secs_sum in rows:
+        per[int(i)] += int(n)
+        total += float(secs_sum or 0.0)
+    cumulative = [sum(per[:i + 1]) for i in range(len(bounds))]
+    return Durations(tuple(bounds), tuple(cumulative), sum(per), total)
 
 
 def failing_flows(settings: Settings, attempts: int, limit: int = 10) -> tuple[int, tuple[FailingFlow, ...]]:
     """Flows not done yet that workers tried `attempts` times or more (each
     try failed and handed them back). Returns (how many, the most tried)."""
-    cond = (Flow.queue != "done", Flow.attempts >= attempts)
-    with Store(settings).session() as s:
+    cond = (Flow.queue.in_(("queued", "running")), Flow.attempts >= attempts)  # ix_flow_queue_attempts
+    with Store(settings).reading() as s:
         total = s.execute(select(func.count()).select_from(Flow).where(*cond)).scalar_one()
         rows = s.execute(select(Flow.id, Flow.partner, Flow.file_name, Flow.attempts, Flow.queue).where(*cond)
                          .order_by(Flow.attempts.desc(), Flow.id).limit(limit)).all()

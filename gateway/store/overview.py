@@ -41,7 +41,7 @@ def flows_per_day(settings: Settings, since: datetime) -> tuple[DayCount, ...]:
     st = Store(settings)
     day = (cast(Flow.received_at, Date) if st.engine.dialect.name == "postgresql"
            else func.date(Flow.received_at))  # SQLite keeps times as text: CAST(... AS DATE) would give the year
-    with st.session() as s:
+    with st.reading() as s:
         rows = s.execute(select(day, Flow.state, func.count()).where(Flow.received_at >= since)
                          .group_by(day, Flow.state).order_by(day)).all()
     return tuple(DayCount(d if isinstance(d, date) else date.fromisoformat(str(d)), state, n) for d, state, n in rows)
@@ -62,7 +62,7 @@ def list_flows(settings: Settings, *, state: str | None = None, partner: str | N
         conds.append(Flow.received_at < until)
     cols = (Flow.id, Flow.partner, Flow.file_name, Flow.received_at, Flow.state, Flow.format, Flow.pieces_valid,
             Flow.pieces_total, Flow.duplicate_of)
-    with Store(settings).session() as s:
+    with Store(settings).reading() as s:
         total = s.execute(select(func.count()).select_from(Flow).where(*conds)).scalar_one()
         rows = s.execute(select(*cols).where(*conds).order_by(Flow.received_at.desc(), Flow.id.desc())
                          .limit(limit)).all()

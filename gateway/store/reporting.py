@@ -74,7 +74,7 @@ def rejected_since(settings: Settings, since: datetime, partner: str | None = No
     """Flows in REJECTED_STATES and pieces not valid, received since `since`
     (of one partner when given), read in one session."""
     f, e, p = Flow.__table__, Event.__table__, Piece.__table__
-    with Store(settings).session() as s:
+    with Store(settings).reading() as s:
         q = (select(f.c.id, f.c.partner, f.c.file_name, f.c.received_at, f.c.state, f.c.duplicate_of,
                     e.c.detail_json)
              .select_from(f.outerjoin(e, (e.c.flow_id == f.c.id) & e.c.piece_id.is_(None)
@@ -104,7 +104,7 @@ def piece_verdicts(settings: Settings, piece_ids: Iterable[str]) -> dict[str, st
     out: dict[str, str] = {}
     if not ids:
         return out
-    with Store(settings).session() as s:
+    with Store(settings).reading() as s:
         for chunk in _chunks(ids):
             for pid, vj in s.execute(select(Piece.id, Piece.verdict_json).where(Piece.id.in_(chunk))):
                 out[pid] = vj
@@ -131,9 +131,13 @@ def stuck_flows(settings: Settings, *, now: datetime, queued_minutes: float,
     `queued_minutes` since they arrived. Returns (how many, the oldest `limit`)."""
     cond = or_(and_(Flow.queue == "running", Flow.locked_until < now),
                and_(Flow.queue == "queued", Flow.received_at < now - timedelta(minutes=queued_minutes)))
-    with Store(settings).session() as s:
+    with Store(settings).reading() as s:
         total = s.execute(select(func.count()).select_from(Flow).where(cond)).scalar_one()
-        rows = s.execute(select(Flow).where(cond).order_by(Flow.received_at, Flow.id).limit(limit)).scalars().all()
+        # the ids first (an OR of two index ranges), then their rows in order: ordered
+        # directly, SQLite walked the whole received_at index to find the few stuck
+        few = select(Flow.id).where(cond).scalar_subquery()
+        rows = s.execute(select(Flow).where(Flow.id.in_(few)).order_by(Flow.received_at, Flow.id).limit(limit)
+                         ).scalars().all() if limit and total else []
     return total, tuple(StuckFlow(f.id, f.partner, f.file_name, db.as_utc(f.received_at), f.queue, f.locked_by,
                                   db.as_utc(f.locked_until) if f.locked_until else None, f.attempts)
                         for f in rows)
@@ -143,7 +147,7 @@ def stuck_flows(settings: Settings, *, now: datetime, queued_minutes: float,
 
 def pieces_by_status(settings: Settings) -> tuple[tuple[str, int], ...]:
     """(status, how many) of the accepted pieces, the largest count first."""
-    with Store(settings).session() as s:
+    with Store(settings).reading() as s:
         return tuple((st, n) for st, n in s.execute(
             select(Piece.status, func.count()).where(Piece.valid.is_(True))
             .group_by(Piece.status).order_by(func.count().desc())).all())
@@ -151,7 +155,7 @@ def pieces_by_status(settings: Settings) -> tuple[tuple[str, int], ...]:
 
 def pieces_due_by(settings: Settings, until: datetime, limit: int = 50) -> list[Piece]:
     """Pieces whose delay runs out by `until`, soonest first."""
-    with Store(settings).session() as s:
+    with Store(settings).reading() as s:
         return list(s.execute(select(Piece).where(Piece.due_at.is_not(None), Piece.due_at <= until)
                               .order_by(Piece.due_at).limit(limit)).scalars())
 

@@ -84,6 +84,12 @@ class Store:
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
+    def reading(self) -> Session:
+        """A session that only reads (monitoring, search, reports): on SQLite
+        it takes no write lock, so a long read never makes writers wait; it
+        sees the database as it was when it began."""
+        return Session(self.engine.execution_options(**{db.READ_ONLY: True}), expire_on_commit=False)
+
     # --- intake --------------------------------------------------------------
     def record_received(self, flows: Iterable[NewFlow], *, retry: bool = True) -> list[tuple[str, str | None]]:
         """Insert flows (idempotent by id). A flow whose bytes the partner sent
@@ -358,7 +364,7 @@ class Store:
             return list(s.execute(select(Event).where(Event.flow_id == flow_id).order_by(Event.id)).scalars())
 
     def counts_by_state(self) -> dict[str, int]:
-        with self.session() as s:
+        with self.reading() as s:
             return dict(s.execute(select(Flow.state, func.count()).group_by(Flow.state)).all())
 
 

@@ -31,6 +31,7 @@ class Flow(SQLModel, table=True):
         Index("ix_flow_queue_attempts", "queue", "attempts", "received_at", "id"),
         # an API deposit finds its flow by partner and bytes, duplicates included (revision 0006)
         Index("ix_flow_partner_bytes", "partner", "sha256", "received_at"),
+        Index("ix_flow_state_partner", "state", "partner"),  # /metrics and /healthz counts (revision 0006)
         Index("ix_flow_received", "received_at"),
         Index("ix_flow_file_name", "file_name"),  # search (revision 0005)
         Index("ux_flow_replay_of", "replay_of", unique=True),  # one replay per flow, however many ask at once
@@ -72,6 +73,7 @@ class Piece(SQLModel, table=True):
         Index("ix_piece_cadre_created", "cadre", "created_at"),
         Index("ix_piece_partner_created", "partner", "created_at"),
         Index("ix_piece_valid_created", "valid", "created_at"),  # refused pieces, newest first (--code)
+        Index("ix_piece_valid_status", "valid", "status", "error_codes"),  # /metrics counts (revision 0006)
         Index("ix_piece_supplier", "supplier_id"),
         Index("ix_piece_issue_date", "issue_date"),
         # a billing file's later pieces; partial: most pieces continue none, and an index of a million
@@ -114,10 +116,18 @@ class Piece(SQLModel, table=True):
 
 
 
+EVENT_REFUSED = "stage = 'validation' AND outcome = 'IN_REJETE' AND piece_id IS NULL"  # a flow refused whole
+
+
 class Event(SQLModel, table=True):
     """Append-only: stage and outcome are separate axes (as Bots' ta table)."""
 
     __tablename__ = "event"
+    __table_args__ = (
+        # the flows refused whole and their codes (/metrics' gateway_rejections): a few rows among millions
+        Index("ix_event_refused", "piece_id", "flow_id", sqlite_where=text(EVENT_REFUSED),
+              postgresql_where=text(EVENT_REFUSED)),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     flow_id: str = Field(index=True, max_length=40)
