@@ -21,7 +21,6 @@ import secrets
 import shutil
 import sqlite3
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +40,7 @@ from gateway.core import config  # noqa: E402
 from gateway.ops.monitoring import HealthRules, health, metrics_text, registry_for  # noqa: E402
 from gateway.store import db, monitoring, reporting  # noqa: E402
 from gateway.store.repository import NewFlow, Store  # noqa: E402
-from search import FLOW_COLUMNS, PIECE_COLUMNS, PerFlow, build, timed  # noqa: E402
+from search import FLOW_COLUMNS, PIECE_COLUMNS, PerFlow, bench_home, build, timed  # noqa: E402
 
 F = {c: i for i, c in enumerate(FLOW_COLUMNS)}
 P = {c: i for i, c in enumerate(PIECE_COLUMNS)}
@@ -228,11 +227,7 @@ def main() -> None:
                     "as in a store the gateway made)")
     ap.add_argument("--slow-ms", type=float, default=50.0, help="show the SQL and plans of queries slower than this")
     args = ap.parse_args()
-    root = args.home or Path(tempfile.mkdtemp(prefix="monitoring-bench-"))
-    fresh = not (root / "gateway.db").exists()
-    config.init_home(root)
-    (root / "gateway.toml").write_text("[demo]\nseed = false\n", encoding="utf-8")
-    settings = config.load(root, create=False)
+    root, fresh, settings = bench_home(args.home, "monitoring-bench-")
     try:
         if fresh:
             secs = build(settings, 2 * args.flows, per_flow=worker_events())

@@ -137,17 +137,23 @@ def queries(store: Store) -> list[tuple[str, float, int]]:
     return out
 
 
+def bench_home(home: Path | None, prefix: str) -> tuple[Path, bool, config.Settings]:
+    """The bench's home (`home`, else a new temporary one), whether its store is
+    still to build, and its settings (no demo data)."""
+    root = home or Path(tempfile.mkdtemp(prefix=prefix))
+    fresh = not (root / "gateway.db").exists()
+    config.init_home(root)
+    (root / "gateway.toml").write_text("[demo]\nseed = false\n", encoding="utf-8")
+    return root, fresh, config.load(root, create=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pieces", type=int, default=1_000_000)
     ap.add_argument("--home", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the home (reuse it with --home, no rebuild)")
     args = ap.parse_args()
-    root = args.home or Path(tempfile.mkdtemp(prefix="search-bench-"))
-    fresh = not (root / "gateway.db").exists()
-    config.init_home(root)
-    (root / "gateway.toml").write_text("[demo]\nseed = false\n", encoding="utf-8")
-    settings = config.load(root, create=False)
+    root, fresh, settings = bench_home(args.home, "search-bench-")
     try:
         if fresh:
             secs = build(settings, args.pieces)
