@@ -157,7 +157,8 @@ def register(app: "FastAPI", settings: Settings) -> None:
         who = operator(request)
         if who is not None and not q.is_empty():
             body += "<h2>Replay</h2><p>Evaluate the flows of these pieces again from their archived files " \
-                    "(after a fix to the directory, for instance).</p>" + replay_form(params, _token(key, who))
+                    "(after a fix to the directory, for instance), and the flows refused whole these filters fit; " \
+                    "the preview lists them all.</p>" + replay_form(params, _token(key, who))
         return page("Search", body)
 
     @app.get("/search.csv")

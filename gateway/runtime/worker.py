@@ -95,10 +95,12 @@ def _internal_error(c: ClaimedFlow, exc: Exception) -> Evaluation:
 
 def _interrupted(c: ClaimedFlow, limit: int) -> Evaluation:
     """A flow whose processing stopped `limit` times without an outcome (its
-    worker killed, out of memory, a crash in a native library, each time
-    while holding it alone: Store.claim): refused without being read again,
-    instead of stopping a worker for ever. Its file stays in the archive for
-    the operators, who may replay it once the cause is found."""
+    worker killed, out of memory, a crash in a native library, a lease run
+    out, a batch that failed for a cause that was neither the disk nor the
+    database; after the first, each time while held alone: Store.claim):
+    refused without being read again, instead of stopping workers for ever.
+    Its file stays in the archive for the operators, who may replay it once
+    the cause is found."""
     log.error("flow %s (%s, %s): its processing stopped %d times without an outcome; refused without "
               "being read again (ERR_INTERROMPU)", c.id, c.partner, c.file_name, limit)
     return Evaluation(Format.UNKNOWN, (), (codes.finding(
@@ -144,7 +146,7 @@ def prepare_flows(settings: Settings, store: Store, claimed: list[ClaimedFlow],
             left = [x.id for x in claimed[i:]]
             break
         if c.attempts > settings.max_attempts:
-            flows.append(_Flow(c, _interrupted(c, settings.max_attempts), failed=True))
+            flows.append(_Flow(c, _interrupted(c, c.attempts - 1), failed=True))
             continue
         try:
             archived = _read(settings, c)
@@ -238,10 +240,14 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
         # A write or the store failed (disk full, rights, database gone): the
         # batch goes back to the queue at once, not after its lease; the same
         # files are rewritten under the same names next time. A full or
-        # read-only disk is not the flows' fault: no attempt is counted.
+        # read-only disk, a database that could not serve, are not the flows'
+        # fault: no attempt is counted. Anything else is counted, and its flows
+        # are then tried one at a time (Store.claim): the one that fails alone
+        # ends refused (ERR_INTERROMPU) instead of blocking the queue.
         fault = resource_fault(exc)
+        tried = fault is None and not db.unavailable(exc)
         try:  # complete() is the last step: nothing of the batch is recorded as done
-            store.release([c.id for c in claimed], tried=fault is None, holder=worker_id)
+            store.release([c.id for c in claimed], tried=tried, holder=worker_id)
         except Exception:  # noqa: BLE001 - the lease will expire
             (log.warning if fault else log.exception)("could not hand the batch back; its lease will expire")
         if fault is not None:

@@ -14,7 +14,7 @@ import threading
 
 from sqlalchemy import MetaData, event, inspect, literal, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.schema import Column, Table
 from sqlmodel import SQLModel, create_engine
 
@@ -94,6 +94,20 @@ def _wal(cur) -> None:  # noqa: ANN001 - a sqlite3 cursor
             if "locked" not in str(exc) or attempt == 99:
                 raise
             time.sleep(0.05 + 0.002 * attempt)
+
+
+def unavailable(exc: BaseException | None) -> bool:
+    """Whether `exc` (or an error in its chain) says the database could not
+    serve: locked past the busy timeout, the connection lost, a deadlock or a
+    serialization failure (PostgreSQL's 40P01, 40001 are OperationalErrors).
+    Not the fault of the flows a batch held."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (OperationalError, InterfaceError)) or getattr(exc, "connection_invalidated", False):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class SchemaError(RuntimeError):

@@ -108,10 +108,9 @@ def durations(settings: Settings, bounds: Sequence[float] = BUCKETS) -> Duration
     of the time of a SUM(CASE) per bound at a million flows."""
     st = Store(settings)
     secs = _seconds(st.engine.dialect.name).label("secs")
-    done = select(secs).where(Flow.queue == "done", Flow.report_written_at.is_not(None))
-    if st.engine.dialect.name == "sqlite":  # a subquery with a LIMIT is not flattened: seconds computed once a row
-        done = done.limit(-1)
-    done = done.subquery()
+    # OFFSET 0 keeps the subquery whole (neither SQLite nor PostgreSQL flattens one with
+    # a LIMIT/OFFSET): the seconds are computed once a row, not once per CASE branch
+    done = select(secs).where(Flow.queue == "done", Flow.report_written_at.is_not(None)).offset(0).subquery()
     bucket = case(*((done.c.secs <= b, i) for i, b in enumerate(bounds)), else_=len(bounds)).label("bucket")
     with st.reading() as s:
         rows = s.execute(select(bucket, func.count(), func.sum(done.c.secs)).group_by(bucket)).all()

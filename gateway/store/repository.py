@@ -2,9 +2,9 @@
 
 A flow is one file received from a partner; a piece is one invoice in it.
 The `flow.queue` column doubles as the job queue: `queued` → `running`
-(leased to a worker) → `done`. Claims use one portable statement that is
-`FOR UPDATE SKIP LOCKED` on PostgreSQL and a single-writer `BEGIN IMMEDIATE`
-on SQLite, so several workers never take the same flow.
+(leased to a worker) → `done`. A claim is one transaction of portable
+statements, `FOR UPDATE SKIP LOCKED` on PostgreSQL and under a single-writer
+`BEGIN IMMEDIATE` on SQLite, so several workers never take the same flow.
 
 A lease is short (`[intake] lease_seconds`) and renewed by its holder while
 it works (`renew`, one UPDATE for all its flows); a flow whose holder stopped
@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from gateway.store import db
@@ -86,8 +87,10 @@ class Store:
 
     def reading(self) -> Session:
         """A session that only reads (monitoring, search, reports): on SQLite
-        it takes no write lock, so a long read never makes writers wait; it
-        sees the database as it was when it began."""
+        it takes no write lock, so a long read never makes writers wait, and
+        it sees the database as it was at its first read. (On PostgreSQL,
+        read committed as any session: each statement sees what was committed
+        when it began.)"""
         return Session(self.engine.execution_options(**{db.READ_ONLY: True}), expire_on_commit=False)
 
     # --- intake --------------------------------------------------------------
@@ -146,14 +149,19 @@ class Store:
         """Lease up to `limit` queued flows to `worker`, oldest first, for
         `lease_seconds` (the settings' lease unless given). A flow back in the
         queue without an outcome (its worker died, or its batch failed) is
-        leased alone, before the others: if it is what stops workers, it stops
-        no other flow again, and its attempts count it alone (see
-        `Settings.max_attempts`)."""
+        leased alone when its turn comes (no flow never tried is older): if it
+        is what stops workers, it stops no other flow again, and its attempts
+        count it alone (see `Settings.max_attempts`). Fresh flows are leased
+        in batches, the retried ones left out; whoever claims next takes the
+        oldest retried one once it leads the queue."""
         if lease_seconds is None:
             lease_seconds = self.settings.lease_seconds
         now = db.utcnow()
+        fresh = aliased(Flow)
+        leads = ~exists().where(fresh.queue == "queued", fresh.attempts == 0, or_(
+            fresh.received_at < Flow.received_at, and_(fresh.received_at == Flow.received_at, fresh.id < Flow.id)))
         with self.session() as s:
-            rows = s.execute(self._lease(worker, now, lease_seconds, 1, Flow.attempts > 0)).all()
+            rows = s.execute(self._lease(worker, now, lease_seconds, 1, and_(Flow.attempts > 0, leads))).all()
             if not rows:
                 rows = s.execute(self._lease(worker, now, lease_seconds, limit, Flow.attempts == 0)).all()
             s.commit()
@@ -348,7 +356,9 @@ class Store:
         flow without any is absent)."""
         ids = list(dict.fromkeys(flow_ids))
         out: dict[str, list[Piece]] = {}
-        with self.session() as s:
+        if not ids:
+            return out
+        with self.reading() as s:
             for i in range(0, len(ids), 500):  # bound the IN list
                 q = select(Piece).where(Piece.flow_id.in_(ids[i:i + 500])).order_by(Piece.flow_id, Piece.index)
                 for p in s.execute(q).scalars():

@@ -99,8 +99,12 @@ def _match(column, value: str, *, sqlite: bool):  # noqa: ANN001, ANN202
         return column == value
     if sqlite:
         return column.op("GLOB")(value.replace("[", "[[]").replace("?", "[?]"))
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
-    return column.like(escaped, escape="\\")
+    return column.like(_escaped(value).replace("*", "%"), escape="\\")
+
+
+def _escaped(value: str) -> str:
+    """`value` taken literally by LIKE ... ESCAPE '\\'."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _billing_file(s: Session, number: str) -> list[str]:
@@ -238,6 +242,8 @@ def _refused_whole(s: Session, q: PieceQuery) -> Select | None:
         return None
     f, e = Flow.__table__, Event.__table__
     cond = [f.c.pieces_total == 0, f.c.state == "IN_REJETE", f.c.queue == "done"]
+    if not q.flow_id:  # named, any; found, never a status file (its old changes applied again) nor a duplicate
+        cond += [or_(f.c.format.is_(None), f.c.format != "status"), f.c.duplicate_of.is_(None)]
     sqlite = s.get_bind().dialect.name == "sqlite"
     if q.flow_id:
         cond.append(f.c.id == q.flow_id)
@@ -252,5 +258,5 @@ def _refused_whole(s: Session, q: PieceQuery) -> Select | None:
     if q.codes:  # the event's detail is {"format": ..., "errors": ["CODE", ...]}: whole codes, quoted
         cond.append(f.c.id.in_(select(e.c.flow_id).where(
             text(EVENT_REFUSED),  # as its partial index says it (ix_event_refused)
-            or_(*(e.c.detail_json.like('%"' + c.replace("_", "\\_") + '"%', escape="\\") for c in q.codes)))))
+            or_(*(e.c.detail_json.like(f'%"{_escaped(c)}"%', escape="\\") for c in q.codes)))))
     return select(f.c.id, f.c.received_at).where(*cond)

@@ -95,7 +95,9 @@ class Dispatcher:
         for h in api_hooks.webhooks(self.settings):
             hooks.setdefault(h.partner, []).append(h)
         deposits = api_clients.deposits_of_flows(self.settings, flow_ids)
-        pieces = Store(self.settings).pieces_of(flow_ids)
+        # the pieces of the flows someone is told of only (a partner with hooks), in one read
+        pieces = Store(self.settings).pieces_of(
+            fid for fid in flow_ids if (f := flows.get(fid)) is not None and f.partner in hooks) if hooks else {}
         calls = []
         for fid in flow_ids:
             flow = flows.get(fid)

@@ -224,3 +224,18 @@ def test_a_change_to_the_tables_gets_its_revision_from_the_command_line(tmp_path
     assert "sqlmodel" not in source
     assert f"APPLIED {[*_revisions(), new]}" in r.stdout
     assert "No new upgrade operations detected" in r.stdout + r.stderr
+
+
+def test_flows_left_unfinished_by_an_earlier_version_keep_their_tries(settings):
+    """Revision 0006: attempts now cap a flow's tries ([intake] max_attempts);
+    a flow an earlier version tried five times and left queued keeps one."""
+    eng = db.engine(settings)
+    store = Store(settings)
+    store.record_received([NewFlow("F1", "ACME", "folder", "a.xml", "ab", 1, db.utcnow(), "/a"),
+                           NewFlow("F2", "ACME", "folder", "b.xml", "cd", 1, db.utcnow(), "/b")])
+    with eng.begin() as conn:
+        migrations.downgrade(conn, "0005")
+        conn.execute(text("UPDATE flow SET attempts = 5 WHERE id = 'F1'"))
+        conn.execute(text("UPDATE flow SET attempts = 2, queue = 'done' WHERE id = 'F2'"))
+        assert migrations.upgrade(conn) == ["0006"]
+    assert (store.flow("F1").attempts, store.flow("F2").attempts) == (1, 2)  # a done flow's count is history

@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from conftest import codes_of, home_with, report_for, reports
 from gateway.core import codes
-from gateway.runtime.worker import prepare_flows
+from gateway.runtime.worker import prepare_flows, work_once
 from gateway.store import monitoring
 from gateway.store.repository import Store
 from invoice_support import cii_invoice, ubl_invoice
@@ -54,6 +55,40 @@ def test_a_flow_back_without_an_outcome_is_leased_alone_and_first(demo_home):
     assert [c.id for c in store.claim("h:9:w0", limit=20)] == _in_order(store, later)  # then a whole batch
 
 
+def test_a_retried_flow_waits_its_turn_behind_an_older_fresh_one(demo_home):
+    """B's worker died; A, older, was handed back untried (a stopping worker):
+    A is claimed first, in a batch, and B after it, alone. (B first for ever
+    would starve A when B is a status file that waits for A.)"""
+    store = Store(demo_home)
+    a, b = _in_order(store, receive(demo_home, {"a.xml": ubl_invoice(number="A-1"),
+                                                "b.xml": ubl_invoice(number="B-1")}))
+    assert [c.id for c in store.claim("h:1:w0", limit=1)] == [a]
+    assert [c.id for c in store.claim("h:2:w0", limit=1)] == [b]
+    store.release([b], tried=True, holder="h:2:w0")
+    store.release([a], holder="h:1:w0")
+    assert [(c.id, c.attempts) for c in store.claim("h:3:w0")] == [(a, 1)]
+    assert [(c.id, c.attempts) for c in store.claim("h:4:w0")] == [(b, 2)]
+
+
+def test_a_batch_the_database_could_not_serve_counts_no_attempt(demo_home, monkeypatch):
+    """A database locked past its busy timeout (or a lost connection, a
+    deadlock) is not the flows' fault; any other failure is counted."""
+    store = Store(demo_home)
+    [fid] = receive(demo_home, {"a.xml": ubl_invoice(number="A-1")})
+    real = Store.complete
+    for failure, counted in ((OperationalError("UPDATE flow", {}, Exception("database is locked")), 0),
+                             (RuntimeError("a bug in complete()"), 1)):
+        def failing(self, *args, _failure=failure, **kwargs):  # noqa: ANN001, ANN002, ANN003
+            raise _failure
+
+        monkeypatch.setattr(Store, "complete", failing)
+        with pytest.raises(type(failure)):
+            work_once(demo_home, store, "h:1:w0")
+        monkeypatch.setattr(Store, "complete", real)
+        f = store.flow(fid)
+        assert (f.queue, f.attempts) == ("queued", counted)
+
+
 def test_a_flow_handed_back_untried_stays_a_retried_one(demo_home):
     store = Store(demo_home)
     [fid] = receive(demo_home, {"a.xml": ubl_invoice(number="A-1")})
@@ -87,7 +122,7 @@ def test_a_flow_that_stopped_max_attempts_times_is_refused_and_its_batch_mates_a
     refused = report_for(demo_home, "ACME", "poison.xml")
     assert refused["state"] == "IN_REJETE" and codes_of(refused) == {"ERR_INTERROMPU"}
     [finding] = refused["errors"]
-    assert "stopped 2 times" in finding["message"] and "kept" in finding["message"]
+    assert "stopped 2 times" in finding["message"] and "kept" in finding["message"]  # its own count
     f = store.flow(poison)
     assert (f.queue, f.state, f.attempts, f.pieces_total) == ("done", "IN_REJETE", 3, 0)
     others = [r for r in reports(demo_home, "ACME") if r["file"] != "poison.xml"]

@@ -155,6 +155,25 @@ def test_replay_finds_flows_refused_whole_by_what_they_have(store):
     assert ids(store, flow_id="F2") == set() and kept  # the piece search itself is unchanged
 
 
+
+def test_replay_leaves_refused_status_files_and_duplicates_unless_named(store):
+    """A refused status file replayed would apply changes refused long ago; a
+    duplicate is the same bytes again: neither is found by a filter, only
+    named by its id."""
+    _refuse_whole(store, "F1", ["IRR_SYNTAX"])
+    store.record_received([NewFlow("F2", "acme", "folder", "s.json", "F2", 10, NOV, "/archive/F2.bin")])
+    event = EventRow("F2", None, "validation", "IN_REJETE", json.dumps({"format": "status", "errors": ["STATUT_INCONNU"]}))
+    store.complete([FlowResult("F2", "IN_REJETE", "status", (), (event,))])
+    [(dup, of)] = store.record_received([NewFlow("F3", "acme", "folder", "bad2.xml", "F1", 10, NOV, "/archive/F3.bin")])
+    assert (dup, of) == ("F3", "F1")
+    event = EventRow("F3", None, "validation", "IN_REJETE", json.dumps({"format": "unknown", "errors": ["DOUBLON"]}))
+    store.complete([FlowResult("F3", "IN_REJETE", "unknown", (), (event,))])
+    assert matching_flows(store, PieceQuery(partners=("acme",))) == ["F1"]
+    assert matching_flows(store, PieceQuery(codes=("STATUT_INCONNU", "DOUBLON"))) == []
+    assert matching_flows(store, PieceQuery(flow_id="F2")) == ["F2"]
+    assert matching_flows(store, PieceQuery(flow_id="F3")) == ["F3"]
+
+
 def test_the_pieces_of_many_flows_come_in_one_read_as_flow_by_flow(store):
     add_flow(store, "F1", pieces=({}, {"error_codes": "DEST_INC"}, {}))
     add_flow(store, "F2")
