@@ -249,7 +249,7 @@ def work_once(settings: Settings, store: Store, worker_id: str, stop: threading.
         try:  # complete() is the last step: nothing of the batch is recorded as done
             store.release([c.id for c in claimed], tried=tried, holder=worker_id)
         except Exception:  # noqa: BLE001 - the lease will expire
-            (log.warning if fault else log.exception)("could not hand the batch back; its lease will expire")
+            (log.warning if fault else log.exception)("could not hand the batch back; trying again before the next claim")
         if fault is not None:
             raise HandedBack([c.id for c in claimed], fault) from exc
         raise
@@ -310,6 +310,9 @@ def worker_main(settings: Settings, role: str, stop, intake_done, faults=None,  
     either = _Either()
     backoff = Backoff()
     full = False  # the last batch was a full one: the queue is long
+    # after a failed batch: what it held goes back before the next claim, had
+    # its hand-back failed too (the heartbeat would keep renewing those leases)
+    handback = False
     while not either.is_set():
         low = processing_space(settings)
         if low is not None:
@@ -319,11 +322,15 @@ def worker_main(settings: Settings, role: str, stop, intake_done, faults=None,  
             stop.wait(1.0)  # below the floor: the parent says so once; the queue waits
             continue
         try:
+            if handback:
+                store.release_holder(worker_id)
+                handback = False
             size = batch_size(store, settings.workers, full)
             n = work_once(settings, store, worker_id, either, batch=size) if size else 0
             full = n == BATCH
         except Exception as exc:  # noqa: BLE001 - a worker that dies leaves the service without hands
             # the cause (a full disk...) may last: do not spin, and say it once per wait
+            handback = True
             reason = batch_failed(log, f"worker {worker_id}", exc, backoff)
             if faults is not None:
                 faults.put(reason)

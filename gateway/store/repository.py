@@ -232,6 +232,15 @@ class Store:
                               attempts=Flow.attempts - (0 if tried else 1)))
             s.commit()
 
+    def release_holder(self, holder: str) -> int:
+        """Give back, untried, what `holder` still has leased (a failed batch
+        whose hand-back failed too); how many."""
+        with self.session() as s:
+            res = s.execute(update(Flow).where(Flow.queue == "running", Flow.locked_by == holder)
+                            .values(queue="queued", locked_by=None, locked_until=None, attempts=Flow.attempts - 1))
+            s.commit()
+            return res.rowcount or 0
+
     def earlier_pending(self, flow: "ClaimedFlow", settled: Iterable[str] = ()) -> bool:
         """Whether a flow received before this one is not processed yet
         (queued, or in a worker's hands, this worker's batch included),

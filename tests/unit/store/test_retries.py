@@ -139,3 +139,15 @@ def test_max_attempts_comes_from_the_config(tmp_path):
     for bad in ("0", "-1", "1.5", "true", '"three"'):
         with pytest.raises(ValueError, match=r"\[intake\] max_attempts"):
             home_with(tmp_path / f"c{abs(hash(bad))}", f"[intake]\nmax_attempts = {bad}\n")
+
+
+def test_a_worker_gives_back_what_a_failed_hand_back_left_it_holding(demo_home):
+    store = Store(demo_home)
+    mine = receive(demo_home, {"a.xml": ubl_invoice(number="A-1"), "b.xml": ubl_invoice(number="B-1")})
+    assert sorted(c.id for c in store.claim("h:1:w0")) == sorted(mine)
+    [other] = receive(demo_home, {"c.xml": ubl_invoice(number="C-1")})
+    store.claim("h:2:w0")
+    assert store.release_holder("h:1:w0") == 2
+    assert {(store.flow(i).queue, store.flow(i).attempts) for i in mine} == {("queued", 0)}  # untried
+    assert (store.flow(other).queue, store.flow(other).locked_by) == ("running", "h:2:w0")  # not its own
+    assert store.release_holder("h:1:w0") == 0
