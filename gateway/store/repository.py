@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from gateway.store import db
 from gateway.core.config import Settings
 from gateway.core.hosts import alive, this_host
 from gateway.store.rows import EventRow, NoticeRow, PieceRow, StatusMove, values
+from gateway.store.leasing import LEASE_FRESH, LEASE_RETRIED
 from gateway.store.tables import Event, Flow, Notice, Piece
 
 log = logging.getLogger("gateway.store")
@@ -147,35 +147,20 @@ class Store:
     # --- the queue -------------------------------------------------------------
     def claim(self, worker: str, limit: int = 20, lease_seconds: float | None = None) -> list[ClaimedFlow]:
         """Lease up to `limit` queued flows to `worker`, oldest first, for
-        `lease_seconds` (the settings' lease unless given). A flow back in the
-        queue without an outcome (its worker died, or its batch failed) is
-        leased alone when its turn comes (no flow never tried is older): if it
-        is what stops workers, it stops no other flow again, and its attempts
-        count it alone (see `Settings.max_attempts`). Fresh flows are leased
-        in batches, the retried ones left out; whoever claims next takes the
-        oldest retried one once it leads the queue."""
+        `lease_seconds` (the settings' lease unless given). A flow back without
+        an outcome (its worker died, its batch failed) is leased alone once it
+        leads the queue: if it is what stops workers, it stops no other flow
+        again, and its attempts count it alone (`Settings.max_attempts`)."""
         if lease_seconds is None:
             lease_seconds = self.settings.lease_seconds
         now = db.utcnow()
-        fresh = aliased(Flow)
-        leads = ~exists().where(fresh.queue == "queued", fresh.attempts == 0, or_(
-            fresh.received_at < Flow.received_at, and_(fresh.received_at == Flow.received_at, fresh.id < Flow.id)))
+        values = {"worker": worker, "now": now, "until": now + timedelta(seconds=lease_seconds)}
         with self.session() as s:
-            rows = s.execute(self._lease(worker, now, lease_seconds, 1, and_(Flow.attempts > 0, leads))).all()
+            rows = s.execute(LEASE_RETRIED, values).all()
             if not rows:
-                rows = s.execute(self._lease(worker, now, lease_seconds, limit, Flow.attempts == 0)).all()
+                rows = s.execute(LEASE_FRESH, {**values, "limit": limit}).all()
             s.commit()
         return sorted((ClaimedFlow(*r) for r in rows), key=lambda c: (c.received_at, c.id))  # as received
-
-    @staticmethod
-    def _lease(worker: str, now: datetime, lease_seconds: float, limit: int, tried):  # noqa: ANN001, ANN205
-        sub = (select(Flow.id).where(Flow.queue == "queued", tried).order_by(Flow.received_at, Flow.id)
-               .limit(limit).with_for_update(skip_locked=True))
-        return (update(Flow).where(Flow.id.in_(sub.scalar_subquery()))
-                .values(queue="running", locked_by=worker, locked_until=now + timedelta(seconds=lease_seconds),
-                        attempts=Flow.attempts + 1, updated_at=now)
-                .returning(Flow.id, Flow.partner, Flow.file_name, Flow.sha256, Flow.size, Flow.received_at,
-                           Flow.archive_path, Flow.duplicate_of, Flow.replay_of, Flow.attempts))
 
     def renew(self, worker: str) -> int:
         """The heartbeat: every flow `worker` holds is leased to it for another
