@@ -148,3 +148,21 @@ def demo_home(request, home):
     yield home
     if pg is not None:
         pg.close()
+
+
+def interrupted(settings, name: str, partner: str = "acme") -> str:
+    """A file whose processing stopped `max_attempts` times (as if it killed
+    its worker each time), then refused by a `run --once` with ERR_INTERROMPU:
+    a flow refused whole, without a piece. Returns its flow id."""
+    from gateway.channels.folders import Claimer, scan
+    from gateway.runtime.service import Gateway
+    from gateway.store.repository import Store
+
+    drop(settings, partner, name, b"<Invoice/>")
+    store = Store(settings)
+    [fid] = Claimer(settings, store).claim(list(scan(settings)))
+    for n in range(settings.max_attempts):
+        store.claim(f"gone:{n}:w0")
+        store.release([fid], tried=True, holder=f"gone:{n}:w0")
+    Gateway(settings, once=True).run()
+    return fid

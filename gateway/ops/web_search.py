@@ -34,7 +34,7 @@ from gateway.ops.web_links import NAV, flow_link, piece_link
 from gateway.ops.search_query import EXPORT_COLUMNS, FILTERS, QueryError, build_query, csv_cells
 from gateway.store import db
 from gateway.store.repository import Store
-from gateway.store.search import FoundPiece, PieceQuery, count_pieces, iter_pieces, search_pieces
+from gateway.store.search import FoundPiece, PieceQuery, count_pieces, iter_pieces, refused_flows, search_pieces
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -100,6 +100,15 @@ def results_html(settings: Settings, params: Mapping[str, str], q: PieceQuery, p
         pages.append(f'<a href="/search?{esc(urlencode({**kept, "page": page + 1}))}">next</a>')
     if pages:
         parts.append(f'<p>{" ".join(pages)}</p>')
+    refused = refused_flows(store, q, limit=PAGE_SIZE) if page == 0 else []
+    if refused:  # no piece shows them; the replay below reaches them too
+        rows = "".join(f'<tr><td><a href="{esc(flow_link(f.id))}"><code>{esc(f.id)}</code></a></td>'
+                       f"<td>{esc(f.partner)}<br>{esc(f.file_name)}</td><td>{esc(db.iso(f.received_at))}</td>"
+                       f"<td>{esc(' '.join(f.codes))}</td></tr>" for f in refused)
+        parts.append(f'<h2>Flows refused whole</h2><p class="found">{len(refused)} flow(s) refused without a '
+                     'piece fit these filters</p><table class="results refused"><thead><tr><th>flow</th>'
+                     "<th>partner / file</th><th>deposited (UTC)</th><th>codes</th></tr></thead>"
+                     f"<tbody>{rows}</tbody></table>")
     return "".join(parts)
 
 

@@ -12,6 +12,7 @@ its first piece: the pieces linked to it, however deep, belong to it.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -222,7 +223,7 @@ def matching_flows(store: Store, q: PieceQuery) -> list[str]:
         stmt = _select(s, q, f.c.id, f.c.received_at).distinct()
         whole = _refused_whole(s, q)
         if whole is not None:
-            stmt = stmt.union(whole)
+            stmt = stmt.union(select(f.c.id, f.c.received_at).where(*whole))
         stmt = stmt.subquery()
         return [fid for fid, _ in s.execute(select(stmt.c.id, stmt.c.received_at)
                                             .order_by(stmt.c.received_at, stmt.c.id))]
@@ -233,10 +234,45 @@ _PIECE_ONLY = ("cadres", "piece_types", "statuses", "number", "billing_file", "s
                "issued_since", "issued_until", "due")
 
 
-def _refused_whole(s: Session, q: PieceQuery) -> Select | None:
-    """Flows refused whole, without a piece (an unreadable file, a status
-    file refused, ERR_INTERROMPU...), matching `q` when it names only what
-    such a flow has: its id, partner, file name, arrival, and the codes it was
+@dataclass(frozen=True)
+class RefusedFlow:
+    """A flow refused whole, without a piece, as a search lists it."""
+
+    id: str
+    partner: str
+    file_name: str
+    received_at: datetime
+    codes: tuple[str, ...]
+
+
+def refused_flows(store: Store, q: PieceQuery, *, limit: int = 50) -> list[RefusedFlow]:
+    """The flows refused whole that `q` fits (`_refused_whole`), newest first,
+    with the codes they were refused with."""
+    f, e = Flow.__table__, Event.__table__
+    with store.reading() as s:
+        cond = _refused_whole(s, q)
+        if cond is None:
+            return []
+        rows = s.execute(select(f.c.id, f.c.partner, f.c.file_name, f.c.received_at).where(*cond)
+                         .order_by(f.c.received_at.desc(), f.c.id.desc()).limit(limit)).all()
+        details = dict(s.execute(select(e.c.flow_id, e.c.detail_json).where(
+            text(EVENT_REFUSED), e.c.flow_id.in_([r[0] for r in rows]))).all()) if rows else {}
+    return [RefusedFlow(fid, partner, name, db.as_utc(at), _event_codes(details.get(fid)))
+            for fid, partner, name, at in rows]
+
+
+def _event_codes(detail: str | None) -> tuple[str, ...]:
+    try:
+        errors = json.loads(detail or "{}").get("errors") or []
+    except (ValueError, AttributeError):
+        return ()
+    return tuple(dict.fromkeys(c for c in errors if isinstance(c, str)))
+
+
+def _refused_whole(s: Session, q: PieceQuery) -> list | None:
+    """The conditions on a flow refused whole, without a piece (ERR_INTERROMPU,
+    an internal error...), matching `q` when it names only what such a
+    flow has: its id, partner, file name, arrival, and the codes it was
     refused with (its validation event's). None when `q` cannot match one."""
     if q.valid is True or any(getattr(q, name) not in (None, (), False) for name in _PIECE_ONLY):
         return None
@@ -259,4 +295,4 @@ def _refused_whole(s: Session, q: PieceQuery) -> Select | None:
         cond.append(f.c.id.in_(select(e.c.flow_id).where(
             text(EVENT_REFUSED),  # as its partial index says it (ix_event_refused)
             or_(*(e.c.detail_json.like(f'%"{_escaped(c)}"%', escape="\\") for c in q.codes)))))
-    return select(f.c.id, f.c.received_at).where(*cond)
+    return cond

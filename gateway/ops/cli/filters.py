@@ -19,7 +19,7 @@ from gateway.ops.query_names import FILTERS
 # The store, the pipeline, the rules...: imported in the commands that use them, not here, as `gateway`
 # imports every command group at start (ops/cli/main.py); `gateway --help` stays cheap.
 if TYPE_CHECKING:
-    from gateway.store.search import FoundPiece, PieceQuery
+    from gateway.store.search import FoundPiece, PieceQuery, RefusedFlow
 
 _HELP = {f.name: f.help for f in FILTERS}
 
@@ -106,3 +106,19 @@ def print_table(pieces: list[FoundPiece], limit: int, *, due: bool = False, tota
     elif len(pieces) == limit:
         shown += " (limit reached: --limit)"
     console.print(shown)
+
+
+def print_refused(flows: list[RefusedFlow], limit: int) -> None:
+    """The flows refused whole, without a piece, that the filters fit: no piece
+    shows them (`gateway report rejections` counts them, `gateway replay` reaches them)."""
+    if not flows:
+        return
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    id_column(t, "flow refused whole", max(len(f.id) for f in flows))
+    t.add_column("partner / file, deposited", overflow="fold")
+    t.add_column("codes", overflow="fold")
+    for f in flows:
+        t.add_row(f.id, f"{f.partner}\n{f.file_name}\n{f.received_at:%Y-%m-%d %H:%M}", "\n".join(f.codes) or "-")
+    console.print(t)
+    console.print(f"{len(flows)} flow(s) refused whole, without a piece" + (" (limit reached: --limit)"
+                                                                          if len(flows) == limit else ""))

@@ -13,7 +13,8 @@ app = typer.Typer()
 
 
 @app.command("search", help="Find pieces: every filter narrows (gateway search --cadre A4 --status DEPOSEE "
-                            "--since 2026-11-01 --until 2026-11-30); a table, --json lines or --csv.")
+                            "--since 2026-11-01 --until 2026-11-30); a table, --json lines or --csv. The table "
+                            "also lists the flows refused whole (no piece) that the filters fit.")
 def search(
     cadre: F.CadreOpt = None, piece_type: F.TypeOpt = None, status: F.StatusOpt = None, since: F.SinceOpt = None,
     until: F.UntilOpt = None, issued_since: F.IssuedSinceOpt = None, issued_until: F.IssuedUntilOpt = None,
@@ -26,7 +27,7 @@ def search(
     as_json: JsonOpt = False, as_csv: F.CsvOpt = False, home: HomeOpt = None,
 ) -> None:
     from gateway.store.repository import Store
-    from gateway.store.search import count_pieces, iter_pieces, search_pieces
+    from gateway.store.search import count_pieces, iter_pieces, refused_flows, search_pieces
     settings = existing_home(home)
     q = F.query_or_exit(settings, dict(
         cadre=cadre, type=piece_type, status=status, since=since, until=until, issued_since=issued_since,
@@ -49,3 +50,4 @@ def search(
         found = list(found)
         total = count_pieces(store, q) if len(found) == limit else None
         F.print_table(found, limit, total=total)
+        F.print_refused(refused_flows(store, q, limit=limit), limit)

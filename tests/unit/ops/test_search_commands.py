@@ -11,7 +11,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from conftest import drop, report_for
+from conftest import drop, interrupted, report_for
 from gateway.ops.cli.main import app
 from gateway.rules import directory
 from gateway.runtime.service import Gateway
@@ -138,3 +138,19 @@ def test_reading_signatures_prints_no_library_warning():
                        env=dict(os.environ))
     assert "DSA" not in r.stderr and "CryptographyDeprecationWarning" not in r.stderr
     assert "still shown" in r.stderr  # only that one warning is silenced
+
+
+def test_a_search_table_lists_the_flows_refused_whole_its_filters_fit(gw):
+    """An unreadable file has no piece: the table lists it below the pieces,
+    by its code, and not for a filter only a piece has."""
+    interrupted(gw, "broken.xml")
+    broken = report_for(gw, "acme", "broken.xml")
+    r = cli("search", "--code", "ERR_INTERROMPU", home=gw)
+    assert r.exit_code == 0, r.output
+    assert broken["flow_id"] in r.stdout and "ERR_INTERROMPU" in r.stdout and "broken.xml" in r.stdout
+    assert "0 piece(s)" in r.stdout and "1 flow(s) refused whole, without a piece" in r.stdout
+    assert broken["flow_id"] not in cli("search", "--partner", "acme", "--cadre", "A1", home=gw).stdout
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80
+    # the same flow, reached by the replay the table points to
+    dry = cli("replay", "--code", "ERR_INTERROMPU", "--dry-run", home=gw)
+    assert dry.exit_code == 0 and broken["flow_id"] in dry.stdout, dry.output

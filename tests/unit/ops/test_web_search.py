@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from conftest import drop
+from conftest import drop, interrupted
 from gateway.ops import operators
 from gateway.ops.web import create_app
 from gateway.rules import directory
@@ -52,6 +52,17 @@ def test_search_page_finds_links_and_exports(site):
     assert csv.headers["content-type"].startswith("text/csv") and len(lines) == 3
     assert ",'FA-=HYPERLINK-1," not in csv.text and "'=" not in csv.text  # only a cell's start is quoted
     assert httpx.get(url + "/search.csv", params={"number": "=*"}).text.count("\n") == 1
+
+
+def test_the_search_page_lists_the_flows_refused_whole_its_filters_fit(site):
+    home, url = site
+    interrupted(home, "broken.xml")
+    r = httpx.get(url + "/search", params={"code": "ERR_INTERROMPU"})
+    assert r.status_code == 200 and "0 piece(s) found" in r.text
+    assert "Flows refused whole" in r.text and "broken.xml" in r.text and "ERR_INTERROMPU" in r.text
+    fid = re.search(r'class="results refused".*?href="/flows/([^"]+)"', r.text, re.S).group(1)
+    assert Store(home).flow(fid).file_name == "broken.xml"
+    assert "Flows refused whole" not in httpx.get(url + "/search", params={"cadre": "A1"}).text
 
 
 def test_replay_needs_a_logged_in_operator_and_the_pages_own_form(site):

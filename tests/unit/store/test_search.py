@@ -14,7 +14,8 @@ from gateway.store import db
 from gateway.store.replays import plan_replays, record_replays
 from gateway.store.repository import FlowResult, NewFlow, Store
 from gateway.store.rows import EventRow, PieceRow
-from gateway.store.search import PieceQuery, count_pieces, iter_pieces, matching_flows, search_pieces
+from gateway.store.search import (PieceQuery, count_pieces, iter_pieces, matching_flows, refused_flows,
+                                   search_pieces)
 
 NOV = datetime(2026, 11, 10, 9, 0, tzinfo=timezone.utc)
 
@@ -183,3 +184,16 @@ def test_the_pieces_of_many_flows_come_in_one_read_as_flow_by_flow(store):
     for fid in ("F1", "F2"):
         assert [p.id for p in many[fid]] == [p.id for p in store.pieces(fid)]
     assert [p.index for p in many["F1"]] == [1, 2, 3]
+
+
+def test_the_flows_refused_whole_are_listed_newest_first_with_their_codes(store):
+    _refuse_whole(store, "F1", ["IRR_SYNTAX", "IRR_SYNTAX"], file="a.xml")
+    _refuse_whole(store, "F2", ["ERR_INTERROMPU"], file="b.zip", at=datetime(2026, 12, 1, tzinfo=timezone.utc))
+    add_flow(store, "F3", pieces=({"error_codes": "DEST_INC"},))
+    listed = refused_flows(store, PieceQuery())
+    assert [(f.id, f.file_name, f.codes) for f in listed] == [("F2", "b.zip", ("ERR_INTERROMPU",)),
+                                                              ("F1", "a.xml", ("IRR_SYNTAX",))]
+    assert listed[0].received_at == datetime(2026, 12, 1, tzinfo=timezone.utc)
+    assert [f.id for f in refused_flows(store, PieceQuery(codes=("IRR_SYNTAX",)))] == ["F1"]
+    assert refused_flows(store, PieceQuery(cadres=("A1",))) == []  # what only a piece has
+    assert [f.id for f in refused_flows(store, PieceQuery(), limit=1)] == ["F2"]
