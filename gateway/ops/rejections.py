@@ -25,6 +25,7 @@ from gateway.core import codes
 from gateway.core.config import Settings
 from gateway.ops.query_names import DEFAULT_DAYS
 from gateway.store import db, reporting
+from gateway.store.rows import detail_codes
 
 UNRECORDED = "(unrecorded)"  # a rejected flow whose codes the store does not hold: shown, never dropped
 _REPORT_READ_LIMIT = 32 * 1024 * 1024  # a flow report bigger than this is not read for examples
@@ -148,25 +149,13 @@ def _hits(settings: Settings, since: datetime, partner: str | None) -> list[_Hit
         for code in p.error_codes or (UNRECORDED,):
             hits.append(_Hit(p.partner, code, p.flow_id, p.file_name, p.index, p.id, p.name, p.received_at))
     for f in found.flows:
-        file_codes = event_codes(f.validation_detail)
+        file_codes = list(detail_codes(f.validation_detail))
         if not file_codes and f.state == "IN_REJETE" and f.id not in with_pieces:
             file_codes = [UNRECORDED]
         hits.extend(_Hit(f.partner, code, f.id, f.file_name, None, None, None, f.received_at, f.duplicate_of)
                     for code in file_codes)
     _latest_first(hits)
     return hits
-
-
-def event_codes(detail: str | None) -> list[str]:
-    """The file-level error codes of a flow's "validation" event."""
-    if not detail or '"errors": []' in detail:  # most rejected flows: no file-level error (worker.py's json.dumps)
-        return []
-    try:
-        d = json.loads(detail or "{}")
-    except ValueError:
-        return []
-    errs = d.get("errors") if isinstance(d, dict) else None
-    return [str(c) for c in dict.fromkeys(errs or []) if c]
 
 
 def rejections(settings: Settings, since: datetime, partner: str | None = None, *,

@@ -9,11 +9,12 @@ from typing import Any
 
 from gateway.core.config import Settings
 from gateway.ops.chrome import esc, html_page
-from gateway.ops.rejections import event_codes, fmt_time, json_object, location_text, read_flow_report
+from gateway.ops.rejections import fmt_time, json_object, location_text, read_flow_report
 from gateway.ops.web_files import FileLink, flow_files
 from gateway.ops.web_history import history_table
 from gateway.ops.web_links import NAV, flow_link, login_link, piece_link
 from gateway.store.repository import Store
+from gateway.store.rows import detail_codes
 
 
 def facts_table(facts: list[tuple[str, str]], css: str = "facts") -> str:
@@ -125,7 +126,7 @@ def _file_errors(settings: Settings, f, history) -> list[dict[str, Any]]:  # noq
     """A flow's file-level errors: codes from its last validation event, with
     the details of its report when the partner has not deleted it yet."""
     last = [e for e in history if e.stage == "validation" and e.piece_id is None]
-    codes_ = event_codes(last[-1].detail_json) if last else []
+    codes_ = list(detail_codes(last[-1].detail_json)) if last else []
     detailed = [e for e in read_flow_report(settings, f.partner, f.id).get("errors") or [] if isinstance(e, dict)]
     known = {e.get("code") for e in detailed}
     return detailed + [{"code": c, "message": "(details in the flow's report, no longer in the outbox)"}

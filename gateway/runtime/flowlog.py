@@ -9,13 +9,13 @@ The file name is the partner's: written quoted, so it cannot forge a line.
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from gateway.core.clock import as_utc, utcnow
 from gateway.store.repository import ClaimedFlow, FlowResult
+from gateway.store.rows import detail_codes
 
 flow_log = logging.getLogger("gateway.flow")
 
@@ -25,10 +25,7 @@ def outcome_codes(result: FlowResult) -> list[str]:
     found: set[str] = set()
     for e in result.events:
         if e.stage == "validation" and e.piece_id is None:
-            try:
-                found.update(c for c in json.loads(e.detail_json).get("errors") or [] if isinstance(c, str))
-            except (ValueError, AttributeError):
-                pass
+            found.update(detail_codes(e.detail_json))
     for p in result.pieces:
         found.update(c for c in p.error_codes.split(",") if c)
     return sorted(found)

@@ -31,7 +31,7 @@ from gateway.core.records import Finding, Format
 from gateway.outputs.registry import receives
 from gateway.outputs.reports import report_dict, write_flow_report
 from gateway.store.repository import ClaimedFlow, FlowResult, Store, worker_name
-from gateway.store.rows import EventRow
+from gateway.store.rows import EventRow, validation_detail
 from gateway.core.files import read_archived
 from gateway.core.space import resource_fault
 from gateway.runtime.space import Backoff, HandedBack, batch_failed, processing_space
@@ -197,7 +197,7 @@ def _finish(settings: Settings, store: Store, machine, f: _Flow,  # noqa: ANN001
     state = ev.state
     pieces = routed.pieces if ev.format is not Format.STATUS else []
     events = [EventRow(c.id, None, "validation", state.value,
-                       json.dumps({"format": ev.format.value, "errors": [x.code for x in ev.file_findings]}))]
+                       validation_detail(ev.format.value, (x.code for x in ev.file_findings)))]
     for p in pieces:
         events.append(EventRow(c.id, p.id, "validation", "accepted" if p.valid else "rejected",
                                json.dumps({"codes": p.error_codes})))
@@ -323,7 +323,7 @@ def worker_main(settings: Settings, role: str, stop, intake_done, faults=None,  
             continue
         try:
             if handback:
-                store.release_holder(worker_id)
+                store.release(None, holder=worker_id)
                 handback = False
             size = batch_size(store, settings.workers, full)
             n = work_once(settings, store, worker_id, either, batch=size) if size else 0

@@ -7,9 +7,9 @@ Read-only. Everything comes back as frozen records or tuples of them.
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
+from itertools import accumulate
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +18,7 @@ from sqlalchemy import Float, case, cast, func, select, text
 from gateway.core.config import Settings
 from gateway.store import db
 from gateway.store.repository import Store
+from gateway.store.rows import detail_codes
 from gateway.store.tables import EVENT_REFUSED, Event, Flow, Piece
 
 # the processing time histogram's upper bounds, in seconds (reception to outcome recorded)
@@ -78,11 +79,7 @@ def rejection_codes(settings: Settings) -> dict[str, int]:
         detail = (select(Event.detail_json, func.count(func.distinct(Event.flow_id)))
                   .where(text(EVENT_REFUSED)).group_by(Event.detail_json))
         for detail_text, n in s.execute(detail):
-            try:
-                errors = json.loads(detail_text or "{}").get("errors") or []
-            except (ValueError, AttributeError):
-                continue
-            for code in {c for c in errors if isinstance(c, str)}:
+            for code in detail_codes(detail_text):
                 out[code] += n
     return dict(out)
 
@@ -119,8 +116,7 @@ def durations(settings: Settings, bounds: Sequence[float] = BUCKETS) -> Duration
     for i, n, secs_sum in rows:
         per[int(i)] += int(n)
         total += float(secs_sum or 0.0)
-    cumulative = [sum(per[:i + 1]) for i in range(len(bounds))]
-    return Durations(tuple(bounds), tuple(cumulative), sum(per), total)
+    return Durations(tuple(bounds), tuple(accumulate(per))[:len(bounds)], sum(per), total)
 
 
 def failing_flows(settings: Settings, attempts: int, limit: int = 10) -> tuple[int, tuple[FailingFlow, ...]]:

@@ -203,26 +203,22 @@ class Store:
             s.commit()
             return res.rowcount or 0
 
-    def release(self, ids: list[str], *, tried: bool = False, holder: str | None = None) -> None:
+    def release(self, ids: list[str] | None, *, tried: bool = False, holder: str | None = None) -> int:
         """Give claimed flows back to the queue: untried (a worker stopping
         early, a status file waiting its turn), which is not an attempt, or
         `tried` and failed, which is. With `holder`, only those still leased
-        to it (one taken over meanwhile is the new holder's)."""
-        if not ids:
-            return
+        to it (one taken over meanwhile is the new holder's); `ids` None: all
+        of them (a failed batch whose hand-back failed too). How many."""
+        if ids is None and holder is None:
+            raise ValueError("release(None) gives back a holder's flows: name the holder")
+        if ids is not None and not ids:
+            return 0
+        which = [Flow.id.in_(ids)] if ids is not None else []
         mine = [Flow.locked_by == holder] if holder is not None else []
         with self.session() as s:
-            s.execute(update(Flow).where(Flow.id.in_(ids), Flow.queue == "running", *mine)
-                      .values(queue="queued", locked_by=None, locked_until=None,
-                              attempts=Flow.attempts - (0 if tried else 1)))
-            s.commit()
-
-    def release_holder(self, holder: str) -> int:
-        """Give back, untried, what `holder` still has leased (a failed batch
-        whose hand-back failed too); how many."""
-        with self.session() as s:
-            res = s.execute(update(Flow).where(Flow.queue == "running", Flow.locked_by == holder)
-                            .values(queue="queued", locked_by=None, locked_until=None, attempts=Flow.attempts - 1))
+            res = s.execute(update(Flow).where(*which, Flow.queue == "running", *mine)
+                            .values(queue="queued", locked_by=None, locked_until=None,
+                                    attempts=Flow.attempts - (0 if tried else 1)))
             s.commit()
             return res.rowcount or 0
 

@@ -7,6 +7,8 @@ into rows of its tables (store/tables.py) in bulk.
 """
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,6 +56,22 @@ class EventRow:
     stage: str
     outcome: str
     detail_json: str = "{}"
+
+
+def validation_detail(fmt: str, codes: Iterable[str]) -> str:
+    """A flow's validation event detail: its format and the codes it was refused with."""
+    return json.dumps({"format": fmt, "errors": list(codes)})
+
+
+def detail_codes(detail_json: str | None) -> tuple[str, ...]:
+    """The codes a validation event's detail names (validation_detail), once each, in order."""
+    if not detail_json or '"errors": []' in detail_json:  # most flows: no file-level code, nothing to parse
+        return ()
+    try:
+        errors = json.loads(detail_json).get("errors") or []
+    except (ValueError, AttributeError):
+        return ()
+    return tuple(dict.fromkeys(c for c in errors if isinstance(c, str) and c))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ its first piece: the pieces linked to it, however deep, belong to it.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +22,7 @@ from sqlmodel import Session
 
 from gateway.store import db
 from gateway.store.repository import Store
+from gateway.store.rows import detail_codes
 from gateway.store.tables import EVENT_REFUSED, Event, Flow, Piece
 
 
@@ -257,16 +257,8 @@ def refused_flows(store: Store, q: PieceQuery, *, limit: int = 50) -> list[Refus
                          .order_by(f.c.received_at.desc(), f.c.id.desc()).limit(limit)).all()
         details = dict(s.execute(select(e.c.flow_id, e.c.detail_json).where(
             text(EVENT_REFUSED), e.c.flow_id.in_([r[0] for r in rows]))).all()) if rows else {}
-    return [RefusedFlow(fid, partner, name, db.as_utc(at), _event_codes(details.get(fid)))
+    return [RefusedFlow(fid, partner, name, db.as_utc(at), detail_codes(details.get(fid)))
             for fid, partner, name, at in rows]
-
-
-def _event_codes(detail: str | None) -> tuple[str, ...]:
-    try:
-        errors = json.loads(detail or "{}").get("errors") or []
-    except (ValueError, AttributeError):
-        return ()
-    return tuple(dict.fromkeys(c for c in errors if isinstance(c, str)))
 
 
 def _refused_whole(s: Session, q: PieceQuery) -> list | None:

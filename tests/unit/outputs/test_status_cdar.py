@@ -183,6 +183,8 @@ def test_flow_refusals_as_cdar():
     assert report_cdar(_report(state="IN_INTEGRE", pieces=[_piece(1, "", inv, valid=True)])) is None
     assert report_cdar(_report(errors=[{"code": "DOUBLON", "message": "again", "severity": "error"}])) is None
     assert report_cdar(_report(format="status", pieces=[_piece(1, "STATUT_INTERDIT")])) is None
+    for gateways_own in ("ERR_INTERNE", "ERR_INTERROMPU", "ERR_VALIDATEUR"):  # never a 501: the file was not judged
+        assert report_cdar(_report(errors=[{"code": gateways_own, "message": "x", "severity": "error"}])) is None
 
 
 def test_the_same_message_for_each_receiver_but_its_name():

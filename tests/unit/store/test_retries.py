@@ -147,7 +147,7 @@ def test_a_worker_gives_back_what_a_failed_hand_back_left_it_holding(demo_home):
     assert sorted(c.id for c in store.claim("h:1:w0")) == sorted(mine)
     [other] = receive(demo_home, {"c.xml": ubl_invoice(number="C-1")})
     store.claim("h:2:w0")
-    assert store.release_holder("h:1:w0") == 2
+    assert store.release(None, holder="h:1:w0") == 2
     assert {(store.flow(i).queue, store.flow(i).attempts) for i in mine} == {("queued", 0)}  # untried
     assert (store.flow(other).queue, store.flow(other).locked_by) == ("running", "h:2:w0")  # not its own
-    assert store.release_holder("h:1:w0") == 0
+    assert store.release(None, holder="h:1:w0") == 0
